@@ -1,0 +1,13 @@
+"""sagemaker-executor: the Anubis executor for descriptors with ``info.execution_engine = "aws.sagemaker"``.
+
+Layout (imports only point downwards; ``.importlinter`` in pyproject.toml keeps it so):
+
+* ``cli``       -- entry point and wiring: configuration, the ``run`` and ``submit`` subcommands.
+* ``service``   -- the Kafka consumer loop, submission and cancel handlers, status emission.
+* ``adapters``  -- one thin wrapper per external system: Kafka, SageMaker, S3.
+* ``domain``    -- pure code: wire events, the descriptor, translation to a training-job spec.
+* ``local``     -- the embedded broker and the local SageMaker used by tests, ``make demo`` and ``make bench``.
+"""
+
+__version__ = "0.1.0"
+SERVICE_NAME = "sm-executor"

