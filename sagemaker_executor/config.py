@@ -1,0 +1,228 @@
+"""Service configuration: the original's environment variables (CONTRACT §6), the same as CLI flags.
+
+``cli`` builds a :class:`Settings` with :func:`load_settings` at start-up; everything else receives the
+typed object. Each setting is an environment variable (``KAFKA_BOOTSTRAP_SERVERS``) and a flag
+(``--kafka-bootstrap-servers``); a flag wins. Anything missing or malformed stops start-up with one
+message listing every problem, so a misconfigured pod fails fast and says why.
+
+An existing deployment swaps images with only the original variables plus the standard AWS ones;
+every setting this project added has a default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+class ConfigError(Exception):
+    """Configuration that cannot work; the message lists every problem found."""
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # attribute name; the env var is NAME.upper(), the flag --name-with-dashes
+    help: str
+    default: str | None = None  # None: required
+    legacy: bool = False  # one of the original's variables (CONTRACT §6)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("kafka_bootstrap_servers", "Kafka brokers, comma-separated host:port", "localhost:9092", True),
+    Option("consumer_group_id", "consumer group; the deployed original used sm-executor", "sm-executor", True),
+    Option("consumer_topic", "topic of FetcherBenchmarkEvents to execute", "BAI_APP_FETCHER", True),
+    Option("producer_topic", "topic for ExecutorBenchmarkEvents", "BAI_APP_EXECUTOR", True),
+    Option("status_topic", "topic for status events; empty drops them", "BAI_APP_STATUS", True),
+    Option("cmd_submit_topic", "topic of commands (cancel)", "CMD_SUBMIT", True),
+    Option("cmd_return_topic", "topic for command responses", "CMD_RETURN", True),
+    Option("num_partitions", "partitions of topics created at start-up", "3", True),
+    Option("replication_factor", "replication of topics created at start-up (capped at broker count)", "3", True),
+    Option("logging_level", "DEBUG, INFO, WARNING or ERROR", "INFO", True),
+    Option("sagemaker_output_bucket", "bucket for job outputs and sources: s3://BUCKET/<job>/...", None, True),
+    Option("sagemaker_nodataset", "S3 URI of the input channel used when a benchmark has no data", None, True),
+    Option("sagemaker_role", "IAM role name or ARN that the training jobs assume", None, True),
+    Option("sagemaker_subnets", "VPC subnets for the jobs, comma-separated", "", True),
+    Option("sagemaker_security_group_ids", "VPC security groups for the jobs, comma-separated", "", True),
+    Option("tmp_sources_dir", "where job source dirs are assembled (removed after each submission)", "", True),
+    Option("dead_letter_topic", "where records that cannot be parsed go, with the reason", "SM_EXECUTOR_DEAD_LETTER"),
+    Option("consumer_auto_offset_reset", "latest or earliest, for a group with no committed offset", "latest"),
+    Option("kafka_session_timeout_ms", "consumer group session timeout", "10000"),
+    Option("kafka_heartbeat_interval_ms", "consumer group heartbeat interval", "3000"),
+    Option("kafka_max_poll_interval_ms", "longest time between polls before the group evicts us", "300000"),
+    Option("max_script_bytes", "largest total unpacked size of a benchmark's script tarballs", str(1024**3)),
+    Option("aws_retry_attempts", "attempts per AWS call on throttling, 5xx and connection errors", "8"),
+    Option("service_node", "this replica's name in events' visited list (default: hostname)", ""),
+    Option("scripts_exchange_s3_bucket_name", "submit --script: bucket for script tarballs (default: output bucket)", ""),
+)
+
+# Read by the original but never used by it; accepted so old manifests still start.
+IGNORED_LEGACY = ("VALID_EXECUTION_ENGINES", "TRANSPILER_VALID_STRATEGIES", "TRANSPILER_VALID_FRAMEWORKS")
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap_servers: tuple[str, ...]
+    consumer_group_id: str
+    consumer_topic: str
+    producer_topic: str
+    status_topic: str
+    cmd_submit_topic: str
+    cmd_return_topic: str
+    num_partitions: int
+    replication_factor: int
+    logging_level: str
+    sagemaker_output_bucket: str
+    sagemaker_nodataset: str
+    sagemaker_role: str
+    sagemaker_subnets: tuple[str, ...]
+    sagemaker_security_group_ids: tuple[str, ...]
+    tmp_sources_dir: str
+    dead_letter_topic: str
+    consumer_auto_offset_reset: str
+    kafka_session_timeout_ms: int
+    kafka_heartbeat_interval_ms: int
+    kafka_max_poll_interval_ms: int
+    max_script_bytes: int
+    aws_retry_attempts: int
+    service_node: str
+    scripts_exchange_s3_bucket_name: str
+    aws_region: str
+
+    def redacted(self) -> dict[str, Any]:
+        """For the start-up log line; holds no credentials (those never enter Settings)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def env_name(option: Option) -> str:
+    return option.name.upper()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per option, defaulting to None so that the environment decides when it is absent."""
+    group = parser.add_argument_group("service configuration (flag or environment variable)")
+    for option in OPTIONS:
+        default = "required" if option.default is None else repr(option.default)
+        group.add_argument(
+            "--" + option.name.replace("_", "-"),
+            dest=option.name,
+            default=None,
+            help=f"{option.help} [env {env_name(option)}; default {default}]",
+        )
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def load_settings(
+    flags: Mapping[str, Any], environ: Mapping[str, str] | None = None, *, client: bool = False
+) -> Settings:
+    """Settings from flags (winning) and the environment; raises :class:`ConfigError` listing all problems.
+
+    ``client``: for ``submit``/``cancel``, which only talk to Kafka (and S3 for scripts), the
+    SageMaker settings are optional.
+    """
+    env = os.environ if environ is None else environ
+    raw: dict[str, str] = {}
+    problems: list[str] = []
+    for option in OPTIONS:
+        value = flags.get(option.name)
+        if value is None:
+            value = env.get(env_name(option))
+        if value is None or (value == "" and option.default is None):
+            if option.default is None and client:
+                raw[option.name] = ""
+                continue
+            if option.default is None:
+                flag = "--" + option.name.replace("_", "-")
+                problems.append(f"{env_name(option)} (or {flag}) is required: {option.help}")
+                continue
+            value = option.default
+        raw[option.name] = value.strip()
+
+    def integer(name: str, minimum: int) -> int:
+        text = raw.get(name, "")
+        try:
+            number = int(text)
+        except ValueError:
+            problems.append(f"{name.upper()} must be an integer, got {text!r}")
+            return minimum
+        if number < minimum:
+            problems.append(f"{name.upper()} must be at least {minimum}, got {number}")
+        return number
+
+    def topic(name: str, *, optional: bool = False) -> str:
+        value = raw.get(name, "")
+        if value == "" and optional:
+            return ""
+        if not _TOPIC_RE.match(value):
+            problems.append(f"{name.upper()} must be a Kafka topic name ([A-Za-z0-9._-], 1-249), got {value!r}")
+        return value
+
+    servers = _split(raw.get("kafka_bootstrap_servers", ""))
+    if not servers or any(not re.match(r"^[^\s:]+:\d{1,5}$", s) for s in servers):
+        problems.append(
+            f"KAFKA_BOOTSTRAP_SERVERS must be host:port[,host:port...], got {raw.get('kafka_bootstrap_servers')!r}"
+        )
+    bucket = raw.get("sagemaker_output_bucket", "")
+    if bucket.startswith("s3://"):
+        bucket = bucket[len("s3://") :].rstrip("/")
+    if bucket and not re.match(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$", bucket):
+        problems.append(f"SAGEMAKER_OUTPUT_BUCKET must be an S3 bucket name, got {raw['sagemaker_output_bucket']!r}")
+    nodata = raw.get("sagemaker_nodataset", "")
+    if nodata and not re.match(r"^s3://[^/]+(/.*)?$", nodata):
+        problems.append(f"SAGEMAKER_NODATASET must be an s3:// URI, got {nodata!r}")
+    level = raw.get("logging_level", "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        problems.append(f"LOGGING_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {raw.get('logging_level')!r}")
+    reset = raw.get("consumer_auto_offset_reset", "latest")
+    if reset not in ("latest", "earliest"):
+        problems.append(f"CONSUMER_AUTO_OFFSET_RESET must be latest or earliest, got {reset!r}")
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
+    if not region and not client:
+        problems.append("AWS_DEFAULT_REGION (or AWS_REGION) is required: the region the jobs run in")
+
+    settings = Settings(
+        kafka_bootstrap_servers=servers,
+        consumer_group_id=raw.get("consumer_group_id", "") or "sm-executor",
+        consumer_topic=topic("consumer_topic"),
+        producer_topic=topic("producer_topic"),
+        status_topic=topic("status_topic", optional=True),
+        cmd_submit_topic=topic("cmd_submit_topic"),
+        cmd_return_topic=topic("cmd_return_topic"),
+        num_partitions=integer("num_partitions", 1),
+        replication_factor=integer("replication_factor", 1),
+        logging_level=level,
+        sagemaker_output_bucket=bucket,
+        sagemaker_nodataset=nodata,
+        sagemaker_role=raw.get("sagemaker_role", ""),
+        sagemaker_subnets=_split(raw.get("sagemaker_subnets", "")),
+        sagemaker_security_group_ids=_split(raw.get("sagemaker_security_group_ids", "")),
+        tmp_sources_dir=raw.get("tmp_sources_dir", "") or tempfile.gettempdir(),
+        dead_letter_topic=topic("dead_letter_topic"),
+        consumer_auto_offset_reset=reset,
+        kafka_session_timeout_ms=integer("kafka_session_timeout_ms", 1000),
+        kafka_heartbeat_interval_ms=integer("kafka_heartbeat_interval_ms", 100),
+        kafka_max_poll_interval_ms=integer("kafka_max_poll_interval_ms", 1000),
+        max_script_bytes=integer("max_script_bytes", 1),
+        aws_retry_attempts=integer("aws_retry_attempts", 1),
+        service_node=raw.get("service_node", "") or socket.gethostname(),
+        scripts_exchange_s3_bucket_name=raw.get("scripts_exchange_s3_bucket_name", "") or bucket,
+        aws_region=region,
+    )
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+    return settings
+
+
+def ignored_legacy_variables(environ: Mapping[str, str] | None = None) -> Sequence[str]:
+    env = os.environ if environ is None else environ
+    return [name for name in IGNORED_LEGACY if name in env]

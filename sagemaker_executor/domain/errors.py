@@ -1,0 +1,41 @@
+"""The few error kinds the executor distinguishes, and nothing else.
+
+* :class:`PermanentError` -- retrying cannot help: a bad descriptor, a name clash, access denied. The
+  message is written for the user and ends up in an ERROR status.
+* :class:`TransientError` -- throttling, 5xx, connection trouble: worth retrying with backoff.
+* :class:`JobAlreadyExists` / :class:`JobNotFound` -- answers from SageMaker that the service turns
+  into outcomes of their own (an earlier attempt succeeded; there is nothing to cancel).
+
+Adapters raise these (mapping botocore's errors in one place each); ``service.outcomes`` maps them to
+statuses. The descriptor's own ``DescriptorError`` is a :class:`PermanentError` too.
+"""
+
+from __future__ import annotations
+
+
+class ExecutorError(Exception):
+    """Base of every error the service expects and handles."""
+
+
+class PermanentError(ExecutorError):
+    """Retrying will not help; the message is shown to the user."""
+
+
+class TransientError(ExecutorError):
+    """A temporary failure of a dependency (throttling, 5xx, connection): retried with backoff."""
+
+
+class JobAlreadyExists(ExecutorError):
+    """SageMaker answered ``ResourceInUse``: a training job with this name exists already."""
+
+    def __init__(self, job_name: str, message: str = "") -> None:
+        super().__init__(message or f"training job {job_name!r} already exists")
+        self.job_name = job_name
+
+
+class JobNotFound(ExecutorError):
+    """SageMaker knows no training job by this name."""
+
+    def __init__(self, job_name: str) -> None:
+        super().__init__(f"training job {job_name!r} not found")
+        self.job_name = job_name

@@ -1,0 +1,288 @@
+"""Descriptor + fetcher event -> :class:`TrainingJobSpec`: what to ask SageMaker for, decided in one pure function.
+
+Called by the submission handler (``service.submission``) before anything touches AWS; the SageMaker
+adapter turns the spec into an SDK Estimator. No I/O, no clock, no globals: the golden tests in
+``tests/unit/test_translation.py`` pin every mapping in the README's descriptor table.
+
+Where this differs from the original engine, on purpose (CONTRACT §10):
+* one instance unless ``hardware.distributed.num_instances`` asks for more (the original forced 2);
+* ``processes_per_instance = "gpus"`` resolves from the ``ml.*`` instance's GPU count;
+* Horovod gets MPI for every framework, and for the generic Estimator through the ``sagemaker_mpi_*``
+  hyperparameters (the SDK silently drops ``distribution=`` there);
+* the job name is always a valid SageMaker name derived from the action, so a redelivered event
+  finds the job it created before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sagemaker_executor.domain.descriptor import (
+    Descriptor,
+    DescriptorError,
+    Framework,
+    Strategy,
+)
+from sagemaker_executor.domain.entrypoint import ENTRY_POINT, render_entry_files
+from sagemaker_executor.domain.events import FetcherBenchmarkEvent
+from sagemaker_executor.domain.instances import gpus_per_instance
+
+JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+GIB = 1024**3
+MIN_VOLUME_GB = 30
+
+# Tags the executor puts on every job it creates; cancel and redelivery find jobs by them.
+TAG_ACTION_ID = "anubis-action-id"
+TAG_CLIENT_ID = "anubis-client-id"
+TAG_PARENT_ACTION_ID = "anubis-parent-action-id"
+
+# The original's options for TensorFlow + Horovod, now the default for every framework.
+DEFAULT_MPI_OPTIONS = (
+    "-x HOROVOD_HIERARCHICAL_ALLREDUCE=1 -x HOROVOD_FUSION_THRESHOLD=16777216 -x TF_CPP_MIN_LOG_LEVEL=0"
+)
+MAX_HYPERPARAMETERS = 100
+MAX_METRIC_DEFINITIONS = 40
+
+
+@dataclass(frozen=True)
+class ExecutorSite:
+    """What the deployment decides (configuration), as opposed to what the descriptor asks for."""
+
+    output_bucket: str
+    nodata_uri: str
+    role_arn: str
+    subnets: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MpiDistribution:
+    processes_per_host: int
+    custom_mpi_options: str
+
+    def as_sdk_distribution(self) -> dict[str, Any]:
+        """The framework estimators' ``distribution=`` argument."""
+        return {
+            "mpi": {
+                "enabled": True,
+                "processes_per_host": self.processes_per_host,
+                "custom_mpi_options": self.custom_mpi_options,
+            }
+        }
+
+    def as_hyperparameters(self) -> dict[str, Any]:
+        """The same request for the generic ``Estimator``, which drops ``distribution=`` silently."""
+        return {
+            "sagemaker_mpi_enabled": True,
+            "sagemaker_mpi_num_of_processes_per_host": self.processes_per_host,
+            "sagemaker_mpi_custom_mpi_options": self.custom_mpi_options,
+        }
+
+
+@dataclass(frozen=True)
+class TrainingJobSpec:
+    """Everything needed to create one training job; the SageMaker adapter maps it 1:1 onto the SDK."""
+
+    job_name: str
+    action_id: str
+    client_id: str
+    image_uri: str
+    framework: Framework
+    framework_version: str | None
+    py_version: str
+    instance_type: str
+    instance_count: int
+    volume_size_gb: int
+    inputs: dict[str, str]
+    output_path: str
+    role_arn: str
+    hyperparameters: dict[str, Any]
+    metric_definitions: list[dict[str, str]]
+    tags: dict[str, str]
+    distribution: MpiDistribution | None = None
+    entry_point: str | None = ENTRY_POINT
+    entry_files: dict[str, str] = field(default_factory=dict)
+    requirements: tuple[str, ...] = ()
+    script_uris: tuple[str, ...] = ()
+    environment: dict[str, str] = field(default_factory=dict)
+    max_run_seconds: int | None = None
+    use_spot_instances: bool = False
+    max_wait_seconds: int | None = None
+    checkpoint_s3_uri: str | None = None
+    subnets: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+
+    @property
+    def sdk_hyperparameters(self) -> dict[str, Any]:
+        """Hyperparameters as passed to the SDK: the generic Estimator carries MPI settings here."""
+        if self.distribution is not None and self.framework is Framework.NONE:
+            return {**self.hyperparameters, **self.distribution.as_hyperparameters()}
+        return dict(self.hyperparameters)
+
+
+def job_name_for(action_id: str, custom_name: str | None = None) -> str:
+    """The training job name for an action: the custom name, else the action id if it is a valid name.
+
+    An action id that is not a valid SageMaker name (the BFF sends uuid4s, but the field is not
+    checked anywhere upstream) maps to ``anubis-<sha256 prefix>``: deterministic, so a redelivered
+    event and a later cancel find the same job.
+    """
+    if custom_name:
+        return custom_name
+    if JOB_NAME_RE.match(action_id):
+        return action_id
+    return "anubis-" + hashlib.sha256(action_id.encode("utf-8")).hexdigest()[:32]
+
+
+def volume_size_gb(event: FetcherBenchmarkEvent) -> int:
+    """The original's estimate: ``max(30, int(1.1 * ceil(total dataset bytes / GiB)))``."""
+    total = sum(ds.size_info.total_size for ds in event.payload.datasets if ds.size_info is not None)
+    return max(MIN_VOLUME_GB, int(1.1 * math.ceil(total / GIB)))
+
+
+def input_channels(event: FetcherBenchmarkEvent, nodata_uri: str) -> dict[str, str]:
+    """One channel per dataset, named by its ``id`` or ``src<index>``; the no-data channel if none."""
+    channels: dict[str, str] = {}
+    for index, dataset in enumerate(event.payload.datasets):
+        where = f"payload.datasets[{index}]"
+        name = dataset.id or f"src{index}"
+        if not re.fullmatch(r"[A-Za-z0-9\.\-_]{1,64}", name):
+            raise DescriptorError(
+                "data.sources[%d].id" % index,
+                f"{name!r} cannot name a SageMaker input channel (letters, digits, '.', '-', '_'; 1-64)",
+            )
+        if name in channels:
+            raise DescriptorError("data.sources[%d].id" % index, f"duplicate data source id {name!r}")
+        if not dataset.dst or not dataset.dst.startswith("s3://"):
+            raise DescriptorError(where + ".dst", f"the fetcher gave no S3 location for {dataset.src!r}")
+        channels[name] = dataset.dst
+    return channels or {"src0": nodata_uri}
+
+
+def _processes_per_host(descriptor: Descriptor) -> int:
+    distributed = descriptor.hardware.distributed
+    requested = distributed.processes_per_instance if distributed is not None else "1"
+    if requested == "gpus":
+        gpus = gpus_per_instance(descriptor.hardware.instance_type)
+        if gpus < 1:
+            raise DescriptorError(
+                "hardware.distributed.processes_per_instance",
+                f"'gpus' needs a GPU instance type; {descriptor.hardware.instance_type} has none",
+            )
+        return gpus
+    return int(requested)
+
+
+def _hyperparameters(descriptor: Descriptor) -> dict[str, Any]:
+    params = dict(descriptor.custom_params.hyper_params) if descriptor.custom_params else {}
+    for key in params:
+        if key.startswith("sagemaker_"):
+            raise DescriptorError(
+                f"custom_params.hyper_params.{key}",
+                "names starting with 'sagemaker_' are reserved for the SageMaker containers",
+            )
+    if len(params) > MAX_HYPERPARAMETERS - 10:
+        raise DescriptorError(
+            "custom_params.hyper_params", f"at most {MAX_HYPERPARAMETERS - 10} hyperparameters"
+        )
+    return params
+
+
+def _metric_definitions(descriptor: Descriptor) -> list[dict[str, str]]:
+    metrics = descriptor.output.metrics if descriptor.output else []
+    if len(metrics) > MAX_METRIC_DEFINITIONS:
+        raise DescriptorError("output.metrics", f"SageMaker accepts at most {MAX_METRIC_DEFINITIONS} metrics")
+    return [{"Name": m.name, "Regex": m.pattern} for m in metrics]
+
+
+def _tags(descriptor: Descriptor, event: FetcherBenchmarkEvent) -> dict[str, str]:
+    tags = dict(descriptor.custom_params.tags) if descriptor.custom_params else {}
+    tags[TAG_ACTION_ID] = event.action_id
+    tags[TAG_CLIENT_ID] = event.client_id
+    if event.parent_action_id:
+        tags[TAG_PARENT_ACTION_ID] = event.parent_action_id
+    return tags
+
+
+def translate(descriptor: Descriptor, event: FetcherBenchmarkEvent, site: ExecutorSite) -> TrainingJobSpec:
+    """The training job to create for ``event``, whose descriptor ``descriptor`` passed validation.
+
+    Raises :class:`DescriptorError` for what the descriptor asks but SageMaker cannot do.
+    """
+    ml = descriptor.ml
+    framework = ml.framework if ml is not None else Framework.NONE
+    benchmark_code = ml.benchmark_code if ml is not None else None
+    params = descriptor.custom_params
+    requirements = tuple(params.requirements) if params is not None else ()
+    scripts = tuple(script.dst for script in event.payload.scripts)
+
+    entry_files: dict[str, str] = {}
+    environment: dict[str, str] = {}
+    entry_point: str | None = ENTRY_POINT
+    if benchmark_code:
+        entry_files = render_entry_files(benchmark_code, descriptor.env.vars, requirements)
+    elif framework is not Framework.NONE:
+        raise DescriptorError("ml.benchmark_code", f"is required to run a {framework.value} benchmark")
+    elif scripts or requirements:
+        field_name = "ml.script" if scripts else "custom_params.requirements"
+        raise DescriptorError(field_name, "needs ml.benchmark_code to say how to run the benchmark")
+    else:
+        # No command: the image's own training program runs, as with any bring-your-own container.
+        entry_point = None
+        environment = dict(descriptor.env.vars)
+
+    distribution = None
+    if descriptor.hardware.strategy is Strategy.HOROVOD:
+        mpi_options = (params.custom_mpi_options if params is not None else None) or DEFAULT_MPI_OPTIONS
+        distribution = MpiDistribution(_processes_per_host(descriptor), mpi_options)
+
+    distributed = descriptor.hardware.distributed
+    custom_name = params.sagemaker_job_name if params is not None else None
+    return TrainingJobSpec(
+        job_name=job_name_for(event.action_id, custom_name),
+        action_id=event.action_id,
+        client_id=event.client_id,
+        image_uri=descriptor.env.docker_image,
+        framework=framework,
+        framework_version=(ml.framework_version or None) if ml is not None else None,
+        py_version=params.python_version if params is not None else "py3",
+        instance_type=descriptor.hardware.instance_type,
+        instance_count=distributed.num_instances if distributed is not None else 1,
+        volume_size_gb=volume_size_gb(event),
+        inputs=input_channels(event, site.nodata_uri),
+        output_path=f"s3://{site.output_bucket}",
+        role_arn=site.role_arn,
+        hyperparameters=_hyperparameters(descriptor),
+        metric_definitions=_metric_definitions(descriptor),
+        tags=_tags(descriptor, event),
+        distribution=distribution,
+        entry_point=entry_point,
+        entry_files=entry_files,
+        requirements=requirements,
+        script_uris=scripts,
+        environment=environment,
+        max_run_seconds=params.max_run_seconds if params is not None else None,
+        use_spot_instances=params.use_spot_instances if params is not None else False,
+        max_wait_seconds=params.max_wait_seconds if params is not None else None,
+        checkpoint_s3_uri=params.checkpoint_s3_uri if params is not None else None,
+        subnets=site.subnets,
+        security_group_ids=site.security_group_ids,
+    )
+
+
+def routing(contents: Mapping[str, Any]) -> tuple[str, str]:
+    """``(execution_engine, scheduling)`` of raw descriptor contents, read before full validation.
+
+    Events for other engines or schedules are ignored silently (CONTRACT §5.1), even if their
+    descriptor would fail this executor's validation: they are somebody else's to judge.
+    """
+    info = contents.get("info") if isinstance(contents, Mapping) else None
+    info = info if isinstance(info, Mapping) else {}
+    engine = info.get("execution_engine", "default")
+    scheduling = info.get("scheduling", "single_run")
+    return (engine if isinstance(engine, str) else repr(engine), scheduling if isinstance(scheduling, str) else "")
