@@ -1,0 +1,210 @@
+"""The SageMaker wrapper: a :class:`TrainingJobSpec` becomes an SDK 2.x Estimator and ``fit(wait=False)``;
+plus the lookups cancel and redelivery need (describe, tags, search by tag, stop).
+
+Called by ``service.submission`` and ``service.commands``. No business decisions are made here; every
+botocore error leaves as one of ``domain.errors``' kinds (see ``adapters.aws.classify``).
+
+The SDK is configured so that it makes only the calls the job needs (FACTS.md): the session has a
+default bucket (no STS, no bucket creation), telemetry is opted out through a generated SDK config
+file, and the role is resolved to an ARN once at start-up instead of on every ``fit``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from sagemaker_executor.adapters.aws import classify, client, error_code, error_message
+from sagemaker_executor.domain.descriptor import Framework
+from sagemaker_executor.domain.errors import JobAlreadyExists, JobNotFound, PermanentError
+from sagemaker_executor.domain.translation import TrainingJobSpec
+
+log = logging.getLogger(__name__)
+
+_SDK_CONFIG = """SchemaVersion: '1.0'
+SageMaker:
+  PythonSDK:
+    Modules:
+      TelemetryOptOut: true
+"""
+
+
+def configure_sdk_environment() -> None:
+    """Environment the SDK reads at import time: no telemetry, no v2 deprecation banner, quiet config log.
+
+    Must run before ``sagemaker`` is imported; :class:`SageMakerJobs` calls it.
+    """
+    if "SAGEMAKER_USER_CONFIG_OVERRIDE" not in os.environ:
+        directory = Path(tempfile.mkdtemp(prefix="sm-executor-sdk-"))
+        config = directory / "config.yaml"
+        config.write_text(_SDK_CONFIG, encoding="utf-8")
+        os.environ["SAGEMAKER_USER_CONFIG_OVERRIDE"] = str(config)
+    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+    logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
+    logging.getLogger("sagemaker.telemetry").setLevel(logging.WARNING)
+
+
+def resolve_role_arn(session: boto3.Session, role: str, retry_attempts: int) -> str:
+    """The role's ARN: as given if it is one, else looked up once (IAM, then the caller's account)."""
+    if role.startswith("arn:"):
+        return role
+    try:
+        arn: str = client(session, "iam", retry_attempts).get_role(RoleName=role)["Role"]["Arn"]
+        return arn
+    except (ClientError, BotoCoreError) as iam_error:
+        log.info("iam:GetRole(%s) failed (%s); building the ARN from the caller's account", role, iam_error)
+    try:
+        account = client(session, "sts", retry_attempts).get_caller_identity()["Account"]
+    except (ClientError, BotoCoreError) as error:
+        raise PermanentError(f"cannot resolve SAGEMAKER_ROLE {role!r} to an ARN: {error}") from error
+    return f"arn:aws:iam::{account}:role/{role}"
+
+
+class SageMakerJobs:
+    """Creates, finds and stops training jobs."""
+
+    def __init__(self, session: boto3.Session, *, default_bucket: str, retry_attempts: int) -> None:
+        configure_sdk_environment()
+        import sagemaker  # deferred: slow to import, and reads the environment set above
+
+        self._client = client(session, "sagemaker", retry_attempts)
+        self._sdk_session = sagemaker.Session(
+            boto_session=session,
+            sagemaker_client=self._client,
+            default_bucket=default_bucket,
+            default_bucket_prefix=None,
+        )
+
+    @property
+    def boto_client(self) -> Any:
+        return self._client
+
+    def create(self, spec: TrainingJobSpec, source_dir: Path | None) -> None:
+        """Start the job; :class:`JobAlreadyExists` if the name is taken (maybe by our earlier attempt)."""
+        try:
+            estimator = self._estimator(spec, source_dir)
+        except (ValueError, TypeError, KeyError) as error:
+            raise PermanentError(f"Cannot create estimator: {error}") from error
+        try:
+            estimator.fit(spec.inputs, wait=False, logs=False, job_name=spec.job_name)
+        except ClientError as error:
+            if error_code(error) == "ResourceInUse":
+                raise JobAlreadyExists(spec.job_name, error_message(error)) from error
+            raise classify(error, "SageMaker returned error") from error
+        except BotoCoreError as error:
+            raise classify(error, "SageMaker could not be reached") from error
+        except ValueError as error:
+            raise PermanentError(f"Cannot create estimator: {error}") from error
+
+    def _estimator(self, spec: TrainingJobSpec, source_dir: Path | None) -> Any:
+        from sagemaker.estimator import Estimator
+
+        kwargs: dict[str, Any] = {
+            "image_uri": spec.image_uri,
+            "role": spec.role_arn,
+            "instance_count": spec.instance_count,
+            "instance_type": spec.instance_type,
+            "volume_size": spec.volume_size_gb,
+            "output_path": spec.output_path,
+            "code_location": spec.output_path,
+            "sagemaker_session": self._sdk_session,
+            "hyperparameters": spec.sdk_hyperparameters,
+            "metric_definitions": spec.metric_definitions or None,
+            "tags": [{"Key": key, "Value": value} for key, value in spec.tags.items()],
+            "subnets": list(spec.subnets) or None,
+            "security_group_ids": list(spec.security_group_ids) or None,
+            "environment": spec.environment or None,
+            # The debugger hook and profiler perturb what a benchmark measures; keep them out.
+            "debugger_hook_config": False,
+            "disable_profiler": True,
+        }
+        if spec.max_run_seconds is not None:
+            kwargs["max_run"] = spec.max_run_seconds
+        if spec.use_spot_instances:
+            kwargs["use_spot_instances"] = True
+            if spec.max_wait_seconds is not None:
+                kwargs["max_wait"] = spec.max_wait_seconds
+        if spec.checkpoint_s3_uri:
+            kwargs["checkpoint_s3_uri"] = spec.checkpoint_s3_uri
+        if spec.entry_point is not None:
+            if source_dir is None:
+                raise ValueError("the job has an entry point but no source directory was built")
+            kwargs["entry_point"] = spec.entry_point
+            kwargs["source_dir"] = str(source_dir)
+
+        if spec.framework is Framework.NONE:
+            return Estimator(**kwargs)
+        framework_kwargs: dict[str, Any] = {
+            "framework_version": spec.framework_version,
+            "py_version": spec.py_version,
+        }
+        if spec.distribution is not None:
+            framework_kwargs["distribution"] = spec.distribution.as_sdk_distribution()
+        if spec.framework is Framework.TENSORFLOW:
+            from sagemaker.tensorflow import TensorFlow
+
+            return TensorFlow(**kwargs, **framework_kwargs)
+        if spec.framework is Framework.MXNET:
+            from sagemaker.mxnet import MXNet
+
+            return MXNet(**kwargs, **framework_kwargs)
+        from sagemaker.pytorch import PyTorch
+
+        return PyTorch(**kwargs, **framework_kwargs)
+
+    def describe(self, job_name: str) -> dict[str, Any]:
+        """``DescribeTrainingJob``; :class:`JobNotFound` if SageMaker has no such job."""
+        try:
+            result: dict[str, Any] = self._client.describe_training_job(TrainingJobName=job_name)
+            return result
+        except ClientError as error:
+            if _is_not_found(error):
+                raise JobNotFound(job_name) from error
+            raise classify(error, f"describing training job {job_name}") from error
+        except BotoCoreError as error:
+            raise classify(error, f"describing training job {job_name}") from error
+
+    def tags(self, job_arn: str) -> dict[str, str]:
+        try:
+            pages = self._client.get_paginator("list_tags").paginate(ResourceArn=job_arn)
+            return {tag["Key"]: tag["Value"] for page in pages for tag in page.get("Tags", [])}
+        except (ClientError, BotoCoreError) as error:
+            raise classify(error, f"listing tags of {job_arn}") from error
+
+    def find_by_tag(self, key: str, value: str) -> list[str]:
+        """Names of training jobs carrying tag ``key=value`` (SageMaker ``Search``), newest first."""
+        expression = {"Filters": [{"Name": f"Tags.{key}", "Operator": "Equals", "Value": value}]}
+        try:
+            result = self._client.search(
+                Resource="TrainingJob",
+                SearchExpression=expression,
+                SortBy="CreationTime",
+                SortOrder="Descending",
+                MaxResults=10,
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise classify(error, f"searching training jobs tagged {key}={value}") from error
+        return [item["TrainingJob"]["TrainingJobName"] for item in result.get("Results", [])]
+
+    def stop(self, job_name: str) -> None:
+        try:
+            self._client.stop_training_job(TrainingJobName=job_name)
+        except ClientError as error:
+            if _is_not_found(error):
+                raise JobNotFound(job_name) from error
+            raise classify(error, f"stopping training job {job_name}") from error
+        except BotoCoreError as error:
+            raise classify(error, f"stopping training job {job_name}") from error
+
+
+def _is_not_found(error: ClientError) -> bool:
+    message = error_message(error).lower()
+    return error_code(error) in ("ResourceNotFound", "ValidationException") and (
+        "not found" in message or "could not find" in message
+    )

@@ -1,0 +1,174 @@
+"""Entry point and wiring: ``sagemaker-executor [run]``, ``submit`` and ``cancel``.
+
+``run`` (the default, so an existing deployment's image swap needs no arguments) reads the
+configuration, connects the adapters, creates missing topics and runs the consumer loop until SIGTERM
+or SIGINT. ``submit`` and ``cancel`` are a small client for the same topics (``sagemaker_executor.client``)
+that works against the embedded broker of ``make demo`` as well as a real cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from sagemaker_executor import SERVICE_NAME, __version__
+from sagemaker_executor.config import ConfigError, Settings, add_arguments, ignored_legacy_variables, load_settings
+
+log = logging.getLogger("sagemaker_executor")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sagemaker-executor",
+        description="Anubis executor: runs benchmark descriptors as Amazon SageMaker training jobs.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command")
+
+    run = commands.add_parser("run", help="run the Kafka service (the default)")
+    add_arguments(run)
+
+    submit = commands.add_parser("submit", help="submit a descriptor, as the anubis client and fetcher would")
+    submit.add_argument("descriptor", type=Path, help="benchmark descriptor (TOML)")
+    submit.add_argument("--script", type=Path, help="a file or directory to ship as the benchmark's scripts")
+    _client_arguments(submit)
+
+    cancel = commands.add_parser("cancel", help="cancel a submitted benchmark by its action id")
+    cancel.add_argument("action_id")
+    _client_arguments(cancel)
+    return parser
+
+
+def _client_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--follow", action="store_true", help="print status events until the executor answers")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to --follow before giving up")
+    parser.add_argument("--client-id", help="client id (default: sha1 of user+host, as the anubis client)")
+    add_arguments(parser)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not words or words[0] not in ("run", "submit", "cancel", "-h", "--help", "--version"):
+        words = ["run", *words]  # the service is the default: an image swap passes no arguments
+    args = _parser().parse_args(words)
+    command = args.command
+    try:
+        settings = load_settings(vars(args), client=command != "run")
+    except ConfigError as error:
+        print(f"sagemaker-executor: {error}", file=sys.stderr)
+        return 2
+    _configure_logging(settings.logging_level)
+    if command == "run":
+        return run(settings)
+    from sagemaker_executor import client
+
+    if command == "submit":
+        return client.submit(settings, args.descriptor, args.script, args.follow, args.timeout, args.client_id)
+    return client.cancel(settings, args.action_id, args.follow, args.timeout, args.client_id)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True
+    )
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    logging.getLogger("botocore").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def run(settings: Settings) -> int:
+    """Run the service until SIGTERM/SIGINT; 0 on a clean stop."""
+    from sagemaker_executor.adapters.aws import make_session
+    from sagemaker_executor.adapters.kafka import KafkaOptions, Publisher, Subscriber, ensure_topics
+    from sagemaker_executor.adapters.s3 import ScriptStore
+    from sagemaker_executor.adapters.sagemaker import SageMakerJobs, resolve_role_arn
+    from sagemaker_executor.domain.errors import ExecutorError
+    from sagemaker_executor.domain.translation import ExecutorSite
+    from sagemaker_executor.service.commands import CommandHandler
+    from sagemaker_executor.service.emitter import StatusEmitter
+    from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings
+    from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
+
+    log.info("starting %s %s with %s", SERVICE_NAME, __version__, settings.redacted())
+    for name in ignored_legacy_variables():
+        log.info("%s is set but unused (the original ignored it too)", name)
+
+    session = make_session(settings.aws_region)
+    try:
+        role_arn = resolve_role_arn(session, settings.sagemaker_role, settings.aws_retry_attempts)
+    except ExecutorError as error:
+        log.error("%s", error)
+        return 2
+    jobs = SageMakerJobs(
+        session, default_bucket=settings.sagemaker_output_bucket, retry_attempts=settings.aws_retry_attempts
+    )
+    scripts = ScriptStore(session, settings.aws_retry_attempts)
+
+    options = KafkaOptions(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"{SERVICE_NAME}-{settings.service_node}",
+        group_id=settings.consumer_group_id,
+        auto_offset_reset=settings.consumer_auto_offset_reset,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
+    )
+    topics = [
+        settings.consumer_topic,
+        settings.producer_topic,
+        settings.status_topic,
+        settings.cmd_submit_topic,
+        settings.cmd_return_topic,
+        settings.dead_letter_topic,
+    ]
+    created = ensure_topics(options, topics, settings.num_partitions, settings.replication_factor)
+    if created:
+        log.info("created topics %s", created)
+    publisher = Publisher(options)
+    subscriber = Subscriber(options, [settings.consumer_topic, settings.cmd_submit_topic])
+    emitter = StatusEmitter(publisher, status_topic=settings.status_topic, node=settings.service_node)
+    site = ExecutorSite(
+        output_bucket=settings.sagemaker_output_bucket,
+        nodata_uri=settings.sagemaker_nodataset,
+        role_arn=role_arn,
+        subnets=settings.sagemaker_subnets,
+        security_group_ids=settings.sagemaker_security_group_ids,
+    )
+    loop = ExecutorLoop(
+        subscriber,
+        publisher,
+        emitter,
+        SubmissionHandler(
+            jobs,
+            scripts,
+            emitter,
+            SubmissionSettings(site, settings.producer_topic, settings.tmp_sources_dir, settings.max_script_bytes),
+        ),
+        CommandHandler(jobs, emitter, settings.cmd_return_topic),
+        LoopSettings(settings.consumer_topic, settings.cmd_submit_topic, settings.dead_letter_topic),
+    )
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: finishing the current record, then stopping", signal.Signals(signum).name)
+        loop.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("consuming %s and %s as group %s", settings.consumer_topic, settings.cmd_submit_topic,
+             settings.consumer_group_id)
+    try:
+        loop.run()
+    finally:
+        publisher.flush()
+        subscriber.close()
+        publisher.close()
+    log.info("stopped; handled %s", loop.counts)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

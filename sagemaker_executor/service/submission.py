@@ -1,0 +1,166 @@
+"""Handling one ``FetcherBenchmarkEvent``: PENDING, create the training job, SUCCEEDED, executor event.
+
+Called by ``service.loop`` for records of ``CONSUMER_TOPIC`` whose envelope names an action and a
+client. The sequence follows CONTRACT §5.1; what differs from the original is that every expected
+failure ends as an ERROR status with a reason (never an escaped exception), and that a job which
+already exists *for this action* counts as the success of an earlier attempt (Kafka redelivers after
+a crash), so its SUCCEEDED status and executor event are published again instead of an ERROR.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Protocol, cast
+
+from sagemaker_executor.adapters.sourcedir import build_source_dir
+from sagemaker_executor.domain.descriptor import check_sagemaker_support, parse_descriptor
+from sagemaker_executor.domain.errors import JobAlreadyExists, PermanentError
+from sagemaker_executor.domain.events import FetcherBenchmarkEvent, Status, executor_event
+from sagemaker_executor.domain.translation import (
+    TAG_ACTION_ID,
+    ExecutorSite,
+    TrainingJobSpec,
+    routing,
+    translate,
+)
+from sagemaker_executor.service.emitter import StatusEmitter
+from sagemaker_executor.service.outcomes import EXPECTED_ERRORS, user_message
+
+log = logging.getLogger(__name__)
+
+ENGINE = "aws.sagemaker"
+MSG_PENDING = "Processing benchmark submission request..."
+MSG_SUCCEEDED = "Benchmark successfully created..."
+
+
+class Outcome(Enum):
+    IGNORED = "ignored"
+    SUBMITTED = "submitted"
+    ALREADY_SUBMITTED = "already-submitted"
+    ERROR = "error"
+
+
+class NotForUs(Exception):
+    """The record cannot be routed (no descriptor contents): it goes to the dead-letter topic."""
+
+
+class TrainingJobs(Protocol):
+    def create(self, spec: TrainingJobSpec, source_dir: Path | None) -> None: ...
+    def describe(self, job_name: str) -> dict[str, Any]: ...
+    def tags(self, job_arn: str) -> dict[str, str]: ...
+
+
+class Scripts(Protocol):
+    def fetch(self, uri: str, max_bytes: int) -> IO[bytes]: ...
+
+
+@dataclass(frozen=True)
+class SubmissionSettings:
+    site: ExecutorSite
+    producer_topic: str
+    tmp_sources_dir: str
+    max_script_bytes: int
+
+
+class SubmissionHandler:
+    def __init__(
+        self, jobs: TrainingJobs, scripts: Scripts, emitter: StatusEmitter, settings: SubmissionSettings
+    ) -> None:
+        self._jobs = jobs
+        self._scripts = scripts
+        self._emitter = emitter
+        self._settings = settings
+
+    def handle(self, raw: Mapping[str, Any], *, retry: bool = False) -> Outcome:
+        """Handle one event. ``retry``: an earlier attempt already said PENDING for this very record.
+
+        Raises :class:`NotForUs` when the record carries no descriptor to route by, and lets
+        :class:`~sagemaker_executor.domain.errors.TransientError` through for the loop to retry.
+        """
+        contents = _descriptor_contents(raw)
+        engine, scheduling = routing(contents)
+        if scheduling != "single_run" or engine != ENGINE:
+            log.debug("ignoring action %s: engine %r, scheduling %r", raw.get("action_id"), engine, scheduling)
+            return Outcome.IGNORED
+        if not retry:
+            self._emitter.status(raw, Status.PENDING, MSG_PENDING)
+        try:
+            event = FetcherBenchmarkEvent.model_validate(raw)
+            descriptor = parse_descriptor(contents)
+            check_sagemaker_support(descriptor)
+            spec = translate(descriptor, event, self._settings.site)
+            outcome = self._create(spec)
+        except EXPECTED_ERRORS as error:
+            message = user_message(error)
+            log.warning("action %s rejected: %s", raw.get("action_id"), message)
+            self._emitter.status(raw, Status.ERROR, message)
+            return Outcome.ERROR
+        outgoing = executor_event(raw, spec.job_name)
+        self._emitter.status(raw, Status.SUCCEEDED, MSG_SUCCEEDED, src_event=outgoing)
+        self._emitter.send(outgoing, self._settings.producer_topic)
+        return outcome
+
+    def _create(self, spec: TrainingJobSpec) -> Outcome:
+        try:
+            with self._source_dir(spec) as source_dir:
+                self._jobs.create(spec, source_dir)
+            log.info("created training job %s for action %s", spec.job_name, spec.action_id)
+            return Outcome.SUBMITTED
+        except JobAlreadyExists:
+            return self._adopt_existing(spec)
+
+    def _adopt_existing(self, spec: TrainingJobSpec) -> Outcome:
+        """The name is taken: ours from an earlier attempt (redelivery), or somebody else's job."""
+        job = self._jobs.describe(spec.job_name)
+        owner = self._jobs.tags(job["TrainingJobArn"]).get(TAG_ACTION_ID)
+        if owner == spec.action_id:
+            log.info("training job %s already exists for action %s: earlier attempt", spec.job_name, owner)
+            return Outcome.ALREADY_SUBMITTED
+        whose = f"benchmark {owner}" if owner else "a job this service did not create"
+        raise PermanentError(
+            f"Benchmark creation failed. A SageMaker training job named {spec.job_name!r} already exists "
+            f"(it belongs to {whose}) and job names can never be reused: choose another "
+            "custom_params.sagemaker_job_name, or leave it out to use the action id."
+        )
+
+    @contextlib.contextmanager
+    def _source_dir(self, spec: TrainingJobSpec) -> Iterator[Path | None]:
+        """The job's source directory, assembled in a private temporary directory and removed after."""
+        if spec.entry_point is None:
+            yield None
+            return
+        root = Path(self._settings.tmp_sources_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"{spec.job_name}-", dir=root) as workdir:
+            source_dir = Path(workdir) / "source"
+            source_dir.mkdir()
+            with contextlib.ExitStack() as opened:
+
+                def archives() -> Iterator[tuple[str, BinaryIO]]:
+                    for uri in spec.script_uris:
+                        fileobj = opened.enter_context(self._scripts.fetch(uri, self._settings.max_script_bytes))
+                        yield uri.rsplit("/", 1)[-1], cast(BinaryIO, fileobj)
+
+                build_source_dir(
+                    source_dir,
+                    archives(),
+                    spec.entry_files,
+                    spec.requirements,
+                    max_total_bytes=self._settings.max_script_bytes,
+                )
+            yield source_dir
+
+
+def _descriptor_contents(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    payload = raw.get("payload")
+    toml = payload.get("toml") if isinstance(payload, Mapping) else None
+    contents = toml.get("contents") if isinstance(toml, Mapping) else None
+    if not isinstance(contents, Mapping):
+        raise NotForUs("payload.toml.contents is missing or not an object: no descriptor to route by")
+    return contents
