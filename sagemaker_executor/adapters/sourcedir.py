@@ -1,0 +1,488 @@
+"""Builds a training job's source directory on local disk from the user's (untrusted) script archives.
+
+Called by the submission path before the SageMaker adapter hands the directory to the SDK as
+``source_dir`` (the SDK tars and uploads it). :func:`build_source_dir` writes the generated entry files
+(``domain.entrypoint``), unpacks every ``ml.script`` archive into the directory root next to them, as
+the original did, and writes the root ``requirements.txt`` that SageMaker's training toolkit
+pip-installs. :func:`extract_tar_safely` is the one place an archive touches the disk.
+
+Security decisions (the archive comes from any Anubis user):
+
+* Only regular files and directories are unpacked. Every link (symbolic or hard) is refused, whatever
+  its target: checking targets is where extractors keep getting it wrong (links to ``..``, a link then
+  a file written through it), and a benchmark's scripts do not need them. Device nodes, FIFOs and
+  unknown member types are refused too.
+* Names: no NUL, not empty, not absolute, no ``..`` component anywhere, no component over 255 bytes,
+  and the joined path must stay under the destination. Where Python has ``tarfile.data_filter``
+  (3.11.4+) it runs as a second layer after these checks; the behaviour does not depend on it.
+* Sizes: the members' declared sizes are summed and checked against the budget before any data is
+  read; the bytes actually written are counted too. The decompressed tar stream itself is capped, so
+  a gzip bomb hidden in a long-name or pax header cannot exhaust memory. At most ``max_members``.
+* Files are created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` and get mode 0o644, or 0o755 when the
+  archive marks them executable; directories get 0o755. Ownership, setuid/setgid/sticky bits and
+  times from the archive are ignored. Nothing existing is overwritten: not the generated entry
+  files, not a file from an earlier archive, not a duplicate member.
+* A rejected archive leaves nothing behind: everything it created is removed again, and nothing is
+  ever written outside the destination. The destination is expected to be a fresh private directory.
+
+The archive is read as a stream (plain or gzip'd tar), so ``fileobj`` only needs ``read()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import re
+import shlex
+import stat
+import tarfile
+import zlib
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from sagemaker_executor.domain.entrypoint import validate_requirements
+from sagemaker_executor.domain.errors import PermanentError
+
+REQUIREMENTS_TXT = "requirements.txt"
+
+_GZIP_MAGIC = b"\x1f\x8b"
+# Tar stream bytes allowed per member beyond its data: the 512-byte header, a pax or GNU long-name
+# record, and padding to the next block.
+_STREAM_OVERHEAD_PER_MEMBER = 8 * 1024
+_STREAM_OVERHEAD = 1024 * 1024
+_MAX_NAME_COMPONENT_BYTES = 255
+_COPY_CHUNK = 1024 * 1024
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+# Errors that mean "this is not a readable (gzip'd) tar stream".
+_READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+# Top-level directory names that can be written after "-r" in requirements.txt without pip reading
+# them as a comment ("#"), an environment variable ("${...}"), an option or a continuation.
+_REQUIREMENTS_DIR_NAME = re.compile(r"[A-Za-z0-9_.+@][A-Za-z0-9_.+@ -]*")
+
+
+class UnsafeArchiveError(PermanentError, ValueError):
+    """A script archive that was refused (unsafe, too large, or not a readable tar); permanent."""
+
+    def __init__(self, archive_name: str, member: str | None, reason: str) -> None:
+        where = f"script archive {archive_name!r}"
+        if member is not None:
+            where += f": member {member!r}"
+        super().__init__(f"{where} {reason}")
+        self.archive_name = archive_name
+        self.member = member
+        self.reason = reason
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _Prefixed:
+    """``head`` followed by the rest of ``tail``: lets us sniff the gzip magic of a non-seekable stream."""
+
+    def __init__(self, head: bytes, tail: _Readable) -> None:
+        self._head = head
+        self._tail = tail
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self._head:
+            return self._tail.read(size)
+        if size < 0:
+            data, self._head = self._head + self._tail.read(), b""
+            return data
+        data, self._head = self._head[:size], self._head[size:]
+        return data
+
+
+class _CappedStream:
+    """The decompressed tar stream, refused once it grows past ``limit`` bytes."""
+
+    def __init__(self, inner: _Readable, limit: int, archive_name: str) -> None:
+        self._inner = inner
+        self._limit = limit
+        self._archive_name = archive_name
+        self._position = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        allowed = self._limit - self._position
+        want = allowed + 1 if size < 0 else min(size, allowed + 1)
+        data = self._inner.read(want)
+        if len(data) > allowed:
+            raise UnsafeArchiveError(
+                self._archive_name, None, f"unpacks to more than {self._limit} bytes of tar data"
+            )
+        self._position += len(data)
+        return data
+
+
+def extract_tar_safely(
+    fileobj: BinaryIO,
+    dest: Path,
+    *,
+    archive_name: str,
+    max_total_bytes: int,
+    max_members: int = 10000,
+    reserved: Collection[str] = (),
+) -> list[str]:
+    """Unpack the (plain or gzip'd) tar ``fileobj`` into the existing directory ``dest``.
+
+    Returns the unpacked members' paths relative to ``dest`` (``/``-separated, normalised), in archive
+    order. ``reserved`` are top-level names the archive may not create (the generated entry files).
+    Raises :class:`UnsafeArchiveError`, naming ``archive_name``, the member and the reason, after
+    removing everything this call created; see the module docstring for what is refused.
+    """
+    root = Path(os.path.realpath(dest))
+    if not root.is_dir():
+        raise NotADirectoryError(f"destination {str(dest)!r} is not a directory")
+    created: list[Path] = []
+    try:
+        return _extract(fileobj, root, archive_name, max_total_bytes, max_members, reserved, created)
+    except BaseException:
+        _remove(created)
+        raise
+
+
+def _extract(
+    fileobj: BinaryIO,
+    root: Path,
+    archive_name: str,
+    max_total_bytes: int,
+    max_members: int,
+    reserved: Collection[str],
+    created: list[Path],
+) -> list[str]:
+    extracted: list[str] = []
+    declared = written = 0
+    stream_limit = max_total_bytes + (max_members + 1) * _STREAM_OVERHEAD_PER_MEMBER + _STREAM_OVERHEAD
+    with _open_tar_stream(fileobj, archive_name, stream_limit) as tar:
+        for member in _members(tar, archive_name):
+            if len(extracted) >= max_members:
+                raise UnsafeArchiveError(archive_name, None, f"has more than {max_members} members")
+            parts = _checked_parts(member, root, archive_name, reserved)
+            _check_type(member, archive_name)
+            _second_opinion(member, root, archive_name)
+            if member.isreg():
+                declared += member.size
+                if declared > max_total_bytes:
+                    raise UnsafeArchiveError(
+                        archive_name,
+                        member.name,
+                        f"(declared {member.size} bytes) takes the archive's files past the limit of "
+                        f"{max_total_bytes} bytes",
+                    )
+            relative = "/".join(parts)
+            extracted.append(relative or ".")
+            if not parts:
+                continue  # the archive's "./" entry: dest itself
+            if member.isdir():
+                _make_dirs(root, parts, created, archive_name, member.name)
+                continue
+            _make_dirs(root, parts[:-1], created, archive_name, member.name)
+            written += _write_file(
+                tar, member, root.joinpath(*parts), max_total_bytes - written, created, archive_name
+            )
+    return [name for name in extracted if name != "."]
+
+
+@contextlib.contextmanager
+def _open_tar_stream(fileobj: BinaryIO, archive_name: str, limit: int) -> Iterator[tarfile.TarFile]:
+    head = _read_exactly(fileobj, len(_GZIP_MAGIC))
+    source: _Readable = _Prefixed(head, fileobj)
+    if head == _GZIP_MAGIC:
+        source = gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[call-overload]
+    capped = _CappedStream(source, limit, archive_name)
+    try:
+        # Stream mode ("r|"): strictly forward reads, so no seeking and no re-reading of a gzip stream.
+        tar = tarfile.open(fileobj=capped, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
+    except _READ_ERRORS as exc:
+        raise _unreadable(archive_name, exc) from exc
+    try:
+        with tar:
+            yield tar
+    finally:
+        if isinstance(source, gzip.GzipFile):
+            source.close()  # does not close the caller's fileobj
+
+
+def _read_exactly(fileobj: BinaryIO, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = fileobj.read(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _members(tar: tarfile.TarFile, archive_name: str) -> Iterator[tarfile.TarInfo]:
+    while True:
+        try:
+            member = tar.next()
+        except _READ_ERRORS as exc:
+            raise _unreadable(archive_name, exc) from exc
+        if member is None:
+            return
+        yield member
+
+
+def _unreadable(archive_name: str, exc: BaseException) -> UnsafeArchiveError:
+    return UnsafeArchiveError(archive_name, None, f"is not a readable tar or tar.gz archive: {exc}")
+
+
+def _checked_parts(
+    member: tarfile.TarInfo, root: Path, archive_name: str, reserved: Collection[str]
+) -> list[str]:
+    name = member.name
+
+    def refuse(reason: str) -> UnsafeArchiveError:
+        return UnsafeArchiveError(archive_name, name, reason)
+
+    if "\x00" in name:
+        raise refuse("has a NUL character in its name")
+    if not name:
+        raise refuse("has an empty name")
+    if name.startswith("/"):
+        raise refuse("is an absolute path")
+    components = name.split("/")
+    if ".." in components:
+        raise refuse("has a '..' path component")
+    parts = [part for part in components if part not in ("", ".")]
+    if not parts and not member.isdir():
+        raise refuse("names the destination directory itself")
+    for part in parts:
+        if len(part.encode("utf-8", "surrogateescape")) > _MAX_NAME_COMPONENT_BYTES:
+            raise refuse(f"has a path component longer than {_MAX_NAME_COMPONENT_BYTES} bytes")
+    target = os.path.normpath(os.path.join(root, *parts))
+    if os.path.commonpath([root, target]) != str(root):
+        raise refuse("resolves outside the destination directory")
+    if parts and parts[0] in reserved:
+        raise refuse(f"would overwrite the generated entry file {parts[0]!r}")
+    return parts
+
+
+def _check_type(member: tarfile.TarInfo, archive_name: str) -> None:
+    only = "only regular files and directories are accepted"
+    reason = None
+    if member.issym() or member.islnk():
+        kind = "symbolic" if member.issym() else "hard"
+        reason = (
+            f"is a {kind} link (to {member.linkname!r}); links are not accepted "
+            "(archive what they point to instead, e.g. with 'tar --dereference')"
+        )
+    elif member.ischr() or member.isblk():
+        reason = f"is a {'character' if member.ischr() else 'block'} device node; {only}"
+    elif member.isfifo():
+        reason = f"is a FIFO; {only}"
+    elif not (member.isreg() or member.isdir()):
+        reason = f"has the unsupported tar type {member.type!r}; {only}"
+    elif member.size < 0:
+        reason = f"declares a negative size ({member.size})"
+    if reason is not None:
+        raise UnsafeArchiveError(archive_name, member.name, reason)
+
+
+def _second_opinion(member: tarfile.TarInfo, root: Path, archive_name: str) -> None:
+    """Run Python's own ``data`` filter (3.11.4+) as well; our checks above should already refuse
+    everything it would."""
+    data_filter = getattr(tarfile, "data_filter", None)
+    if data_filter is None:
+        return
+    try:
+        data_filter(member, str(root))
+    except tarfile.TarError as exc:
+        raise UnsafeArchiveError(
+            archive_name, member.name, f"is refused by tarfile's data filter: {exc}"
+        ) from exc
+
+
+def _make_dirs(root: Path, parts: Sequence[str], created: list[Path], archive_name: str, member: str) -> None:
+    current = root
+    for part in parts:
+        current = current / part
+        try:
+            os.mkdir(current, 0o700)
+        except FileExistsError:
+            if not stat.S_ISDIR(os.lstat(current).st_mode):
+                raise UnsafeArchiveError(
+                    archive_name,
+                    member,
+                    f"needs the directory {current.relative_to(root).as_posix()!r}, "
+                    "but something else of that name already exists",
+                ) from None
+        else:
+            created.append(current)
+            os.chmod(current, 0o755)  # noqa: S103 - exactly this, whatever the umask
+
+
+def _write_file(
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    path: Path,
+    budget: int,
+    created: list[Path],
+    archive_name: str,
+) -> int:
+    try:
+        fd = os.open(path, _WRITE_FLAGS, 0o600)
+    except FileExistsError:
+        raise UnsafeArchiveError(
+            archive_name,
+            member.name,
+            "would overwrite a file that already exists (a duplicate member, a file from an earlier "
+            "archive, or a directory of that name)",
+        ) from None
+    except IsADirectoryError:
+        raise UnsafeArchiveError(
+            archive_name, member.name, "would overwrite a directory that already exists"
+        ) from None
+    created.append(path)
+    written = 0
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), 0o755 if member.mode & 0o111 else 0o644)
+        try:
+            source = tar.extractfile(member)
+        except _READ_ERRORS as exc:
+            raise _unreadable(archive_name, exc) from exc
+        if source is None:  # pragma: no cover - only regular files get here
+            return 0
+        while True:
+            try:
+                chunk = source.read(_COPY_CHUNK)
+            except _READ_ERRORS as exc:
+                raise _unreadable(archive_name, exc) from exc
+            if not chunk:
+                break
+            written += len(chunk)
+            if written > budget:
+                raise UnsafeArchiveError(
+                    archive_name, member.name, "takes the archive's files past the size limit"
+                )
+            out.write(chunk)
+    return written
+
+
+def _remove(created: list[Path]) -> None:
+    for path in reversed(created):
+        with contextlib.suppress(OSError):
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                os.rmdir(path)
+            else:
+                os.unlink(path)
+
+
+def build_source_dir(
+    dest: Path,
+    archives: Iterable[tuple[str, BinaryIO]],
+    entry_files: Mapping[str, str],
+    requirements: Sequence[str],
+    max_total_bytes: int,
+) -> None:
+    """Fill ``dest`` (missing or empty) with the entry files, the unpacked archives and ``requirements.txt``.
+
+    ``archives`` are ``(name, readable)`` pairs, unpacked in order into ``dest`` itself, sharing one
+    budget of ``max_total_bytes``. The root ``requirements.txt`` gets, in this order: each archive's
+    own root ``requirements.txt``, ``-r <dir>/requirements.txt`` for every top-level directory that
+    has one (the anubis client tars a directory under its own name), then ``requirements`` (the
+    descriptor's extra lines). It is written only if any of these exists.
+
+    Raises :class:`UnsafeArchiveError` for a refused archive and ``EntryPointError`` for a bad
+    requirement line; ``ValueError`` if ``dest`` is not empty or an entry file name is not a plain name.
+    """
+    extra = validate_requirements(requirements)
+    dest.mkdir(parents=True, exist_ok=True)
+    if any(dest.iterdir()):
+        raise ValueError(f"source directory {str(dest)!r} is not empty")
+    for name, content in entry_files.items():
+        _write_entry_file(dest, name, content)
+
+    root_requirements: list[bytes] = []
+    owners: dict[str, str] = {}  # top-level name -> archive that created it, for error messages
+    budget = max_total_bytes
+    for archive_name, fileobj in archives:
+        names = extract_tar_safely(
+            fileobj, dest, archive_name=archive_name, max_total_bytes=budget, reserved=frozenset(entry_files)
+        )
+        for name in names:
+            owners.setdefault(name.split("/", 1)[0], archive_name)
+            info = os.lstat(dest / name)
+            if stat.S_ISREG(info.st_mode):
+                budget -= info.st_size
+        if REQUIREMENTS_TXT in names:
+            # Taken out now, so the next archive may bring its own; merged into the final file below.
+            root_requirements.append(_take_root_requirements(dest, archive_name))
+
+    nested = [
+        _include_line(entry.name, owners.get(entry.name, "?"))
+        for entry in sorted(dest.iterdir(), key=lambda path: path.name)
+        if _is_real_dir(entry) and _is_regular_file(entry / REQUIREMENTS_TXT)
+    ]
+    merged = _requirements_txt(root_requirements, nested, extra)
+    if merged is not None:
+        _write_new_file(dest / REQUIREMENTS_TXT, merged, 0o644)
+
+
+def _write_entry_file(dest: Path, name: str, content: str) -> None:
+    if not name or "/" in name or "\x00" in name or name in (".", ".."):
+        raise ValueError(f"entry file name {name!r} is not a plain file name")
+    _write_new_file(dest / name, content.encode("utf-8"), 0o755)
+
+
+def _write_new_file(path: Path, content: bytes, mode: int) -> None:
+    fd = os.open(path, _WRITE_FLAGS, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), mode)
+        out.write(content)
+
+
+def _take_root_requirements(dest: Path, archive_name: str) -> bytes:
+    path = dest / REQUIREMENTS_TXT
+    if not _is_regular_file(path):
+        raise UnsafeArchiveError(
+            archive_name, REQUIREMENTS_TXT, "is not a regular file, but pip installs it as one"
+        )
+    content = path.read_bytes()
+    path.unlink()
+    return content
+
+
+def _include_line(dir_name: str, archive_name: str) -> str:
+    if not _REQUIREMENTS_DIR_NAME.fullmatch(dir_name):
+        raise UnsafeArchiveError(
+            archive_name,
+            f"{dir_name}/{REQUIREMENTS_TXT}",
+            "is in a directory whose name cannot be referenced from requirements.txt; "
+            "use letters, digits, spaces and '_.+@-' (not starting with '-')",
+        )
+    return f"-r {shlex.quote(dir_name + '/' + REQUIREMENTS_TXT)}"
+
+
+def _requirements_txt(root: Sequence[bytes], nested: Sequence[str], extra: Sequence[str]) -> bytes | None:
+    if not (root or nested or extra):
+        return None
+    chunks: list[bytes] = []
+    for content in root:
+        chunks.append(content)
+        if content and not content.endswith(b"\n"):
+            chunks.append(b"\n")
+        # A comment line ends a dangling "\" continuation, so our lines stay lines of their own.
+        chunks.append(b"# (end of an archive's requirements.txt)\n")
+    if nested:
+        chunks.append(b"# requirements.txt of the script directories (added by sagemaker-executor)\n")
+        chunks.extend(f"{line}\n".encode() for line in nested)
+    if extra:
+        chunks.append(b"# custom_params.requirements (added by sagemaker-executor)\n")
+        chunks.extend(f"{line}\n".encode() for line in extra)
+    return b"".join(chunks)
+
+
+def _is_real_dir(path: Path) -> bool:
+    return stat.S_ISDIR(os.lstat(path).st_mode)
+
+
+def _is_regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
