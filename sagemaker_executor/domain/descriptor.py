@@ -1,0 +1,744 @@
+"""The Anubis benchmark descriptor: its typed model, its validation, and the SageMaker support check.
+
+Owns the shape of `payload.toml.contents` (the descriptor TOML parsed to a table) and every rule a
+descriptor must satisfy, as one frozen pydantic model per TOML table. The service calls
+`parse_descriptor` on each `BAI_APP_FETCHER` event and then `check_sagemaker_support`; translation
+reads the returned `Descriptor`. Every problem surfaces as a `DescriptorError` that names the first
+offending field in document order, whatever JSON-like value comes in.
+
+Rules follow CONTRACT.md §8 with the original's bugs fixed (§10): unknown keys are a
+`DescriptorError`, single-node jobs may have one instance, and `info.task_name` is accepted.
+Pure: no I/O, no clock.
+"""
+
+import re
+import reprlib
+import tomllib
+import unicodedata
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+
+from sagemaker_executor.domain.errors import PermanentError
+
+ROOT = "<root>"
+SAGEMAKER_ENGINE = "aws.sagemaker"
+EXECUTION_ENGINES = ("default", SAGEMAKER_ENGINE)
+SINGLE_RUN = "single_run"
+MAX_LABELS = 10  # maxProperties of labels_structure in the BFF schema
+MAX_USER_TAGS = 40  # SageMaker allows 50 tags per job; the rest are left for the executor's anubis-* tags
+MAX_SAGEMAKER_METRICS = 40
+MAX_SAGEMAKER_METRIC_NAME = 255
+MAX_SAGEMAKER_METRIC_REGEX = 500
+
+
+class DescriptorError(PermanentError, ValueError):
+    """A descriptor the executor will not run. Permanent: report it to the user, never retry."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"descriptor field '{field}': {reason}")
+        self.field = field
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type["DescriptorError"], tuple[str, str]]:
+        return (DescriptorError, (self.field, self.reason))
+
+
+class Strategy(StrEnum):
+    SINGLE_NODE = "single_node"
+    HOROVOD = "horovod"
+    INFERENCE = "inference"
+
+
+class Framework(StrEnum):
+    NONE = ""
+    TENSORFLOW = "tensorflow"
+    MXNET = "mxnet"
+    PYTORCH = "pytorch"
+
+
+class _Invalid(ValueError):
+    """Raised by validators; `at` continues the path below the value being validated."""
+
+    def __init__(self, reason: str, *at: str | int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.at = at
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 60
+_REPR.maxother = 60
+_REPR.maxlevel = 2
+_REPR.maxlist = _REPR.maxdict = 4
+
+
+def _show(value: object) -> str:
+    """Short `repr (type)` of a user value; huge or deeply nested values are abbreviated."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # e.g. an int past Python's digit limit refuses repr()
+        text = "<unprintable>"
+    return f"{text} ({type(value).__name__})"
+
+
+def _enum(enum_cls: type[StrEnum], value: object) -> Any:
+    if isinstance(value, enum_cls):
+        return value
+    if isinstance(value, str):
+        try:
+            return enum_cls(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(repr(member.value) for member in enum_cls)
+    raise _Invalid(f"must be one of {allowed}, got {_show(value)}")
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise _Invalid("must not be empty")
+    return value
+
+
+# ---------------------------------------------------------------- cron (info.scheduling)
+
+_CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_MONTHS = {n: i for i, n in enumerate(_MONTH_NAMES, 1)}
+_WEEKDAYS = {n: i for i, n in enumerate(_WEEKDAY_NAMES)}
+_CRON_FIELDS: tuple[tuple[str, int, int, Mapping[str, int]], ...] = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day-of-month", 1, 31, {}),
+    ("month", 1, 12, _MONTHS),
+    ("day-of-week", 0, 7, _WEEKDAYS),  # 0 and 7 are both Sunday
+)
+_CRON_TEXT = re.compile(r"[A-Za-z0-9*,/ \t-]+")
+_CRON_NUMBER = re.compile(r"[0-9]{1,2}")
+
+
+def _cron_value(token: str, low: int, high: int, names: Mapping[str, int]) -> int:
+    if _CRON_NUMBER.fullmatch(token):
+        number = int(token)
+    elif token.lower() in names:
+        number = names[token.lower()]
+    else:
+        raise _Invalid(f"{token!r} is not a number" + (" or a name" if names else ""))
+    if not low <= number <= high:
+        raise _Invalid(f"{number} is outside {low}-{high}")
+    return number
+
+
+def _cron_item(item: str, low: int, high: int, names: Mapping[str, int]) -> None:
+    base, slash, step = item.partition("/")
+    if slash and not (_CRON_NUMBER.fullmatch(step) and 1 <= int(step) <= high - low + 1):
+        raise _Invalid(f"step {step!r} must be a number from 1 to {high - low + 1}")
+    if base == "*":
+        return
+    start, dash, end = base.partition("-")
+    first = _cron_value(start, low, high, names)
+    if dash:
+        if first > _cron_value(end, low, high, names):
+            raise _Invalid(f"range {base!r} runs backwards")
+    elif slash:
+        raise _Invalid(f"step in {item!r} needs '*' or a range before the '/'")
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why `expression` is not a standard 5-field cron expression or macro; None when it is one."""
+    if expression in _CRON_MACROS:
+        return None
+    if not _CRON_TEXT.fullmatch(expression):
+        return "may contain only letters, digits, spaces and '*,/-'"
+    fields = expression.split()
+    if len(fields) != len(_CRON_FIELDS):
+        return (
+            f"has {len(fields)} fields; a cron expression has 5 (minute hour day-of-month month "
+            f"day-of-week), or use one of {', '.join(sorted(_CRON_MACROS))}"
+        )
+    for (name, low, high, names), text in zip(_CRON_FIELDS, fields, strict=True):
+        for item in text.split(","):
+            try:
+                _cron_item(item, low, high, names)
+            except _Invalid as problem:
+                return f"{name} field {text!r}: {problem.reason}"
+    return None
+
+
+# ---------------------------------------------------------------- the model, one class per table
+
+_LABEL = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_MD5 = re.compile(r"[^:]+:[a-fA-F0-9]+|[a-fA-F0-9]{32}|")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SCRIPT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.tar")
+_JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+_S3_URI = re.compile(r"s3://[^/\s]+(/\S*)?")
+_TAG_SYMBOLS = frozenset("_.:/=+-@")
+_RESERVED_TAG_PREFIXES = ("aws:", "anubis-")
+_LABEL_RULE = "1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class Info(_Table):
+    description: str
+    task_name: str | None = None
+    execution_engine: str = "default"
+    scheduling: str = SINGLE_RUN
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("execution_engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if value not in EXECUTION_ENGINES:
+            raise _Invalid(f"must be one of {', '.join(map(repr, EXECUTION_ENGINES))}, got {_show(value)}")
+        return value
+
+    @field_validator("scheduling")
+    @classmethod
+    def _single_run_or_cron(cls, value: str) -> str:
+        problem = None if value == SINGLE_RUN else cron_problem(value)
+        if problem:
+            raise _Invalid(f"must be 'single_run' or a cron expression; {_show(value)} {problem}")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _valid_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        if len(labels) > MAX_LABELS:
+            raise _Invalid(f"at most {MAX_LABELS} labels are allowed, got {len(labels)}")
+        for key, value in labels.items():
+            if not _LABEL.fullmatch(key):
+                raise _Invalid(f"label name {_show(key)} must be {_LABEL_RULE}", key)
+            if value and not _LABEL.fullmatch(value):
+                raise _Invalid(f"label value {_show(value)} must be empty or {_LABEL_RULE}", key)
+        return labels
+
+
+class Distributed(_Table):
+    num_instances: int = Field(1, ge=1)
+    processes_per_instance: str = Field(
+        "1", description='"gpus" (one process per GPU) or a positive integer written as a string.'
+    )
+
+    @field_validator("processes_per_instance")
+    @classmethod
+    def _gpus_or_count(cls, value: str) -> str:
+        if value != "gpus" and not re.fullmatch(r"[1-9][0-9]{0,5}", value):
+            raise _Invalid(f"must be 'gpus' or a positive integer as a string, got {_show(value)}")
+        return value
+
+
+class Hardware(_Table):
+    instance_type: str
+    strategy: Strategy = Strategy.SINGLE_NODE
+    distributed: Distributed | None = None
+    aws_zone_id: str | None = None
+    availability_zone: str | None = None
+
+    _instance_type_not_blank = field_validator("instance_type")(_not_blank)
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _strategy(cls, value: object) -> Any:
+        return _enum(Strategy, value)
+
+    @property
+    def instance_count(self) -> int:
+        """Number of instances; one unless `[hardware.distributed]` says otherwise (fixes §10.4)."""
+        return self.distributed.num_instances if self.distributed else 1
+
+
+def _check_env_vars(variables: dict[str, str]) -> dict[str, str]:
+    for name, value in variables.items():
+        if not _ENV_NAME.fullmatch(name):
+            raise _Invalid(
+                f"variable name {_show(name)} must be letters, digits and '_', not starting with a digit",
+                name,
+            )
+        if "\0" in value:
+            raise _Invalid("must not contain a NUL character", name)
+    return variables
+
+
+class Env(_Table):
+    docker_image: str
+    vars: dict[str, str] = Field(default_factory=dict)
+    privileged: bool = False
+    extended_shm: bool = True
+
+    _docker_image_not_blank = field_validator("docker_image")(_not_blank)
+    _vars_are_names = field_validator("vars")(_check_env_vars)
+
+
+class Script(_Table):
+    script: str = Field(description="Name of the tar file the client uploaded with --script, '<sha1>.tar'.")
+
+    @field_validator("script")
+    @classmethod
+    def _tar_file_name(cls, value: str) -> str:
+        if not _SCRIPT.fullmatch(value):
+            raise _Invalid(f"must be a plain file name ending in '.tar' (no directories), got {_show(value)}")
+        return value
+
+
+class Ml(_Table):
+    benchmark_code: str | None = None
+    framework: Framework = Framework.NONE
+    framework_version: str | None = None
+    args: str | None = None
+    script: Script | None = None
+
+    @field_validator("framework", mode="before")
+    @classmethod
+    def _framework(cls, value: object) -> Any:
+        return _enum(Framework, value)
+
+    @model_validator(mode="after")
+    def _version_needs_framework(self) -> "Ml":
+        if self.framework_version is not None and self.framework is Framework.NONE:
+            raise _Invalid(
+                "is set but ml.framework is not; name the framework it is a version of", "framework_version"
+            )
+        return self
+
+
+class DataSource(_Table):
+    src: str
+    path: str
+    id: str | None = None
+    md5: str | None = None
+
+    @field_validator("md5")
+    @classmethod
+    def _md5(cls, value: str | None) -> str | None:
+        if value is not None and not _MD5.fullmatch(value):
+            raise _Invalid(f"must be 32 hex digits, '<algorithm>:<hex digest>' or empty, got {_show(value)}")
+        return value
+
+
+class Data(_Table):
+    sources: list[DataSource] = Field(default_factory=list)
+
+
+class Metric(_Table):
+    name: str
+    units: str
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except Exception as exc:  # re.error, or RecursionError for absurdly nested groups
+            raise _Invalid(f"must be a regular expression, {_show(value)} is not: {exc}") from None
+        return value
+
+
+class Output(_Table):
+    metrics: list[Metric]
+
+
+class HttpProbe(_Table):
+    path: str
+    scheme: str = "http"
+    port: int | None = Field(None, ge=1, le=65535)
+    initial_delay_seconds: int | None = Field(None, ge=1)
+    period_seconds: int | None = Field(None, ge=1)
+    timeout_seconds: int | None = Field(None, ge=1)
+    success_threshold: int | None = Field(None, ge=1)
+    failure_threshold: int | None = Field(None, ge=1)
+
+    @field_validator("scheme")
+    @classmethod
+    def _http_or_https(cls, value: str) -> str:
+        if value not in ("http", "https"):
+            raise _Invalid(f"must be 'http' or 'https', got {_show(value)}")
+        return value
+
+
+class ServerHardware(_Table):
+    instance_type: str
+
+
+class ServerEnv(_Table):
+    docker_image: str
+    ports: list[int]
+    start_command: str
+    start_command_args: str | None = None
+    privileged: bool = False
+    extended_shm: bool = True
+    readiness_probe: HttpProbe | None = None
+    vars: dict[str, str] = Field(default_factory=dict)
+
+    _vars_are_names = field_validator("vars")(_check_env_vars)
+
+    @field_validator("ports")
+    @classmethod
+    def _tcp_ports(cls, ports: list[int]) -> list[int]:
+        for index, port in enumerate(ports):
+            if not 1 <= port <= 65535:
+                raise _Invalid(f"must be a port number from 1 to 65535, got {port}", index)
+        return ports
+
+
+class Server(_Table):
+    """The inference server; only meaningful with `hardware.strategy = "inference"`."""
+
+    hardware: ServerHardware
+    env: ServerEnv
+    models: list[DataSource] = Field(default_factory=list)
+    output: Output | None = None
+
+
+def _check_tag(key: str, value: str) -> None:
+    if not 1 <= len(key) <= 128:
+        raise _Invalid(f"tag key must be 1-128 characters, got {len(key)}", key)
+    if key.lower().startswith(_RESERVED_TAG_PREFIXES):
+        raise _Invalid(f"tag key {_show(key)} uses a reserved prefix ('aws:' or 'anubis-')", key)
+    if len(value) > 256:
+        raise _Invalid(f"tag value must be at most 256 characters, got {len(value)}", key)
+    for text in (key, value):
+        if any(c not in _TAG_SYMBOLS and unicodedata.category(c)[0] not in "LNZ" for c in text):
+            raise _Invalid(f"{_show(text)} may contain only letters, digits, spaces and '_.:/=+-@'", key)
+
+
+class CustomParams(_Table):
+    python_version: str = "py3"
+    sagemaker_job_name: str | None = None
+    merge: bool = False
+    dashboard: str | None = None
+    region: str | None = None
+    hyper_params: dict[str, Any] = Field(default_factory=dict)
+    requirements: list[str] = Field(
+        default_factory=list,
+        description="SageMaker only. Extra pip requirement lines installed before the benchmark runs. Each "
+        "line must start with a letter or digit and hold no whitespace-separated token starting with '-', "
+        "so no pip options (--index-url, -r, --extra-index-url ...) can be injected; no control characters.",
+    )
+    max_run_seconds: int | None = Field(
+        None, ge=1, description="SageMaker only. StoppingCondition.MaxRuntimeInSeconds; >= 1."
+    )
+    use_spot_instances: bool = Field(False, description="SageMaker only. Run on managed spot training.")
+    max_wait_seconds: int | None = Field(
+        None,
+        ge=1,
+        description="SageMaker only. StoppingCondition.MaxWaitTimeInSeconds: how long to wait for spot "
+        "capacity plus run time. Only with use_spot_instances; >= max_run_seconds when both are given.",
+    )
+    checkpoint_s3_uri: str | None = Field(
+        None, description="SageMaker only. CheckpointConfig.S3Uri, 's3://<bucket>[/<prefix>]'."
+    )
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description=f"SageMaker only. Extra tags on the training job, at most {MAX_USER_TAGS}. "
+        "Keys 1-128 and values 0-256 characters of letters, digits, spaces and '_.:/=+-@'; "
+        "keys starting with 'aws:' or 'anubis-' are reserved (the executor sets anubis-* tags itself).",
+    )
+
+    custom_mpi_options: str | None = Field(
+        None,
+        description="SageMaker only, horovod only. Options for mpirun that replace the executor's default "
+        "('-x HOROVOD_HIERARCHICAL_ALLREDUCE=1 ...'); one line, no control characters.",
+    )
+
+    @field_validator("custom_mpi_options")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and any(unicodedata.category(c) == "Cc" for c in value):
+            raise _Invalid(f"must be a single line without control characters, got {_show(value)}")
+        return value
+
+    @field_validator("sagemaker_job_name")
+    @classmethod
+    def _job_name(cls, value: str | None) -> str | None:
+        if value is not None and not _JOB_NAME.fullmatch(value):
+            raise _Invalid(
+                "must be 1-63 letters, digits and '-', starting and ending with a letter or digit, "
+                f"got {_show(value)}"
+            )
+        return value
+
+    @field_validator("requirements")
+    @classmethod
+    def _plain_requirements(cls, lines: list[str]) -> list[str]:
+        for index, line in enumerate(lines):
+            if not line[:1].isascii() or not line[:1].isalnum():
+                raise _Invalid(
+                    f"must start with a letter or digit (a project name or URL), got {_show(line)}", index
+                )
+            if any(unicodedata.category(c) == "Cc" for c in line):
+                raise _Invalid(f"must be a single line without control characters, got {_show(line)}", index)
+            if any(token.startswith("-") for token in line.split()):
+                raise _Invalid(
+                    f"must not contain pip options (tokens starting with '-'), got {_show(line)}", index
+                )
+        return lines
+
+    @field_validator("checkpoint_s3_uri")
+    @classmethod
+    def _s3_uri(cls, value: str | None) -> str | None:
+        if value is not None and not _S3_URI.fullmatch(value):
+            raise _Invalid(f"must be an S3 URI 's3://<bucket>[/<prefix>]', got {_show(value)}")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        if len(tags) > MAX_USER_TAGS:
+            raise _Invalid(f"at most {MAX_USER_TAGS} tags are allowed, got {len(tags)}")
+        for key, value in tags.items():
+            _check_tag(key, value)
+        return tags
+
+    @model_validator(mode="after")
+    def _spot_wait(self) -> "CustomParams":
+        wait, run = self.max_wait_seconds, self.max_run_seconds
+        if wait is not None and not self.use_spot_instances:
+            raise _Invalid("is only allowed with use_spot_instances = true", "max_wait_seconds")
+        if wait is not None and run is not None and wait < run:
+            raise _Invalid(f"must be >= max_run_seconds ({run}), got {wait}", "max_wait_seconds")
+        return self
+
+
+class Descriptor(_Table):
+    spec_version: str
+    info: Info
+    hardware: Hardware
+    env: Env
+    ml: Ml | None = None
+    data: Data | None = None
+    server: Server | None = None
+    output: Output | None = None
+    custom_params: CustomParams | None = None
+
+    @model_validator(mode="after")
+    def _server_iff_inference(self) -> "Descriptor":
+        inference = self.hardware.strategy is Strategy.INFERENCE
+        if inference and self.server is None:
+            raise _Invalid("is required when hardware.strategy is 'inference'", "server")
+        if not inference and self.server is not None:
+            raise _Invalid(
+                "is only allowed when hardware.strategy is 'inference', "
+                f"not {self.hardware.strategy.value!r}",
+                "server",
+            )
+        mpi_options = self.custom_params.custom_mpi_options if self.custom_params else None
+        if mpi_options is not None and self.hardware.strategy is not Strategy.HOROVOD:
+            raise _Invalid(
+                "is only used with hardware.strategy = 'horovod'", "custom_params", "custom_mpi_options"
+            )
+        return self
+
+
+# ---------------------------------------------------------------- pydantic errors -> DescriptorError
+
+_EXPECTED = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "bool_type": "a boolean (true or false)",
+    "list_type": "an array",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+}
+_SIMPLE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _strip_optional(annotation: object) -> object:
+    if get_origin(annotation) in (Union, UnionType):
+        args = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def _field_at(loc: Sequence[str | int]) -> tuple[object, FieldInfo | None]:
+    """The annotation at `loc` inside Descriptor and the FieldInfo of the model field it ends on."""
+    annotation: object = Descriptor
+    info: FieldInfo | None = None
+    for part in loc:
+        annotation = _strip_optional(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            info = annotation.model_fields.get(part) if isinstance(part, str) else None
+            if info is None:
+                return None, None
+            annotation = info.annotation
+        elif get_origin(annotation) in (list, dict):
+            annotation, info = get_args(annotation)[-1], None
+        else:
+            return None, None
+    return _strip_optional(annotation), info
+
+
+def _bounds(loc: Sequence[str | int]) -> str:
+    _, info = _field_at(loc)
+    words = []
+    for limit in info.metadata if info else ():
+        for attr, symbol in (("ge", ">="), ("le", "<=")):
+            if getattr(limit, attr, None) is not None:
+                words.append(f"{symbol} {getattr(limit, attr)}")
+    return (" " + " and ".join(words)) if words else ""
+
+
+def _reason(error: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
+    loc: tuple[str | int, ...] = tuple(error["loc"])
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    if kind == "value_error" and isinstance(ctx.get("error"), _Invalid):
+        return loc + ctx["error"].at, ctx["error"].reason
+    if kind == "invalid_key":
+        return loc, f"keys must be strings, got {_show(value)}"
+    if loc and loc[-1] == "[key]":
+        return loc[:-1], f"key must be a string, got {_show(loc[-2] if len(loc) > 1 else value)}"
+    if kind == "missing":
+        return loc, "is required"
+    if kind == "extra_forbidden":
+        model, _ = _field_at(loc[:-1])
+        allowed = list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+        return loc, f"unknown key {_REPR.repr(loc[-1])} (allowed: {', '.join(allowed)})"
+    if kind in _EXPECTED:
+        return (
+            loc,
+            f"must be {_EXPECTED[kind]}{_bounds(loc) if kind == 'int_type' else ''}, got {_show(value)}",
+        )
+    for key, symbol in (("ge", ">="), ("le", "<=")):
+        if key in ctx:
+            return loc, f"must be {symbol} {ctx[key]}, got {_show(value)}"
+    return loc, f"{error.get('msg', 'is invalid')}, got {_show(value)}"
+
+
+def _document_position(data: object, loc: Sequence[str | int]) -> tuple[int, ...]:
+    """Where `loc` sits in the input, in key order; a missing key sorts at the end of its table."""
+    position = []
+    node: object = data
+    for part in loc:
+        if isinstance(node, Mapping):
+            keys = list(node)
+            if part in node:
+                position.append(keys.index(part))
+                node = node[part]
+                continue
+            position.append(len(keys))
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            position.append(part)
+            node = node[part]
+            continue
+        break
+    return tuple(position)
+
+
+def field_path(loc: Sequence[str | int]) -> str:
+    """Dotted path for a location, e.g. ("data", "sources", 0, "src") -> "data.sources[0].src"."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif _SIMPLE_KEY.fullmatch(part):
+            path += f".{part}" if path else part
+        else:
+            path += f"[{_REPR.repr(part)}]"
+    return path or ROOT
+
+
+def _first_problem(error: ValidationError, data: object) -> DescriptorError:
+    problems = [_reason(e) for e in error.errors(include_url=False)]
+    loc, reason = min(problems, key=lambda problem: _document_position(data, problem[0]))
+    return DescriptorError(field_path(loc), reason)
+
+
+# ---------------------------------------------------------------- public entry points
+
+
+def parse_descriptor(contents: Mapping[str, Any]) -> Descriptor:
+    """Validate descriptor contents (TOML parsed to a table); raise DescriptorError, nothing else."""
+    data: object = contents
+    if isinstance(contents, Mapping) and not isinstance(contents, dict):
+        data = dict(contents)
+    try:
+        return Descriptor.model_validate(data)
+    except ValidationError as error:
+        raise _first_problem(error, data) from None
+
+
+def parse_descriptor_toml(text: str) -> Descriptor:
+    """Parse descriptor TOML text and validate it like `parse_descriptor`."""
+    try:
+        contents = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError) as error:
+        raise DescriptorError(ROOT, f"not valid TOML: {error or 'nested too deeply'}") from None
+    return parse_descriptor(contents)
+
+
+def check_sagemaker_support(d: Descriptor) -> None:
+    """Raise DescriptorError for a valid descriptor the SageMaker engine cannot run."""
+    from sagemaker_executor.domain import instances  # instances imports DescriptorError from here
+
+    if d.info.execution_engine != SAGEMAKER_ENGINE:
+        raise DescriptorError(
+            "info.execution_engine",
+            f"must be {SAGEMAKER_ENGINE!r} for the SageMaker executor, got {d.info.execution_engine!r}",
+        )
+    if d.hardware.strategy is Strategy.INFERENCE:
+        raise DescriptorError(
+            "hardware.strategy",
+            "'inference' is not supported by the SageMaker executor (use single_node or horovod)",
+        )
+    instances.check_sagemaker_instance_type(d.hardware.instance_type)
+    distributed = d.hardware.distributed
+    if (
+        distributed
+        and distributed.processes_per_instance == "gpus"
+        and instances.gpus_per_instance(d.hardware.instance_type) == 0
+    ):
+        note = instances.accelerator_note(d.hardware.instance_type)
+        raise DescriptorError(
+            "hardware.distributed.processes_per_instance",
+            f"'gpus' needs a GPU instance, but {d.hardware.instance_type} has no GPUs"
+            + (f" ({note})" if note else "")
+            + "; give the number of processes as a string instead",
+        )
+    if d.ml and d.ml.framework_version is not None and d.ml.framework is Framework.NONE:
+        raise DescriptorError("ml.framework_version", "is set but ml.framework is not")
+    _check_metric_definitions(d)
+    _check_channels(d)
+
+
+def _check_metric_definitions(d: Descriptor) -> None:
+    metrics = d.output.metrics if d.output else []
+    if len(metrics) > MAX_SAGEMAKER_METRICS:
+        raise DescriptorError(
+            "output.metrics", f"SageMaker accepts at most {MAX_SAGEMAKER_METRICS} metrics, got {len(metrics)}"
+        )
+    for index, metric in enumerate(metrics):
+        if not 1 <= len(metric.name) <= MAX_SAGEMAKER_METRIC_NAME:
+            raise DescriptorError(
+                f"output.metrics[{index}].name", f"SageMaker needs 1-{MAX_SAGEMAKER_METRIC_NAME} characters"
+            )
+        if not 1 <= len(metric.pattern) <= MAX_SAGEMAKER_METRIC_REGEX:
+            raise DescriptorError(
+                f"output.metrics[{index}].pattern",
+                f"SageMaker needs 1-{MAX_SAGEMAKER_METRIC_REGEX} characters",
+            )
+
+
+def _check_channels(d: Descriptor) -> None:
+    """Each data source becomes the input channel `id`, or `src<index>` without one (CONTRACT §7)."""
+    seen: set[str] = set()
+    for index, source in enumerate(d.data.sources if d.data else []):
+        channel = source.id if source.id is not None else f"src{index}"
+        if not re.fullmatch(r"[A-Za-z0-9.\-_]{1,64}", channel):
+            raise DescriptorError(
+                f"data.sources[{index}].id",
+                "becomes a SageMaker channel name: 1-64 letters, digits, '.', '-' or '_', "
+                f"got {_show(channel)}",
+            )
+        if channel in seen:
+            raise DescriptorError(f"data.sources[{index}].id", f"channel name {channel!r} is used twice")
+        seen.add(channel)
