@@ -1,0 +1,63 @@
+"""Builders for test events, starting from the contract's real samples."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from typing import Any
+
+from sagemaker_executor.domain.translation import ExecutorSite
+from tests.conftest import SAMPLES
+
+SITE = ExecutorSite(
+    output_bucket="sm-output",
+    nodata_uri="s3://data-pull/no-data",
+    role_arn="arn:aws:iam::123456789012:role/bai-sagemaker",
+)
+
+
+def sample(name: str) -> dict[str, Any]:
+    return json.loads((SAMPLES / "events" / name).read_text())
+
+
+def minimal_contents(**sections: Any) -> dict[str, Any]:
+    """A small valid SageMaker descriptor; keyword sections replace or add whole tables."""
+    contents: dict[str, Any] = {
+        "spec_version": "0.1.0",
+        "info": {"description": "a test benchmark", "execution_engine": "aws.sagemaker"},
+        "hardware": {"instance_type": "ml.c5.xlarge", "strategy": "single_node"},
+        "env": {"docker_image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/bench:1"},
+        "ml": {"benchmark_code": "python bench.py"},
+    }
+    for key, value in sections.items():
+        if value is None:
+            contents.pop(key, None)
+        else:
+            contents[key] = value
+    return contents
+
+
+def fetcher_event(
+    contents: dict[str, Any] | None = None,
+    *,
+    action_id: str | None = None,
+    client_id: str = "ca2f097889997d8200b9abc2f8d2ec822246845e",
+    datasets: list[dict[str, Any]] | None = None,
+    scripts: list[str] | None = None,
+) -> dict[str, Any]:
+    event = copy.deepcopy(sample("generated/04.fetcher.BAI_APP_FETCHER.json"))
+    event["action_id"] = action_id or str(uuid.uuid4())
+    event["client_id"] = client_id
+    event["payload"]["toml"]["contents"] = contents if contents is not None else minimal_contents()
+    event["payload"]["datasets"] = datasets if datasets is not None else []
+    event["payload"]["scripts"] = [{"dst": uri} for uri in (scripts or [])]
+    return event
+
+
+def cancel_command(target: str, *, client_id: str = "ca2f097889997d8200b9abc2f8d2ec822246845e", args: Any = None) -> dict[str, Any]:
+    event = copy.deepcopy(sample("generated/10.bff.CMD_SUBMIT.cancel.json"))
+    event["action_id"] = str(uuid.uuid4())
+    event["client_id"] = client_id
+    event["payload"]["args"] = {"target_action_id": target} if args is None else args
+    return event

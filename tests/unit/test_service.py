@@ -1,0 +1,251 @@
+"""The service layer with in-memory adapters: event sequences, commits, dead letters, retries, cancel."""
+
+from __future__ import annotations
+
+import pytest
+
+from sagemaker_executor.service.commands import CommandHandler
+from sagemaker_executor.service.emitter import StatusEmitter
+from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings
+from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
+from tests.builders import SITE, cancel_command, fetcher_event, minimal_contents
+from tests.fakes import FakeJobs, FakeScripts, FakeSink, FakeSource, record
+
+FETCHER, CMD, DLQ = "BAI_APP_FETCHER", "CMD_SUBMIT", "DEAD"
+
+
+class Harness:
+    def __init__(self, tmp_path, records) -> None:
+        self.sink = FakeSink()
+        self.source = FakeSource(records, self.sink)
+        self.jobs = FakeJobs()
+        self.sleeps: list[float] = []
+        emitter = StatusEmitter(
+            self.sink, status_topic="BAI_APP_STATUS", node="test-node", clock_ms=lambda: 1000
+        )
+        self.loop = ExecutorLoop(
+            self.source,
+            self.sink,
+            emitter,
+            SubmissionHandler(
+                self.jobs,
+                FakeScripts(),
+                emitter,
+                SubmissionSettings(SITE, "BAI_APP_EXECUTOR", str(tmp_path), 10**6),
+            ),
+            CommandHandler(self.jobs, emitter, "CMD_RETURN"),
+            LoopSettings(FETCHER, CMD, DLQ),
+            sleep=self.sleeps.append,
+        )
+
+    def drain(self, rounds: int = 10) -> None:
+        for _ in range(rounds):
+            self.loop.run_once()
+
+    def statuses(self) -> list[tuple[str, str]]:
+        return [(e["payload"]["status"], e["payload"]["message"]) for e in self.sink.on("BAI_APP_STATUS")]
+
+
+def test_successful_submission_publishes_pending_succeeded_then_executor_event(tmp_path) -> None:
+    event = fetcher_event()
+    h = Harness(tmp_path, [record(FETCHER, event)])
+    h.drain()
+    assert [s.topic for s in h.sink.acked] == ["BAI_APP_STATUS", "BAI_APP_STATUS", "BAI_APP_EXECUTOR"]
+    assert [s for s, _ in h.statuses()] == ["PENDING", "SUCCEEDED"]
+    executor = h.sink.on("BAI_APP_EXECUTOR")[0]
+    assert executor["payload"]["job"]["id"] == event["action_id"]
+    assert executor["visited"][-1]["svc"] == "sm-executor"
+    assert all(s.key == event["client_id"] for s in h.sink.acked)
+    assert h.source.committed == {(FETCHER, 0): 1}
+    job = h.jobs.jobs[event["action_id"]]
+    assert "anubis_entry.sh" in job.files and "python bench.py" in job.files["anubis_entry.sh"]
+
+
+def test_redelivered_submission_adopts_the_existing_job(tmp_path) -> None:
+    event = fetcher_event()
+    h = Harness(tmp_path, [record(FETCHER, event, 0), record(FETCHER, event, 1)])
+    h.drain()
+    assert len(h.jobs.jobs) == 1 and h.jobs.create_calls == 2
+    assert [s for s, _ in h.statuses()] == ["PENDING", "SUCCEEDED", "PENDING", "SUCCEEDED"]
+    assert len(h.sink.on("BAI_APP_EXECUTOR")) == 2
+
+
+def test_custom_name_taken_by_another_action_is_an_error_naming_the_fix(tmp_path) -> None:
+    contents = minimal_contents(custom_params={"sagemaker_job_name": "fixed-name"})
+    first, second = fetcher_event(contents), fetcher_event(contents)
+    h = Harness(tmp_path, [record(FETCHER, first, 0), record(FETCHER, second, 1)])
+    h.drain()
+    status, message = h.statuses()[-1]
+    assert status == "ERROR"
+    assert "fixed-name" in message and "sagemaker_job_name" in message and first["action_id"] in message
+    assert len(h.sink.on("BAI_APP_EXECUTOR")) == 1
+
+
+@pytest.mark.parametrize(
+    ("contents", "field"),
+    [
+        (minimal_contents(hardware={"instance_type": "ml.c5.xlarge", "strategy": "inference"}), "hardware"),
+        (minimal_contents(env={"docker_image": "img", "vars": {"BAD NAME": "x"}}), "env.vars"),
+        ({**minimal_contents(), "surprise": 1}, "surprise"),
+        (
+            minimal_contents(
+                hardware={"instance_type": "ml.c5.xlarge", "distributed": {"num_instances": "4"}}
+            ),
+            "num_instances",
+        ),
+    ],
+)
+def test_invalid_descriptor_ends_as_error_naming_the_field_and_no_job(tmp_path, contents, field) -> None:
+    h = Harness(tmp_path, [record(FETCHER, fetcher_event(contents))])
+    h.drain()
+    statuses = h.statuses()
+    assert [s for s, _ in statuses] == ["PENDING", "ERROR"]
+    assert statuses[1][1].startswith("Cannot process the request") and field in statuses[1][1]
+    assert h.jobs.jobs == {} and h.sink.on("BAI_APP_EXECUTOR") == []
+    assert h.source.committed == {(FETCHER, 0): 1}
+
+
+def test_other_engines_and_schedules_are_ignored_silently(tmp_path) -> None:
+    other = minimal_contents(info={"description": "k8s", "execution_engine": "default"})
+    cron = minimal_contents(
+        info={"description": "c", "execution_engine": "aws.sagemaker", "scheduling": "0 * * * *"}
+    )
+    h = Harness(tmp_path, [record(FETCHER, fetcher_event(other), 0), record(FETCHER, fetcher_event(cron), 1)])
+    h.drain()
+    assert h.sink.acked == [] and h.jobs.jobs == {}
+    assert h.source.committed == {(FETCHER, 0): 2}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"\xff\xfe not utf8",
+        b"{not json",
+        b"[1, 2]",
+        b'"text"',
+        None,
+        b'{"client_id": "c"}',
+        b'{"action_id": "", "client_id": "c"}',
+    ],
+)
+def test_unparseable_records_are_dead_lettered_with_a_reason_and_committed(tmp_path, value) -> None:
+    good = fetcher_event()
+    h = Harness(tmp_path, [record(FETCHER, value, 0), record(FETCHER, good, 1)])
+    h.drain()
+    dead = h.sink.on(DLQ)
+    assert (
+        len(dead) == 1
+        and dead[0]["reason"]
+        and dead[0]["source"] == {"topic": FETCHER, "partition": 0, "offset": 0}
+    )
+    assert [s for s, _ in h.statuses()] == ["PENDING", "SUCCEEDED"]
+    assert h.source.committed == {(FETCHER, 0): 2}
+
+
+def test_event_with_broken_payload_but_known_action_gets_an_error(tmp_path) -> None:
+    event = fetcher_event()
+    event["payload"]["datasets"] = [{"src": 5}]
+    h = Harness(tmp_path, [record(FETCHER, event)])
+    h.drain()
+    status, message = h.statuses()[-1]
+    assert status == "ERROR" and "payload.datasets[0]" in message
+
+
+def test_transient_failure_is_retried_without_repeating_pending_or_committing_early(tmp_path) -> None:
+    h = Harness(tmp_path, [record(FETCHER, fetcher_event())])
+    h.jobs.transient_failures = 2
+    h.loop.run_once()
+    assert h.source.committed == {} and len(h.sleeps) == 1
+    h.drain()
+    assert [s for s, _ in h.statuses()] == ["PENDING", "SUCCEEDED"]
+    assert h.jobs.create_calls == 3 and len(h.jobs.jobs) == 1
+    assert h.source.committed == {(FETCHER, 0): 1}
+    assert h.sleeps[1] > 0
+
+
+def test_unacknowledged_publish_is_not_committed_and_is_retried(tmp_path) -> None:
+    h = Harness(tmp_path, [record(FETCHER, fetcher_event())])
+    h.sink.fail_next_flush = True
+    h.loop.run_once()
+    assert h.source.committed == {}
+    h.drain()
+    assert h.source.committed == {(FETCHER, 0): 1}
+    assert len(h.jobs.jobs) == 1 and len(h.sink.on("BAI_APP_EXECUTOR")) == 1
+
+
+def test_a_bug_in_a_handler_yields_error_and_dead_letter_and_the_loop_goes_on(tmp_path, monkeypatch) -> None:
+    h = Harness(tmp_path, [record(FETCHER, fetcher_event(), 0), record(FETCHER, fetcher_event(), 1)])
+    calls = iter([RuntimeError("boom")])
+
+    original = h.jobs.create
+
+    def flaky(spec, source_dir):
+        error = next(calls, None)
+        if error:
+            raise error
+        original(spec, source_dir)
+
+    monkeypatch.setattr(h.jobs, "create", flaky)
+    h.drain()
+    assert [s for s, _ in h.statuses()] == ["PENDING", "ERROR", "PENDING", "SUCCEEDED"]
+    assert "RuntimeError" in h.sink.on(DLQ)[0]["reason"]
+    assert h.source.committed == {(FETCHER, 0): 2}
+
+
+# --- cancel -------------------------------------------------------------------------------------
+
+
+def _submitted(tmp_path, contents=None):
+    event = fetcher_event(contents)
+    h = Harness(tmp_path, [record(FETCHER, event)])
+    h.drain()
+    return h, event
+
+
+def _cancel(h, command, offset=0):
+    h.source.log.append(record(CMD, command, offset))
+    h.drain()
+    return h.sink.on("CMD_RETURN")[-1]
+
+
+@pytest.mark.parametrize("custom", [None, "my-custom-job"])
+def test_cancel_stops_the_job_with_or_without_custom_name(tmp_path, custom) -> None:
+    contents = minimal_contents(custom_params={"sagemaker_job_name": custom}) if custom else None
+    h, event = _submitted(tmp_path, contents)
+    response = _cancel(h, cancel_command(event["action_id"]))
+    assert response["payload"]["return_code"] == 0
+    assert response["payload"]["message"] == "Cancel command processed successfully"
+    assert h.jobs.stopped == [custom or event["action_id"]]
+    status = h.sink.on("BAI_APP_STATUS")[-1]
+    assert status["action_id"] == event["action_id"] and status["payload"]["status"] == "SUCCEEDED"
+
+
+def test_cancel_of_unknown_action_answers_not_found_without_status(tmp_path) -> None:
+    h = Harness(tmp_path, [])
+    response = _cancel(h, cancel_command("nope"))
+    assert response["payload"]["return_code"] == 1
+    assert response["payload"]["message"] == "Cancel command failed: No resources found for 'nope'"
+    assert h.sink.on("BAI_APP_STATUS") == []
+
+
+def test_cancel_by_another_client_finds_nothing(tmp_path) -> None:
+    h, event = _submitted(tmp_path)
+    response = _cancel(h, cancel_command(event["action_id"], client_id="someone-else"))
+    assert response["payload"]["return_code"] == 1 and h.jobs.stopped == []
+
+
+@pytest.mark.parametrize("args", ["a string", {"target_action_id": 5}, {"bogus": 1}, []])
+def test_cancel_with_invalid_args_answers_code_2(tmp_path, args) -> None:
+    h = Harness(tmp_path, [])
+    response = _cancel(h, cancel_command("x", args=args))
+    assert response["payload"]["return_code"] == 2
+    assert response["payload"]["message"].startswith("Cancel command failed: Invalid args")
+
+
+def test_unknown_commands_are_ignored(tmp_path) -> None:
+    h = Harness(tmp_path, [])
+    command = cancel_command("x")
+    command["payload"]["command"] = "doit"
+    h.source.log.append(record(CMD, command))
+    h.drain()
+    assert h.sink.acked == []
