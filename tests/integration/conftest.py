@@ -1,0 +1,271 @@
+"""Integration fixtures: a real Kafka-protocol broker, the local SageMaker over HTTP, executor processes.
+
+The broker is the embedded Tansu (``sagemaker_executor.local.broker``) unless ``KAFKA_BOOTSTRAP_SERVERS``
+is set, in which case the same tests run against that Apache Kafka. The executor runs as a separate
+process (``python -m sagemaker_executor.cli``) exactly as deployed, configured only by environment
+variables; each test gets its own topics and consumer group, so tests do not see each other's records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from sagemaker_executor.adapters.kafka import KafkaOptions, ensure_topics
+from sagemaker_executor.local.broker import LocalBroker, free_port
+from sagemaker_executor.local.server import LocalSageMakerControl
+
+REGION = "us-east-1"
+OUTPUT_BUCKET = "sm-output"
+SCRIPTS_BUCKET = "scripts-exchange"
+ROLE = "bai-sagemaker"
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[LocalBroker | None]:
+    """The embedded broker we started (tests may pause it), or None when pointed at an external Kafka."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield None
+        return
+    with LocalBroker() as local:
+        yield local
+
+
+@pytest.fixture(scope="session")
+def bootstrap(broker: LocalBroker | None) -> str:
+    return broker.bootstrap_servers if broker is not None else os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+
+
+@pytest.fixture(scope="session")
+def local_sagemaker(tmp_path_factory) -> Iterator[tuple[str, LocalSageMakerControl]]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("local-sagemaker") / "server.log"
+    env = {**os.environ, "AWS_DEFAULT_REGION": REGION}
+    with open(log, "wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sagemaker_executor.local.server", "--port", str(port), "--phase-seconds", "1"],
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            env=env,
+        )
+        try:
+            line = process.stdout.readline().decode() if process.stdout else ""
+            assert line.startswith("READY"), f"local SageMaker did not start: {line!r}\n{log.read_text()}"
+            url = line.split()[1]
+            yield url, LocalSageMakerControl(url)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture(scope="session")
+def aws(local_sagemaker) -> boto3.Session:
+    url, _ = local_sagemaker
+    session = boto3.Session(region_name=REGION)
+    s3 = session.client("s3", endpoint_url=url)
+    for bucket in (OUTPUT_BUCKET, SCRIPTS_BUCKET, "data-pull"):
+        s3.create_bucket(Bucket=bucket)
+    iam = session.client("iam", endpoint_url=url)
+    iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    return session
+
+
+@dataclass
+class Topics:
+    prefix: str
+    fetcher: str = ""
+    executor: str = ""
+    status: str = ""
+    cmd_submit: str = ""
+    cmd_return: str = ""
+    dead_letter: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("fetcher", "executor", "status", "cmd_submit", "cmd_return", "dead_letter"):
+            setattr(self, name, f"{self.prefix}_{name.upper()}")
+
+    def all(self) -> list[str]:
+        return [self.fetcher, self.executor, self.status, self.cmd_submit, self.cmd_return, self.dead_letter]
+
+
+@dataclass
+class Executor:
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@dataclass
+class Pipeline:
+    """One test's world: its topics, a group id, and helpers to drive and observe the executor."""
+
+    bootstrap: str
+    aws_url: str
+    session: boto3.Session
+    control: LocalSageMakerControl
+    workdir: Path
+    topics: Topics
+    group: str
+    executors: list[Executor] = field(default_factory=list)
+    _producer: KafkaProducer | None = None
+    _consumer: KafkaConsumer | None = None
+    seen: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SAGEMAKER_", "CONSUMER_"))}
+        env.update(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                "CONSUMER_GROUP_ID": self.group,
+                "CONSUMER_TOPIC": self.topics.fetcher,
+                "PRODUCER_TOPIC": self.topics.executor,
+                "STATUS_TOPIC": self.topics.status,
+                "CMD_SUBMIT_TOPIC": self.topics.cmd_submit,
+                "CMD_RETURN_TOPIC": self.topics.cmd_return,
+                "DEAD_LETTER_TOPIC": self.topics.dead_letter,
+                "NUM_PARTITIONS": "1",
+                "REPLICATION_FACTOR": "1",
+                "CONSUMER_AUTO_OFFSET_RESET": "earliest",
+                "KAFKA_SESSION_TIMEOUT_MS": "6000",
+                "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+                "SAGEMAKER_OUTPUT_BUCKET": OUTPUT_BUCKET,
+                "SAGEMAKER_NODATASET": "s3://data-pull/no-data",
+                "SAGEMAKER_ROLE": ROLE,
+                "AWS_ENDPOINT_URL": self.aws_url,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "TMP_SOURCES_DIR": str(self.workdir / "sources"),
+                "AWS_RETRY_ATTEMPTS": "3",
+                "LOGGING_LEVEL": "INFO",
+            }
+        )
+        env.update(extra)
+        return env
+
+    def start_executor(self, **extra: str) -> Executor:
+        log = self.workdir / f"executor-{len(self.executors)}.log"
+        with open(log, "wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "sagemaker_executor.cli"],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=self.env(**extra),
+            )
+        executor = Executor(process, log)
+        self.executors.append(executor)
+        return executor
+
+    # --- producing ---------------------------------------------------------------------------
+
+    @property
+    def producer(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        return self._producer
+
+    def publish(self, topic: str, value: dict[str, Any] | bytes, key: str | None = None) -> None:
+        data = value if isinstance(value, bytes) else json.dumps(value).encode()
+        if key is None and isinstance(value, dict):
+            key = str(value.get("client_id"))
+        self.producer.send(topic, key=key.encode() if key else None, value=data).get(timeout=30)
+
+    # --- observing ----------------------------------------------------------------------------
+
+    def _ensure_consumer(self) -> KafkaConsumer:
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+            self._consumer.assign(
+                [TopicPartition(t, 0) for t in (self.topics.executor, self.topics.status, self.topics.cmd_return, self.topics.dead_letter)]
+            )
+            self._consumer.seek_to_beginning()
+        return self._consumer
+
+    def drain(self, timeout_ms: int = 200) -> None:
+        consumer = self._ensure_consumer()
+        for tp, records in consumer.poll(timeout_ms=timeout_ms).items():
+            for r in records:
+                self.seen.setdefault(tp.topic, []).append({"key": r.key, **json.loads(r.value)})
+
+    def on(self, topic: str) -> list[dict[str, Any]]:
+        return self.seen.get(topic, [])
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.drain()
+            if condition():
+                return
+            for executor in self.executors:
+                if executor.process.poll() is not None and executor.process.returncode not in (0, -9, -15):
+                    pytest.fail(f"executor exited with {executor.process.returncode}:\n{executor.log_text()[-4000:]}")
+        logs = "\n".join(e.log_text()[-3000:] for e in self.executors)
+        pytest.fail(f"timed out waiting for {what}; seen={json.dumps(self.summary(), indent=1)}\n{logs}")
+
+    def statuses(self, action_id: str) -> list[tuple[str, str]]:
+        return [
+            (e["payload"]["status"], e["payload"]["message"])
+            for e in self.on(self.topics.status)
+            if e["action_id"] == action_id
+        ]
+
+    def executor_events(self, action_id: str) -> list[dict[str, Any]]:
+        return [e for e in self.on(self.topics.executor) if e["action_id"] == action_id]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            topic: [
+                (e.get("action_id", "")[:8], e.get("payload", {}).get("status") if isinstance(e.get("payload"), dict) else None)
+                for e in events
+            ]
+            for topic, events in self.seen.items()
+        }
+
+    def close(self) -> None:
+        for executor in self.executors:
+            if executor.process.poll() is None:
+                executor.kill()
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+        if self._consumer is not None:
+            self._consumer.close()
+
+
+@pytest.fixture
+def pipeline(bootstrap, local_sagemaker, aws, tmp_path) -> Iterator[Pipeline]:
+    url, control = local_sagemaker
+    prefix = "T" + uuid.uuid4().hex[:10]
+    topics = Topics(prefix)
+    # Created up front with one partition each: the broker would auto-create them with its default.
+    ensure_topics(KafkaOptions([bootstrap], client_id="tests", group_id=""), topics.all(), 1, 1)
+    p = Pipeline(bootstrap, url, aws, control, tmp_path, topics, group=f"{prefix}-group")
+    try:
+        yield p
+    finally:
+        p.close()
