@@ -6,7 +6,7 @@ Layout (imports only point downwards; ``.importlinter`` in pyproject.toml keeps 
 * ``service``   -- the Kafka consumer loop, submission and cancel handlers, status emission.
 * ``adapters``  -- one thin wrapper per external system: Kafka, SageMaker, S3.
 * ``domain``    -- pure code: wire events, the descriptor, translation to a training-job spec.
-* ``local``     -- the embedded broker and the local SageMaker used by tests, ``make demo`` and ``make bench``.
+* ``local``     -- the embedded broker and the local SageMaker, for tests, ``make demo`` and ``make bench``.
 """
 
 __version__ = "0.1.0"

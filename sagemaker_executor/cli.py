@@ -17,7 +17,13 @@ from pathlib import Path
 from types import FrameType
 
 from sagemaker_executor import SERVICE_NAME, __version__
-from sagemaker_executor.config import ConfigError, Settings, add_arguments, ignored_legacy_variables, load_settings
+from sagemaker_executor.config import (
+    ConfigError,
+    Settings,
+    add_arguments,
+    ignored_legacy_variables,
+    load_settings,
+)
 
 log = logging.getLogger("sagemaker_executor")
 
@@ -45,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _client_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--follow", action="store_true", help="print status events until the executor answers")
+    parser.add_argument(
+        "--follow", action="store_true", help="print status events until the executor answers"
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to --follow before giving up")
     parser.add_argument("--client-id", help="client id (default: sha1 of user+host, as the anubis client)")
     add_arguments(parser)
@@ -65,10 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings.logging_level)
     if command == "run":
         return run(settings)
-    from sagemaker_executor import client
+    import sagemaker_executor.client as client
 
     if command == "submit":
-        return client.submit(settings, args.descriptor, args.script, args.follow, args.timeout, args.client_id)
+        return client.submit(
+            settings, args.descriptor, args.script, args.follow, args.timeout, args.client_id
+        )
     return client.cancel(settings, args.action_id, args.follow, args.timeout, args.client_id)
 
 
@@ -146,7 +156,9 @@ def run(settings: Settings) -> int:
             jobs,
             scripts,
             emitter,
-            SubmissionSettings(site, settings.producer_topic, settings.tmp_sources_dir, settings.max_script_bytes),
+            SubmissionSettings(
+                site, settings.producer_topic, settings.tmp_sources_dir, settings.max_script_bytes
+            ),
         ),
         CommandHandler(jobs, emitter, settings.cmd_return_topic),
         LoopSettings(settings.consumer_topic, settings.cmd_submit_topic, settings.dead_letter_topic),
@@ -158,8 +170,12 @@ def run(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.info("consuming %s and %s as group %s", settings.consumer_topic, settings.cmd_submit_topic,
-             settings.consumer_group_id)
+    log.info(
+        "consuming %s and %s as group %s",
+        settings.consumer_topic,
+        settings.cmd_submit_topic,
+        settings.consumer_group_id,
+    )
     try:
         loop.run()
     finally:

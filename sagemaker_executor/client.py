@@ -58,7 +58,7 @@ def _envelope(client_id: str, topic: str, payload: JSONDict) -> JSONDict:
 
 
 def tar_scripts(path: Path) -> tuple[str, bytes]:
-    """``(<sha1>.tar, bytes)``: ``path`` packed with its basename as the root entry, as the anubis client does."""
+    """``(<sha1>.tar, bytes)``: ``path`` packed with its basename as root entry, as the anubis client does."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         archive.add(str(path), arcname=path.name)
@@ -154,7 +154,11 @@ def _print_event(value: bytes, action_ids: set[str], stop_on: set[str]) -> str |
         command = (payload.get("cmd_submit") or {}).get("payload", {}).get("args") or {}
         if event.get("action_id") not in action_ids:
             return None
-        print(f"[{str(command.get('target_action_id'))[:8]}] CMD_RETURN {payload.get('return_code')}: {payload.get('message')}", flush=True)
+        print(
+            f"[{str(command.get('target_action_id'))[:8]}] CMD_RETURN "
+            f"{payload.get('return_code')}: {payload.get('message')}",
+            flush=True,
+        )
         return "RETURNED" if "RETURNED" in stop_on else None
     action_id = str(event.get("action_id"))
     if action_id not in action_ids:
@@ -196,7 +200,9 @@ def _publish(
     also_follow: set[str],
 ) -> int:
     tail = StatusTail(settings) if follow else None
-    options = KafkaOptions(settings.kafka_bootstrap_servers, client_id="sagemaker-executor-client", group_id="")
+    options = KafkaOptions(
+        settings.kafka_bootstrap_servers, client_id="sagemaker-executor-client", group_id=""
+    )
     publisher = Publisher(options)
     try:
         publisher.send(topic, event["client_id"], event)

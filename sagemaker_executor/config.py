@@ -37,30 +37,50 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("kafka_bootstrap_servers", "Kafka brokers, comma-separated host:port", "localhost:9092", True),
-    Option("consumer_group_id", "consumer group; the deployed original used sm-executor", "sm-executor", True),
+    Option(
+        "consumer_group_id", "consumer group; the deployed original used sm-executor", "sm-executor", True
+    ),
     Option("consumer_topic", "topic of FetcherBenchmarkEvents to execute", "BAI_APP_FETCHER", True),
     Option("producer_topic", "topic for ExecutorBenchmarkEvents", "BAI_APP_EXECUTOR", True),
     Option("status_topic", "topic for status events; empty drops them", "BAI_APP_STATUS", True),
     Option("cmd_submit_topic", "topic of commands (cancel)", "CMD_SUBMIT", True),
     Option("cmd_return_topic", "topic for command responses", "CMD_RETURN", True),
     Option("num_partitions", "partitions of topics created at start-up", "3", True),
-    Option("replication_factor", "replication of topics created at start-up (capped at broker count)", "3", True),
+    Option(
+        "replication_factor", "replication of topics created at start-up (capped at broker count)", "3", True
+    ),
     Option("logging_level", "DEBUG, INFO, WARNING or ERROR", "INFO", True),
-    Option("sagemaker_output_bucket", "bucket for job outputs and sources: s3://BUCKET/<job>/...", None, True),
-    Option("sagemaker_nodataset", "S3 URI of the input channel used when a benchmark has no data", None, True),
+    Option(
+        "sagemaker_output_bucket", "bucket for job outputs and sources: s3://BUCKET/<job>/...", None, True
+    ),
+    Option(
+        "sagemaker_nodataset", "S3 URI of the input channel used when a benchmark has no data", None, True
+    ),
     Option("sagemaker_role", "IAM role name or ARN that the training jobs assume", None, True),
     Option("sagemaker_subnets", "VPC subnets for the jobs, comma-separated", "", True),
     Option("sagemaker_security_group_ids", "VPC security groups for the jobs, comma-separated", "", True),
-    Option("tmp_sources_dir", "where job source dirs are assembled (removed after each submission)", "", True),
-    Option("dead_letter_topic", "where records that cannot be parsed go, with the reason", "SM_EXECUTOR_DEAD_LETTER"),
-    Option("consumer_auto_offset_reset", "latest or earliest, for a group with no committed offset", "latest"),
+    Option(
+        "tmp_sources_dir", "where job source dirs are assembled (removed after each submission)", "", True
+    ),
+    Option(
+        "dead_letter_topic",
+        "where records that cannot be parsed go, with the reason",
+        "SM_EXECUTOR_DEAD_LETTER",
+    ),
+    Option(
+        "consumer_auto_offset_reset", "latest or earliest, for a group with no committed offset", "latest"
+    ),
     Option("kafka_session_timeout_ms", "consumer group session timeout", "10000"),
     Option("kafka_heartbeat_interval_ms", "consumer group heartbeat interval", "3000"),
     Option("kafka_max_poll_interval_ms", "longest time between polls before the group evicts us", "300000"),
     Option("max_script_bytes", "largest total unpacked size of a benchmark's script tarballs", str(1024**3)),
     Option("aws_retry_attempts", "attempts per AWS call on throttling, 5xx and connection errors", "8"),
     Option("service_node", "this replica's name in events' visited list (default: hostname)", ""),
-    Option("scripts_exchange_s3_bucket_name", "submit --script: bucket for script tarballs (default: output bucket)", ""),
+    Option(
+        "scripts_exchange_s3_bucket_name",
+        "submit --script: bucket for script tarballs (default: output bucket)",
+        "",
+    ),
 )
 
 # Read by the original but never used by it; accepted so old manifests still start.
@@ -164,25 +184,32 @@ def load_settings(
         if value == "" and optional:
             return ""
         if not _TOPIC_RE.match(value):
-            problems.append(f"{name.upper()} must be a Kafka topic name ([A-Za-z0-9._-], 1-249), got {value!r}")
+            problems.append(
+                f"{name.upper()} must be a Kafka topic name ([A-Za-z0-9._-], 1-249), got {value!r}"
+            )
         return value
 
     servers = _split(raw.get("kafka_bootstrap_servers", ""))
     if not servers or any(not re.match(r"^[^\s:]+:\d{1,5}$", s) for s in servers):
         problems.append(
-            f"KAFKA_BOOTSTRAP_SERVERS must be host:port[,host:port...], got {raw.get('kafka_bootstrap_servers')!r}"
+            "KAFKA_BOOTSTRAP_SERVERS must be host:port[,host:port...], "
+            f"got {raw.get('kafka_bootstrap_servers')!r}"
         )
     bucket = raw.get("sagemaker_output_bucket", "")
     if bucket.startswith("s3://"):
         bucket = bucket[len("s3://") :].rstrip("/")
     if bucket and not re.match(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$", bucket):
-        problems.append(f"SAGEMAKER_OUTPUT_BUCKET must be an S3 bucket name, got {raw['sagemaker_output_bucket']!r}")
+        problems.append(
+            f"SAGEMAKER_OUTPUT_BUCKET must be an S3 bucket name, got {raw['sagemaker_output_bucket']!r}"
+        )
     nodata = raw.get("sagemaker_nodataset", "")
     if nodata and not re.match(r"^s3://[^/]+(/.*)?$", nodata):
         problems.append(f"SAGEMAKER_NODATASET must be an s3:// URI, got {nodata!r}")
     level = raw.get("logging_level", "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        problems.append(f"LOGGING_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {raw.get('logging_level')!r}")
+        problems.append(
+            f"LOGGING_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {raw.get('logging_level')!r}"
+        )
     reset = raw.get("consumer_auto_offset_reset", "latest")
     if reset not in ("latest", "earliest"):
         problems.append(f"CONSUMER_AUTO_OFFSET_RESET must be latest or earliest, got {reset!r}")

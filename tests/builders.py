@@ -55,7 +55,9 @@ def fetcher_event(
     return event
 
 
-def cancel_command(target: str, *, client_id: str = "ca2f097889997d8200b9abc2f8d2ec822246845e", args: Any = None) -> dict[str, Any]:
+def cancel_command(
+    target: str, *, client_id: str = "ca2f097889997d8200b9abc2f8d2ec822246845e", args: Any = None
+) -> dict[str, Any]:
     event = copy.deepcopy(sample("generated/10.bff.CMD_SUBMIT.cancel.json"))
     event["action_id"] = str(uuid.uuid4())
     event["client_id"] = client_id

@@ -1,4 +1,6 @@
-"""In-memory stand-ins for the adapters, for unit tests of the service layer (integration tests use real parts)."""
+"""In-memory stand-ins for the adapters, for unit tests of the service layer.
+
+Integration tests use the real parts instead."""
 
 from __future__ import annotations
 
@@ -53,7 +55,9 @@ class FakeSource:
         self.sink = sink
 
     def poll(self, timeout_ms: int, max_records: int) -> list[InboundRecord]:
-        batch = [r for r in self.log if r.offset >= self.position.get((r.topic, r.partition), 0)][:max_records]
+        batch = [r for r in self.log if r.offset >= self.position.get((r.topic, r.partition), 0)][
+            :max_records
+        ]
         for r in batch:
             self.position[(r.topic, r.partition)] = r.offset + 1
         return batch
@@ -66,7 +70,9 @@ class FakeSource:
         self.position[(record.topic, record.partition)] = record.offset
 
 
-def record(topic: str, value: Any, offset: int = 0, partition: int = 0, key: str | None = "client") -> InboundRecord:
+def record(
+    topic: str, value: Any, offset: int = 0, partition: int = 0, key: str | None = "client"
+) -> InboundRecord:
     data = value if isinstance(value, bytes) or value is None else json.dumps(value).encode()
     return InboundRecord(topic, partition, offset, key.encode() if key else None, data, 0)
 
@@ -97,14 +103,20 @@ class FakeJobs:
             raise JobAlreadyExists(spec.job_name)
         files = {}
         if source_dir is not None:
-            files = {str(p.relative_to(source_dir)): p.read_text() for p in source_dir.rglob("*") if p.is_file()}
+            files = {
+                str(p.relative_to(source_dir)): p.read_text() for p in source_dir.rglob("*") if p.is_file()
+            }
         self.jobs[spec.job_name] = FakeJob(spec, tags=dict(spec.tags), files=files)
 
     def describe(self, job_name: str) -> dict[str, Any]:
         if job_name not in self.jobs:
             raise JobNotFound(job_name)
         job = self.jobs[job_name]
-        return {"TrainingJobName": job_name, "TrainingJobArn": "arn:" + job_name, "TrainingJobStatus": job.status}
+        return {
+            "TrainingJobName": job_name,
+            "TrainingJobArn": "arn:" + job_name,
+            "TrainingJobStatus": job.status,
+        }
 
     def tags(self, job_arn: str) -> dict[str, str]:
         return dict(self.jobs[job_arn.removeprefix("arn:")].tags)

@@ -47,7 +47,9 @@ class PublishError(Exception):
     """A record could not be acknowledged by the broker; the input must not be committed."""
 
 
-def ensure_topics(options: KafkaOptions, topics: Iterable[str], partitions: int, replication: int) -> list[str]:
+def ensure_topics(
+    options: KafkaOptions, topics: Iterable[str], partitions: int, replication: int
+) -> list[str]:
     """Create the missing topics; returns the ones created. Replication is capped at the broker count."""
     admin = KafkaAdminClient(
         bootstrap_servers=list(options.bootstrap_servers),

@@ -51,7 +51,9 @@ class ScriptStore:
             for chunk in response["Body"].iter_chunks(_CHUNK):
                 written += len(chunk)
                 if written > max_bytes:
-                    raise PermanentError(f"benchmark script {uri} is larger than the limit of {max_bytes} bytes")
+                    raise PermanentError(
+                        f"benchmark script {uri} is larger than the limit of {max_bytes} bytes"
+                    )
                 spool.write(chunk)
             spool.seek(0)
             return spool

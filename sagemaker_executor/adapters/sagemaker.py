@@ -71,14 +71,11 @@ class SageMakerJobs:
 
     def __init__(self, session: boto3.Session, *, default_bucket: str, retry_attempts: int) -> None:
         configure_sdk_environment()
-        import sagemaker  # deferred: slow to import, and reads the environment set above
+        from sagemaker.session import Session  # deferred: slow, and reads the environment set above
 
         self._client = client(session, "sagemaker", retry_attempts)
-        self._sdk_session = sagemaker.Session(
-            boto_session=session,
-            sagemaker_client=self._client,
-            default_bucket=default_bucket,
-            default_bucket_prefix=None,
+        self._sdk_session = Session(
+            boto_session=session, sagemaker_client=self._client, default_bucket=default_bucket
         )
 
     @property
@@ -147,14 +144,14 @@ class SageMakerJobs:
         if spec.distribution is not None:
             framework_kwargs["distribution"] = spec.distribution.as_sdk_distribution()
         if spec.framework is Framework.TENSORFLOW:
-            from sagemaker.tensorflow import TensorFlow
+            from sagemaker.tensorflow.estimator import TensorFlow
 
             return TensorFlow(**kwargs, **framework_kwargs)
         if spec.framework is Framework.MXNET:
-            from sagemaker.mxnet import MXNet
+            from sagemaker.mxnet.estimator import MXNet
 
             return MXNet(**kwargs, **framework_kwargs)
-        from sagemaker.pytorch import PyTorch
+        from sagemaker.pytorch.estimator import PyTorch
 
         return PyTorch(**kwargs, **framework_kwargs)
 

@@ -283,5 +283,5 @@ def command_response(command_event: Mapping[str, Any], return_code: int, message
 
 
 def _extras(event: Mapping[str, Any]) -> JSONDict:
-    """Top-level fields that are not part of the envelope (e.g. the BFF's ``client_sha1``), kept as they are."""
+    """Top-level fields outside the envelope (e.g. the BFF's ``client_sha1``), kept as they are."""
     return {k: v for k, v in event.items() if k not in ENVELOPE_FIELDS and k != "payload"}

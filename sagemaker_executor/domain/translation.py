@@ -1,4 +1,4 @@
-"""Descriptor + fetcher event -> :class:`TrainingJobSpec`: what to ask SageMaker for, decided in one pure function.
+"""Descriptor + fetcher event -> :class:`TrainingJobSpec`: what to ask SageMaker for, in one pure function.
 
 Called by the submission handler (``service.submission``) before anything touches AWS; the SageMaker
 adapter turns the spec into an SDK Estimator. No I/O, no clock, no globals: the golden tests in
@@ -46,7 +46,6 @@ DEFAULT_MPI_OPTIONS = (
     "-x HOROVOD_HIERARCHICAL_ALLREDUCE=1 -x HOROVOD_FUSION_THRESHOLD=16777216 -x TF_CPP_MIN_LOG_LEVEL=0"
 )
 MAX_HYPERPARAMETERS = 100
-MAX_METRIC_DEFINITIONS = 40
 
 
 @dataclass(frozen=True)
@@ -153,11 +152,11 @@ def input_channels(event: FetcherBenchmarkEvent, nodata_uri: str) -> dict[str, s
         name = dataset.id or f"src{index}"
         if not re.fullmatch(r"[A-Za-z0-9\.\-_]{1,64}", name):
             raise DescriptorError(
-                "data.sources[%d].id" % index,
+                f"data.sources[{index}].id",
                 f"{name!r} cannot name a SageMaker input channel (letters, digits, '.', '-', '_'; 1-64)",
             )
         if name in channels:
-            raise DescriptorError("data.sources[%d].id" % index, f"duplicate data source id {name!r}")
+            raise DescriptorError(f"data.sources[{index}].id", f"duplicate data source id {name!r}")
         if not dataset.dst or not dataset.dst.startswith("s3://"):
             raise DescriptorError(where + ".dst", f"the fetcher gave no S3 location for {dataset.src!r}")
         channels[name] = dataset.dst
@@ -165,16 +164,11 @@ def input_channels(event: FetcherBenchmarkEvent, nodata_uri: str) -> dict[str, s
 
 
 def _processes_per_host(descriptor: Descriptor) -> int:
+    """``processes_per_instance``; "gpus" was checked against the instance by ``check_sagemaker_support``."""
     distributed = descriptor.hardware.distributed
     requested = distributed.processes_per_instance if distributed is not None else "1"
     if requested == "gpus":
-        gpus = gpus_per_instance(descriptor.hardware.instance_type)
-        if gpus < 1:
-            raise DescriptorError(
-                "hardware.distributed.processes_per_instance",
-                f"'gpus' needs a GPU instance type; {descriptor.hardware.instance_type} has none",
-            )
-        return gpus
+        return gpus_per_instance(descriptor.hardware.instance_type)
     return int(requested)
 
 
@@ -194,9 +188,8 @@ def _hyperparameters(descriptor: Descriptor) -> dict[str, Any]:
 
 
 def _metric_definitions(descriptor: Descriptor) -> list[dict[str, str]]:
+    """SageMaker's limits on these were checked by ``check_sagemaker_support``."""
     metrics = descriptor.output.metrics if descriptor.output else []
-    if len(metrics) > MAX_METRIC_DEFINITIONS:
-        raise DescriptorError("output.metrics", f"SageMaker accepts at most {MAX_METRIC_DEFINITIONS} metrics")
     return [{"Name": m.name, "Regex": m.pattern} for m in metrics]
 
 
@@ -285,4 +278,7 @@ def routing(contents: Mapping[str, Any]) -> tuple[str, str]:
     info = info if isinstance(info, Mapping) else {}
     engine = info.get("execution_engine", "default")
     scheduling = info.get("scheduling", "single_run")
-    return (engine if isinstance(engine, str) else repr(engine), scheduling if isinstance(scheduling, str) else "")
+    return (
+        engine if isinstance(engine, str) else repr(engine),
+        scheduling if isinstance(scheduling, str) else "",
+    )

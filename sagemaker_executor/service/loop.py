@@ -150,7 +150,9 @@ class ExecutorLoop:
 
     def _retry_later(self, record: InboundRecord, where: tuple[str, int, int], error: Exception) -> None:
         self._failures += 1
-        delay = min(self._settings.retry_backoff_cap_s, self._settings.retry_backoff_s * 2 ** (self._failures - 1))
+        delay = min(
+            self._settings.retry_backoff_cap_s, self._settings.retry_backoff_s * 2 ** (self._failures - 1)
+        )
         delay *= random.uniform(0.5, 1.0)  # noqa: S311 -- jitter, not cryptography
         log.warning("retrying %s in %.1fs after a transient failure: %s", _where(record), delay, error)
         self._retrying = where

@@ -86,7 +86,9 @@ class SubmissionHandler:
         contents = _descriptor_contents(raw)
         engine, scheduling = routing(contents)
         if scheduling != "single_run" or engine != ENGINE:
-            log.debug("ignoring action %s: engine %r, scheduling %r", raw.get("action_id"), engine, scheduling)
+            log.debug(
+                "ignoring action %s: engine %r, scheduling %r", raw.get("action_id"), engine, scheduling
+            )
             return Outcome.IGNORED
         if not retry:
             self._emitter.status(raw, Status.PENDING, MSG_PENDING)
@@ -144,7 +146,9 @@ class SubmissionHandler:
 
                 def archives() -> Iterator[tuple[str, BinaryIO]]:
                     for uri in spec.script_uris:
-                        fileobj = opened.enter_context(self._scripts.fetch(uri, self._settings.max_script_bytes))
+                        fileobj = opened.enter_context(
+                            self._scripts.fetch(uri, self._settings.max_script_bytes)
+                        )
                         yield uri.rsplit("/", 1)[-1], cast(BinaryIO, fileobj)
 
                 build_source_dir(

@@ -51,7 +51,10 @@ def _toml(relative: str) -> dict[str, Any]:
 def _script_tar() -> bytes:
     buffer = BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, text in {"horovod/examples/bench.py": "print('hi')\n", "horovod/requirements.txt": "numpy\n"}.items():
+        for name, text in {
+            "horovod/examples/bench.py": "print('hi')\n",
+            "horovod/requirements.txt": "numpy\n",
+        }.items():
             data = text.encode()
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -79,7 +82,10 @@ CASES: dict[str, dict[str, Any]] = {
         "datasets": [DATASET],
     },
     # The generated end-to-end sample: the same descriptor plus --script and a data source.
-    "generated_fetcher_event": {"event": sample("generated/04.fetcher.BAI_APP_FETCHER.json"), "scripts": True},
+    "generated_fetcher_event": {
+        "event": sample("generated/04.fetcher.BAI_APP_FETCHER.json"),
+        "scripts": True,
+    },
     "single_node_defaults": {"contents": minimal_contents()},
     "horovod_generic_gpus": {"contents": HOROVOD_GPU, "scripts": True},
     "horovod_pytorch": {
@@ -139,7 +145,8 @@ def _run(session, case: dict[str, Any]) -> tuple[dict[str, Any], FakeSink, Path]
     jobs = SageMakerJobs(session, default_bucket="sm-output", retry_attempts=2)
     captured: list[dict[str, Any]] = []
     jobs.boto_client.meta.events.register(
-        "before-parameter-build.sagemaker.CreateTrainingJob", lambda params, **_: captured.append(json.loads(json.dumps(params)))
+        "before-parameter-build.sagemaker.CreateTrainingJob",
+        lambda params, **_: captured.append(json.loads(json.dumps(params))),
     )
     if "event" in case:
         event = case["event"]
@@ -179,7 +186,12 @@ def test_create_training_job_request_matches_golden(aws, name: str) -> None:
 
 def test_generic_estimator_carries_the_same_mpi_request_as_a_framework_estimator(aws) -> None:
     generic, _, _ = _run(aws, CASES["horovod_generic_gpus"])
-    framework_case = {"contents": {**HOROVOD_GPU, "ml": {**HOROVOD_GPU["ml"], "framework": "tensorflow", "framework_version": "2.14"}}}
+    framework_case = {
+        "contents": {
+            **HOROVOD_GPU,
+            "ml": {**HOROVOD_GPU["ml"], "framework": "tensorflow", "framework_version": "2.14"},
+        }
+    }
     framework_case["contents"]["custom_params"] = {"sagemaker_job_name": "tf-variant"}
     framework, _, _ = _run(aws, framework_case)
     mpi = {k: v for k, v in generic["HyperParameters"].items() if k.startswith("sagemaker_mpi")}

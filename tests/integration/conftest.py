@@ -56,7 +56,15 @@ def local_sagemaker(tmp_path_factory) -> Iterator[tuple[str, LocalSageMakerContr
     env = {**os.environ, "AWS_DEFAULT_REGION": REGION}
     with open(log, "wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sagemaker_executor.local.server", "--port", str(port), "--phase-seconds", "1"],
+            [
+                sys.executable,
+                "-m",
+                "sagemaker_executor.local.server",
+                "--port",
+                str(port),
+                "--phase-seconds",
+                "1",
+            ],
             stdout=subprocess.PIPE,
             stderr=log_file,
             env=env,
@@ -82,7 +90,9 @@ def aws(local_sagemaker) -> boto3.Session:
     for bucket in (OUTPUT_BUCKET, SCRIPTS_BUCKET, "data-pull"):
         s3.create_bucket(Bucket=bucket)
     iam = session.client("iam", endpoint_url=url)
-    iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    iam.create_role(
+        RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+    )
     return session
 
 
@@ -200,9 +210,19 @@ class Pipeline:
 
     def _ensure_consumer(self) -> KafkaConsumer:
         if self._consumer is None:
-            self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+            )
             self._consumer.assign(
-                [TopicPartition(t, 0) for t in (self.topics.executor, self.topics.status, self.topics.cmd_return, self.topics.dead_letter)]
+                [
+                    TopicPartition(t, 0)
+                    for t in (
+                        self.topics.executor,
+                        self.topics.status,
+                        self.topics.cmd_return,
+                        self.topics.dead_letter,
+                    )
+                ]
             )
             self._consumer.seek_to_beginning()
         return self._consumer
@@ -224,7 +244,9 @@ class Pipeline:
                 return
             for executor in self.executors:
                 if executor.process.poll() is not None and executor.process.returncode not in (0, -9, -15):
-                    pytest.fail(f"executor exited with {executor.process.returncode}:\n{executor.log_text()[-4000:]}")
+                    pytest.fail(
+                        f"executor exited with {executor.process.returncode}:\n{executor.log_text()[-4000:]}"
+                    )
         logs = "\n".join(e.log_text()[-3000:] for e in self.executors)
         pytest.fail(f"timed out waiting for {what}; seen={json.dumps(self.summary(), indent=1)}\n{logs}")
 
@@ -241,7 +263,10 @@ class Pipeline:
     def summary(self) -> dict[str, Any]:
         return {
             topic: [
-                (e.get("action_id", "")[:8], e.get("payload", {}).get("status") if isinstance(e.get("payload"), dict) else None)
+                (
+                    e.get("action_id", "")[:8],
+                    e.get("payload", {}).get("status") if isinstance(e.get("payload"), dict) else None,
+                )
                 for e in events
             ]
             for topic, events in self.seen.items()

@@ -5,7 +5,6 @@ that SageMaker ends up with."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import tarfile
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sagemaker_executor.domain.translation import TAG_ACTION_ID, TAG_CLIENT_ID
+from sagemaker_executor.domain.translation import TAG_ACTION_ID
 from tests.builders import cancel_command, fetcher_event, minimal_contents
 from tests.integration.conftest import OUTPUT_BUCKET, SCRIPTS_BUCKET, Pipeline
 
@@ -29,7 +28,9 @@ def _jobs_tagged(p: Pipeline, action_id: str) -> list[str]:
     sm = p.session.client("sagemaker", endpoint_url=p.aws_url)
     result = sm.search(
         Resource="TrainingJob",
-        SearchExpression={"Filters": [{"Name": f"Tags.{TAG_ACTION_ID}", "Operator": "Equals", "Value": action_id}]},
+        SearchExpression={
+            "Filters": [{"Name": f"Tags.{TAG_ACTION_ID}", "Operator": "Equals", "Value": action_id}]
+        },
     )
     return [r["TrainingJob"]["TrainingJobName"] for r in result["Results"]]
 
@@ -47,7 +48,9 @@ def _upload_tar(p: Pipeline, members: dict[str, bytes | tuple[str, str]], name: 
                 info.size = len(content)
                 archive.addfile(info, io.BytesIO(content))
     key = f"anubis0/{name}.tar"
-    p.session.client("s3", endpoint_url=p.aws_url).put_object(Bucket=SCRIPTS_BUCKET, Key=key, Body=buffer.getvalue())
+    p.session.client("s3", endpoint_url=p.aws_url).put_object(
+        Bucket=SCRIPTS_BUCKET, Key=key, Body=buffer.getvalue()
+    )
     return f"s3://{SCRIPTS_BUCKET}/{key}"
 
 
@@ -55,7 +58,9 @@ def test_submission_invalid_garbage_other_engine_and_cancel(pipeline: Pipeline) 
     p = pipeline
     good = fetcher_event(
         minimal_contents(ml={"benchmark_code": "python bench/run.py"}),
-        scripts=[_upload_tar(p, {"bench/run.py": b"print('ok')\n", "bench/requirements.txt": b"numpy\n"}, "good")],
+        scripts=[
+            _upload_tar(p, {"bench/run.py": b"print('ok')\n", "bench/requirements.txt": b"numpy\n"}, "good")
+        ],
     )
     invalid = fetcher_event(minimal_contents(hardware={"instance_type": "ml.c5.xlarge", "strategy": "warp"}))
     other = fetcher_event(minimal_contents(info={"description": "k8s job", "execution_engine": "default"}))
@@ -65,9 +70,11 @@ def test_submission_invalid_garbage_other_engine_and_cancel(pipeline: Pipeline) 
         p.publish(p.topics.fetcher, event)
 
     p.wait_for(
-        lambda: len(p.statuses(invalid["action_id"])) == 2
-        and len(p.executor_events(good["action_id"])) == 1
-        and len(p.on(p.topics.dead_letter)) == 1,
+        lambda: (
+            len(p.statuses(invalid["action_id"])) == 2
+            and len(p.executor_events(good["action_id"])) == 1
+            and len(p.on(p.topics.dead_letter)) == 1
+        ),
         what="submission outcomes",
     )
     assert [s for s, _ in p.statuses(good["action_id"])] == ["PENDING", "SUCCEEDED"]
@@ -91,8 +98,11 @@ def test_submission_invalid_garbage_other_engine_and_cancel(pipeline: Pipeline) 
     # Cancel: the job moves to Stopping/Stopped, the user sees SUCCEEDED under the target, CMD_RETURN 0.
     command = cancel_command(good["action_id"])
     p.publish(p.topics.cmd_submit, command)
-    p.wait_for(lambda: any(r["action_id"] == command["action_id"] for r in p.on(p.topics.cmd_return)), what="CMD_RETURN")
-    response = [r for r in p.on(p.topics.cmd_return) if r["action_id"] == command["action_id"]][0]
+    p.wait_for(
+        lambda: any(r["action_id"] == command["action_id"] for r in p.on(p.topics.cmd_return)),
+        what="CMD_RETURN",
+    )
+    response = next(r for r in p.on(p.topics.cmd_return) if r["action_id"] == command["action_id"])
     assert response["payload"]["return_code"] == 0
     assert response["payload"]["cmd_submit"]["message_id"] == command["message_id"]
     assert p.statuses(good["action_id"])[-1] == ("SUCCEEDED", "Execution successfully cancelled...")
@@ -101,10 +111,16 @@ def test_submission_invalid_garbage_other_engine_and_cancel(pipeline: Pipeline) 
     # Cancel of an action nobody ran: code 1 and no status.
     unknown = cancel_command("no-such-action")
     p.publish(p.topics.cmd_submit, unknown)
-    p.wait_for(lambda: any(r["action_id"] == unknown["action_id"] for r in p.on(p.topics.cmd_return)), what="not-found")
-    response = [r for r in p.on(p.topics.cmd_return) if r["action_id"] == unknown["action_id"]][0]
-    assert response["payload"] == {**response["payload"], "return_code": 1,
-                                   "message": "Cancel command failed: No resources found for 'no-such-action'"}
+    p.wait_for(
+        lambda: any(r["action_id"] == unknown["action_id"] for r in p.on(p.topics.cmd_return)),
+        what="not-found",
+    )
+    response = next(r for r in p.on(p.topics.cmd_return) if r["action_id"] == unknown["action_id"])
+    assert response["payload"] == {
+        **response["payload"],
+        "return_code": 1,
+        "message": "Cancel command failed: No resources found for 'no-such-action'",
+    }
     assert p.statuses("no-such-action") == []
 
     assert executor.terminate() == 0, executor.log_text()[-3000:]
@@ -135,7 +151,11 @@ def test_kill_after_create_before_commit_then_restart_yields_one_job(pipeline: P
     assert "SUCCEEDED" not in [s for s, _ in p.statuses(event["action_id"])]
 
     second = p.start_executor()
-    p.wait_for(lambda: len(p.executor_events(event["action_id"])) >= 1, timeout=90, what="executor event after restart")
+    p.wait_for(
+        lambda: len(p.executor_events(event["action_id"])) >= 1,
+        timeout=90,
+        what="executor event after restart",
+    )
     assert [j["name"] for j in p.control.jobs() if j["name"] == name] == [name]
     assert "SUCCEEDED" in [s for s, _ in p.statuses(event["action_id"])]
     assert {e["payload"]["job"]["id"] for e in p.executor_events(event["action_id"])} == {name}
@@ -143,32 +163,40 @@ def test_kill_after_create_before_commit_then_restart_yields_one_job(pipeline: P
     assert second.terminate() == 0
 
 
-def test_hostile_descriptor_and_tarball_touch_nothing_outside_the_source_dir(pipeline: Pipeline, tmp_path: Path) -> None:
+def test_hostile_descriptor_and_tarball_touch_nothing_outside_the_source_dir(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
     p = pipeline
     canary = tmp_path / "canary"
     hostile_values = {
         "SUBST": f"$(touch {canary}-subst)",
         "TICKS": f"`touch {canary}-ticks`",
         "SEMI": f"x; touch {canary}-semi",
-        "QUOTES": "it's \"quoted\" \\ back",
+        "QUOTES": 'it\'s "quoted" \\ back',
         "NEWLINE": f"line1\ntouch {canary}-newline",
     }
     env_event = fetcher_event(
         minimal_contents(
             env={"docker_image": "img:1", "vars": hostile_values},
-            ml={"benchmark_code": "env > \"$OUT\""},
+            ml={"benchmark_code": 'env > "$OUT"'},
         )
     )
-    traversal = fetcher_event(scripts=[_upload_tar(p, {"ok.py": b"1", f"../{canary.name}-dotdot": b"x"}, "dotdot")])
+    traversal = fetcher_event(
+        scripts=[_upload_tar(p, {"ok.py": b"1", f"../{canary.name}-dotdot": b"x"}, "dotdot")]
+    )
     absolute = fetcher_event(scripts=[_upload_tar(p, {f"{canary}-abs": b"x"}, "absolute")])
-    symlink = fetcher_event(scripts=[_upload_tar(p, {"link": ("symlink", str(tmp_path)), "link/escaped": b"x"}, "symlink")])
+    symlink = fetcher_event(
+        scripts=[_upload_tar(p, {"link": ("symlink", str(tmp_path)), "link/escaped": b"x"}, "symlink")]
+    )
     sources = p.workdir / "sources"
     p.start_executor()
     before = _tree(tmp_path, exclude=sources)
     for event in (env_event, traversal, absolute, symlink):
         p.publish(p.topics.fetcher, event)
-    p.wait_for(lambda: all(len(p.statuses(e["action_id"])) == 2 for e in (env_event, traversal, absolute, symlink)),
-               what="all four answered")
+    p.wait_for(
+        lambda: all(len(p.statuses(e["action_id"])) == 2 for e in (env_event, traversal, absolute, symlink)),
+        what="all four answered",
+    )
 
     for event, reason in ((traversal, ".."), (absolute, "absolute"), (symlink, "link")):
         status, message = p.statuses(event["action_id"])[1]
@@ -180,9 +208,15 @@ def test_hostile_descriptor_and_tarball_touch_nothing_outside_the_source_dir(pip
     # Run the entry script that was uploaded for the env-var job: values arrive verbatim, nothing executes.
     source = _download_source(p, env_event["action_id"], tmp_path / "unpacked")
     out = tmp_path / "env.txt"
-    result = subprocess.run(["python3", "anubis_entry.py"], cwd=source, env={"PATH": os.environ["PATH"], "OUT": str(out)})
+    result = subprocess.run(
+        ["python3", "anubis_entry.py"], cwd=source, env={"PATH": os.environ["PATH"], "OUT": str(out)}
+    )
     assert result.returncode == 0
-    env = dict(line.split("=", 1) for line in out.read_text().split("\n") if "=" in line and line.split("=", 1)[0] in hostile_values)
+    env = dict(
+        line.split("=", 1)
+        for line in out.read_text().split("\n")
+        if "=" in line and line.split("=", 1)[0] in hostile_values
+    )
     for key, value in hostile_values.items():
         if "\n" not in value:
             assert env[key] == value
@@ -207,7 +241,11 @@ def _wait_plain(condition, timeout: float, what: str) -> None:
 
 
 def _tree(root: Path, exclude: Path) -> set[str]:
-    return {str(path.relative_to(root)) for path in root.rglob("*") if exclude not in path.parents and path != exclude}
+    return {
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if exclude not in path.parents and path != exclude
+    }
 
 
 def _download_source(p: Pipeline, job_name: str, dest: Path) -> Path:

@@ -70,7 +70,9 @@ def test_crazy_payload_is_rejected() -> None:
 def test_status_event_matches_the_original_shape() -> None:
     fetcher = _load("generated/04.fetcher.BAI_APP_FETCHER.json")
     expected = _load("generated/05.sm-executor.BAI_APP_STATUS.pending.json")
-    status = ev.status_event(fetcher, ev.Status.PENDING, "Processing benchmark submission request...", src_event=fetcher)
+    status = ev.status_event(
+        fetcher, ev.Status.PENDING, "Processing benchmark submission request...", src_event=fetcher
+    )
     sent = ev.stamp_for_send(
         status, topic="BAI_APP_STATUS", service="sm-executor", version="1.0", node="n", now_ms=123
     )
@@ -85,7 +87,9 @@ def test_succeeded_and_executor_event_match_the_original() -> None:
     expected_exec = _load("generated/07.sm-executor.BAI_APP_EXECUTOR.json")
     expected_status = _load("generated/06.sm-executor.BAI_APP_STATUS.succeeded.json")
     outgoing = ev.executor_event(fetcher, "resnet50SMJob4")
-    status = ev.status_event(fetcher, ev.Status.SUCCEEDED, "Benchmark successfully created...", src_event=outgoing)
+    status = ev.status_event(
+        fetcher, ev.Status.SUCCEEDED, "Benchmark successfully created...", src_event=outgoing
+    )
     assert status["payload"]["src_event"] == {**outgoing}
     assert {k: v for k, v in status.items() if k not in ("message_id", "tstamp", "visited", "type")} == {
         k: v for k, v in expected_status.items() if k not in ("message_id", "tstamp", "visited", "type")
@@ -120,5 +124,12 @@ def test_salvage_keeps_good_fields_and_neutralises_bad_ones() -> None:
 def test_status_values_are_the_contract_strings() -> None:
     assert ev.Status.METRICS_AVAILABLE.value == "METRICS AVAILABLE"
     assert {s.value for s in ev.Status} == {
-        "PENDING", "RUNNING", "FAILED", "ERROR", "INITIALIZING", "SUCCEEDED", "CANCELED", "METRICS AVAILABLE"
+        "PENDING",
+        "RUNNING",
+        "FAILED",
+        "ERROR",
+        "INITIALIZING",
+        "SUCCEEDED",
+        "CANCELED",
+        "METRICS AVAILABLE",
     }
