@@ -28,6 +28,7 @@ Control endpoints (JSON in and out; errors are ``{"error": ...}`` with 400, 404,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import random
@@ -38,10 +39,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from moto.moto_api._internal.models import moto_api_backend
@@ -391,6 +393,41 @@ class LocalSageMakerControl:
 
 def _ping(url: str) -> None:
     LocalSageMakerControl(url, timeout=5).health()
+
+
+@contextlib.contextmanager
+def server_process(
+    *, phase_seconds: float = 2.0, log_path: Path | None = None, extra_args: Sequence[str] = ()
+) -> Iterator[LocalSageMakerControl]:
+    """Run ``python -m sagemaker_executor.local.server`` on a free port in a child process.
+
+    For the integration tests and the demo, which need the endpoint outside their own process. Yields
+    a control client whose ``base_url`` is the endpoint; stops the server with SIGTERM on exit.
+    """
+    import subprocess
+
+    log = open(log_path, "wb") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", __name__, "--port", "0", "--phase-seconds", str(phase_seconds), *extra_args],
+        stdout=subprocess.PIPE,
+        stderr=log,
+    )
+    try:
+        line = process.stdout.readline().decode() if process.stdout is not None else ""
+        if not line.startswith("READY "):
+            raise RuntimeError(f"local SageMaker did not start (exit {process.poll()}): {line!r}")
+        yield LocalSageMakerControl(line.split()[1])
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        if not isinstance(log, int):
+            log.close()
 
 
 def main(argv: list[str] | None = None) -> int:

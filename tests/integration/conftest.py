@@ -25,8 +25,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from sagemaker_executor.adapters.kafka import KafkaOptions, ensure_topics
-from sagemaker_executor.local.broker import LocalBroker, free_port
-from sagemaker_executor.local.server import LocalSageMakerControl
+from sagemaker_executor.local.broker import LocalBroker
+from sagemaker_executor.local.server import LocalSageMakerControl, server_process
 
 REGION = "us-east-1"
 OUTPUT_BUCKET = "sm-output"
@@ -51,35 +51,9 @@ def bootstrap(broker: LocalBroker | None) -> str:
 
 @pytest.fixture(scope="session")
 def local_sagemaker(tmp_path_factory) -> Iterator[tuple[str, LocalSageMakerControl]]:
-    port = free_port()
     log = tmp_path_factory.mktemp("local-sagemaker") / "server.log"
-    env = {**os.environ, "AWS_DEFAULT_REGION": REGION}
-    with open(log, "wb") as log_file:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sagemaker_executor.local.server",
-                "--port",
-                str(port),
-                "--phase-seconds",
-                "1",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            env=env,
-        )
-        try:
-            line = process.stdout.readline().decode() if process.stdout else ""
-            assert line.startswith("READY"), f"local SageMaker did not start: {line!r}\n{log.read_text()}"
-            url = line.split()[1]
-            yield url, LocalSageMakerControl(url)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with server_process(phase_seconds=1, log_path=log) as control:
+        yield control.base_url, control
 
 
 @pytest.fixture(scope="session")

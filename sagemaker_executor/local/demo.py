@@ -1,0 +1,218 @@
+"""``make demo``: the whole SageMaker path on one machine, with nothing to set up.
+
+Starts the embedded broker and the local SageMaker, runs the executor exactly as deployed (its own
+process, configured by environment variables), then uses ``sagemaker-executor submit`` / ``cancel``
+-- the same client anyone can point at a real cluster -- to submit the descriptors in ``examples/``:
+the two samples the contract calls valid for SageMaker, a script-mode hello world, a Horovod job that
+is then cancelled, and a broken descriptor. Every status event is printed as it arrives. Exits 0 when
+each benchmark ended the way it should, 1 otherwise (with the executor's log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+
+from sagemaker_executor.local.broker import LocalBroker
+from sagemaker_executor.local.server import LocalSageMakerControl, server_process
+
+REGION = "us-east-1"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    args: list[str]
+    expect: str  # the last status (or "RETURNED 0" for a cancel) the step must end with
+
+
+def _steps(examples: Path) -> list[Step]:
+    return [
+        Step(
+            "The executor README's SageMaker example (valid for SageMaker)",
+            ["submit", str(examples / "sagemaker-training-job.toml")],
+            "SUCCEEDED",
+        ),
+        Step(
+            "The descriptor-parser fixture with custom params (valid for SageMaker)",
+            ["submit", str(examples / "sagemaker-custom-params.toml")],
+            "SUCCEEDED",
+        ),
+        Step(
+            "Script mode: --script ships a directory, like the anubis client",
+            [
+                "submit",
+                str(examples / "hello-world" / "descriptor.toml"),
+                "--script",
+                str(examples / "hello-world" / "scripts" / "hello"),
+            ],
+            "SUCCEEDED",
+        ),
+        Step("A broken descriptor", ["submit", str(examples / "broken.toml")], "ERROR"),
+        Step(
+            "Horovod on GPUs, to be cancelled", ["submit", str(examples / "long-running.toml")], "SUCCEEDED"
+        ),
+    ]
+
+
+def _cli(env: dict[str, str], args: list[str], timeout: float = 120) -> tuple[int, list[str]]:
+    """Run ``sagemaker-executor ARGS --follow``, echoing its output; returns (exit code, lines)."""
+    process = subprocess.run(
+        [sys.executable, "-m", "sagemaker_executor.cli", *args, "--follow", "--timeout", "60"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = process.stdout.splitlines()
+    for line in lines:
+        print("    " + line, flush=True)
+    for line in process.stderr.splitlines():
+        if "WARNING" not in line and "INFO" not in line:
+            print("    ! " + line, flush=True)
+    return process.returncode, lines
+
+
+def _setup_aws(control: LocalSageMakerControl) -> None:
+    session = boto3.Session(region_name=REGION, aws_access_key_id="demo", aws_secret_access_key="demo")
+    s3 = session.client("s3", endpoint_url=control.base_url)
+    for bucket in ("sm-output", "scripts-exchange", "data-pull"):
+        s3.create_bucket(Bucket=bucket)
+    session.client("iam", endpoint_url=control.base_url).create_role(
+        RoleName="bai-sagemaker",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )
+
+
+def _environment(bootstrap: str, endpoint: str, workdir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            # The original's variables (CONTRACT §6) ...
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "CONSUMER_GROUP_ID": "sm-executor",
+            "CONSUMER_TOPIC": "BAI_APP_FETCHER",
+            "PRODUCER_TOPIC": "BAI_APP_EXECUTOR",
+            "STATUS_TOPIC": "BAI_APP_STATUS",
+            "NUM_PARTITIONS": "1",
+            "REPLICATION_FACTOR": "1",
+            "SAGEMAKER_OUTPUT_BUCKET": "sm-output",
+            "SAGEMAKER_NODATASET": "s3://data-pull/no-data",
+            "SAGEMAKER_ROLE": "bai-sagemaker",
+            "TMP_SOURCES_DIR": str(workdir / "sources"),
+            # ... the standard AWS ones, pointed at the local SageMaker ...
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "demo",
+            "AWS_SECRET_ACCESS_KEY": "demo",
+            # ... and, for the client, where --script tarballs go.
+            "SCRIPTS_EXCHANGE_S3_BUCKET_NAME": "scripts-exchange",
+            # A new broker: reading from the start loses nothing published before the group joined.
+            "CONSUMER_AUTO_OFFSET_RESET": "earliest",
+            "KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+        }
+    )
+    return env
+
+
+def _wait_until_consuming(log: Path, executor: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if executor.poll() is not None:
+            raise RuntimeError(f"the executor exited with {executor.returncode}:\n{log.read_text()}")
+        if "consuming" in log.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the executor did not start consuming in time:\n" + log.read_text())
+
+
+def run(examples: Path) -> int:
+    with tempfile.TemporaryDirectory(prefix="sm-executor-demo-") as tmp:
+        workdir = Path(tmp)
+        print("Starting the embedded Kafka broker and the local SageMaker ...", flush=True)
+        with (
+            LocalBroker() as broker,
+            server_process(phase_seconds=30, log_path=workdir / "aws.log") as control,
+        ):
+            _setup_aws(control)
+            env = _environment(broker.bootstrap_servers, control.base_url, workdir)
+            log = workdir / "executor.log"
+            with open(log, "wb") as log_file:
+                executor = subprocess.Popen(
+                    [sys.executable, "-m", "sagemaker_executor.cli"],
+                    env=env,
+                    stdout=log_file,
+                    stderr=log_file,
+                )
+            try:
+                _wait_until_consuming(log, executor)
+                print(f"Executor running (pid {executor.pid}) on {broker.bootstrap_servers}\n", flush=True)
+                failures = _play(env, examples, control)
+            finally:
+                executor.terminate()
+                code = executor.wait(timeout=60)
+            print(f"\nExecutor stopped on SIGTERM with exit code {code}.")
+            jobs = control.jobs()
+            print(f"Local SageMaker holds {len(jobs)} training jobs:")
+            for job in jobs:
+                print(f"    {job['name']:<40} {job['status']:<11} {job['secondary_status']}")
+            if failures or code != 0:
+                print("\nDEMO FAILED: " + "; ".join(failures or ["executor exit code"]))
+                print(log.read_text(errors="replace")[-6000:])
+                return 1
+            print("\nDemo finished: every benchmark ended as expected.")
+            return 0
+
+
+def _play(env: dict[str, str], examples: Path, control: LocalSageMakerControl) -> list[str]:
+    failures: list[str] = []
+    cancel_target = None
+    for number, step in enumerate(_steps(examples), start=1):
+        print(
+            f"[{number}] {step.title}\n    $ sagemaker-executor {' '.join(_short(a) for a in step.args)} --follow"
+        )
+        code, lines = _cli(env, step.args)
+        final = lines[-1].split()[2] if lines and len(lines[-1].split()) > 2 else "?"
+        if final != step.expect:
+            failures.append(f"{step.title}: ended with {final}, expected {step.expect}")
+        if step.args[-1].endswith("long-running.toml") and lines:
+            cancel_target = lines[0].strip()
+        print()
+    if cancel_target is None:
+        return [*failures, "nothing to cancel"]
+    print(f"[6] Cancel the Horovod benchmark\n    $ sagemaker-executor cancel {cancel_target} --follow")
+    code, lines = _cli(env, ["cancel", cancel_target])
+    if code != 0:
+        failures.append(f"cancel exited {code}")
+    job = control.job(cancel_target)
+    print(f"    training job {cancel_target}: {job['status']} / {job['secondary_status']}")
+    if job["status"] not in ("Stopping", "Stopped"):
+        failures.append(f"cancelled job is {job['status']}")
+    return failures
+
+
+def _short(arg: str) -> str:
+    path = Path(arg)
+    return str(path.relative_to(REPO)) if path.is_absolute() and REPO in path.parents else arg
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--examples", type=Path, default=REPO / "examples")
+    return run(parser.parse_args(argv).examples)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""``make demo`` is part of the test run: it must print each flow and exit 0 on a fresh machine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(300)
+def test_demo_runs_every_flow_and_exits_zero() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sagemaker_executor.local.demo"], capture_output=True, text=True, timeout=280
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert out.count("sm-executor  SUCCEEDED  Benchmark successfully created...") == 4
+    assert (
+        "ERROR      Cannot process the request: descriptor field 'hardware.distributed.num_instances'" in out
+    )
+    assert "SUCCEEDED  Execution successfully cancelled..." in out
+    assert "CMD_RETURN 0: Cancel command processed successfully" in out
+    assert "Stopping" in out or "Stopped" in out
+    assert "Demo finished: every benchmark ended as expected." in out
