@@ -85,7 +85,8 @@ def _cli(env: dict[str, str], args: list[str], timeout: float = 120) -> tuple[in
 
 
 def _setup_aws(control: LocalSageMakerControl) -> None:
-    session = boto3.Session(region_name=REGION, aws_access_key_id="demo", aws_secret_access_key="demo")
+    # Dummy credentials: the local SageMaker accepts any, and real ones must never be sent to it.
+    session = boto3.Session(region_name=REGION, aws_access_key_id="demo", aws_secret_access_key="demo")  # noqa: S106
     s3 = session.client("s3", endpoint_url=control.base_url)
     for bucket in ("sm-output", "scripts-exchange", "data-pull"):
         s3.create_bucket(Bucket=bucket)
@@ -180,10 +181,9 @@ def _play(env: dict[str, str], examples: Path, control: LocalSageMakerControl) -
     failures: list[str] = []
     cancel_target = None
     for number, step in enumerate(_steps(examples), start=1):
-        print(
-            f"[{number}] {step.title}\n    $ sagemaker-executor {' '.join(_short(a) for a in step.args)} --follow"
-        )
-        code, lines = _cli(env, step.args)
+        command = " ".join(_short(a) for a in step.args)
+        print(f"[{number}] {step.title}\n    $ sagemaker-executor {command} --follow")
+        _code, lines = _cli(env, step.args)
         final = lines[-1].split()[2] if lines and len(lines[-1].split()) > 2 else "?"
         if final != step.expect:
             failures.append(f"{step.title}: ended with {final}, expected {step.expect}")
