@@ -51,7 +51,7 @@ def make_session(region: str) -> boto3.Session:
 
 def client_config(retry_attempts: int) -> Config:
     return Config(
-        retries={"mode": "standard", "max_attempts": retry_attempts},
+        retries={"mode": "standard", "total_max_attempts": retry_attempts},
         connect_timeout=10,
         read_timeout=60,
     )
