@@ -5,7 +5,6 @@ import copy
 import pickle
 import random
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,8 @@ from sagemaker_executor.domain.descriptor import (
     parse_descriptor_toml,
 )
 from sagemaker_executor.domain.errors import PermanentError
+from tests.conftest import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "anubis" / "samples"
 SAMPLE_DIRS = ("descriptors", "docs-examples")
 
 K8S = "descriptors/executor/tests/transpiler/data"

@@ -1,0 +1,336 @@
+"""Component tests of ``adapters.sagemaker`` (``SageMakerJobs``, ``resolve_role_arn``) over HTTP.
+
+The local SageMaker server (moto plus the local behaviour layer) runs in a child process for the whole
+module, with a manual clock so that a job stays ``InProgress`` until it is stopped. boto3 finds it
+through ``AWS_ENDPOINT_URL``; the dummy credentials come from ``tests/conftest.py``. Every test starts
+from a ``reset`` server with the output bucket created.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from sagemaker_executor.adapters.sagemaker import SageMakerJobs, resolve_role_arn
+from sagemaker_executor.adapters.sourcedir import build_source_dir
+from sagemaker_executor.domain.descriptor import parse_descriptor
+from sagemaker_executor.domain.errors import (
+    ExecutorError,
+    JobAlreadyExists,
+    JobNotFound,
+    PermanentError,
+    TransientError,
+)
+from sagemaker_executor.domain.events import FetcherBenchmarkEvent
+from sagemaker_executor.domain.translation import (
+    TAG_ACTION_ID,
+    TAG_CLIENT_ID,
+    TrainingJobSpec,
+    translate,
+)
+from sagemaker_executor.local.server import LocalSageMakerControl, server_process
+from tests.builders import SITE, fetcher_event, minimal_contents
+
+REGION = "us-east-1"
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+MOTO_ACCOUNT = "123456789012"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalSageMakerControl]:
+    with server_process(extra_args=["--manual-clock"]) as control:
+        yield control
+
+
+@pytest.fixture
+def control(
+    server: LocalSageMakerControl, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LocalSageMakerControl]:
+    server.reset()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.base_url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    yield server
+    server.reset()
+
+
+@pytest.fixture
+def session(control: LocalSageMakerControl) -> boto3.Session:
+    session = boto3.Session(region_name=REGION)
+    session.client("s3").create_bucket(Bucket=SITE.output_bucket)
+    return session
+
+
+def make_spec(action_id: str | None = None) -> TrainingJobSpec:
+    event = fetcher_event(minimal_contents(), action_id=action_id or str(uuid.uuid4()))
+    descriptor = parse_descriptor(event["payload"]["toml"]["contents"])
+    return translate(descriptor, FetcherBenchmarkEvent.model_validate(event), SITE)
+
+
+def make_source_dir(spec: TrainingJobSpec, where: Path) -> Path:
+    source = where / f"src-{spec.job_name}"
+    build_source_dir(source, [], spec.entry_files, spec.requirements, 10**6)
+    return source
+
+
+def make_jobs(session: boto3.Session, retry_attempts: int = 2) -> SageMakerJobs:
+    return SageMakerJobs(session, default_bucket=SITE.output_bucket, retry_attempts=retry_attempts)
+
+
+def record_operations(session: boto3.Session) -> list[str]:
+    """``service.Operation`` of every AWS call made by clients created from ``session`` from now on."""
+    calls: list[str] = []
+
+    def before_call(event_name: str, model: Any, **_: Any) -> None:
+        service = event_name.split(".")[1]
+        calls.append(f"{service}.{model.name}")
+
+    session.events.register("before-call", before_call)
+    return calls
+
+
+# ---------------------------------------------------------------------------- network guard
+
+
+@contextmanager
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """Refuse (and record) every connection or name lookup for anything but 127.0.0.1 and ::1."""
+    refused: list[Any] = []
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+    real_create_connection = socket.create_connection
+    real_getaddrinfo = socket.getaddrinfo
+
+    def allowed(address: Any) -> bool:
+        if isinstance(address, tuple) and address:
+            return address[0] in LOOPBACK
+        return isinstance(address, str | bytes)  # AF_UNIX paths are local by definition
+
+    def guarded(real: Callable[..., Any]) -> Callable[..., Any]:
+        def connect(self: socket.socket, address: Any) -> Any:
+            if not allowed(address):
+                refused.append(("connect", address))
+                raise ConnectionRefusedError(f"test guard: no traffic to {address!r}")
+            return real(self, address)
+
+        return connect
+
+    def create_connection(address: Any, *args: Any, **kwargs: Any) -> Any:
+        if not allowed(address):
+            refused.append(("create_connection", address))
+            raise ConnectionRefusedError(f"test guard: no traffic to {address!r}")
+        return real_create_connection(address, *args, **kwargs)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and name not in LOOPBACK:
+            refused.append(("getaddrinfo", name))
+            raise socket.gaierror(socket.EAI_NONAME, f"test guard: no lookup of {name!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded(real_connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded(real_connect_ex))
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    try:
+        yield refused
+    finally:
+        monkeypatch.setattr(socket.socket, "connect", real_connect)
+        monkeypatch.setattr(socket.socket, "connect_ex", real_connect_ex)
+        monkeypatch.setattr(socket, "create_connection", real_create_connection)
+        monkeypatch.setattr(socket, "getaddrinfo", real_getaddrinfo)
+
+
+def test_the_guard_refuses_a_non_loopback_destination(monkeypatch: pytest.MonkeyPatch) -> None:
+    with loopback_only(monkeypatch) as refused:
+        with pytest.raises(OSError):
+            socket.create_connection(("192.0.2.1", 443), timeout=1)
+        with pytest.raises(OSError):
+            socket.getaddrinfo("sts.amazonaws.com", 443)
+    assert [kind for kind, _ in refused] == ["create_connection", "getaddrinfo"]
+
+
+def test_create_talks_only_to_the_endpoint_and_makes_exactly_two_aws_calls(
+    session: boto3.Session, control: LocalSageMakerControl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operations = record_operations(session)
+    specs = [make_spec(), make_spec()]
+
+    with loopback_only(monkeypatch) as refused:
+        jobs = make_jobs(session)
+        for spec in specs:
+            jobs.create(spec, make_source_dir(spec, tmp_path))
+
+    print("AWS operations:", operations)
+    print("refused destinations:", refused)
+    assert refused == []  # no SDK telemetry, no STS, no other AWS host
+    assert operations == ["s3.PutObject", "sagemaker.CreateTrainingJob"] * len(specs)
+    job = control.job(specs[0].job_name)
+    assert job["status"] == "InProgress"
+    uploaded = session.client("s3").list_objects_v2(Bucket=SITE.output_bucket)["Contents"]
+    assert {o["Key"] for o in uploaded} == {f"{s.job_name}/source/sourcedir.tar.gz" for s in specs}
+
+
+# ---------------------------------------------------------------------------- lookups and stop
+
+
+def test_creating_the_same_job_twice_raises_job_already_exists(
+    session: boto3.Session, tmp_path: Path
+) -> None:
+    jobs = make_jobs(session)
+    spec = make_spec()
+    jobs.create(spec, make_source_dir(spec, tmp_path))
+
+    with pytest.raises(JobAlreadyExists) as caught:
+        jobs.create(spec, make_source_dir(spec, tmp_path / "again"))
+    assert caught.value.job_name == spec.job_name
+
+
+def test_describe_of_an_unknown_job_raises_job_not_found(session: boto3.Session) -> None:
+    with pytest.raises(JobNotFound):
+        make_jobs(session).describe("no-such-job")
+
+
+def test_tags_and_find_by_tag(session: boto3.Session, tmp_path: Path) -> None:
+    jobs = make_jobs(session)
+    spec, other = make_spec(), make_spec()
+    for s in (spec, other):
+        jobs.create(s, make_source_dir(s, tmp_path))
+
+    described = jobs.describe(spec.job_name)
+    tags = jobs.tags(described["TrainingJobArn"])
+
+    assert described["TrainingJobName"] == spec.job_name
+    assert tags[TAG_ACTION_ID] == spec.action_id
+    assert tags[TAG_CLIENT_ID] == spec.client_id
+    assert jobs.find_by_tag(TAG_ACTION_ID, spec.action_id) == [spec.job_name]
+    assert jobs.find_by_tag(TAG_ACTION_ID, "nobody") == []
+
+
+def test_stop_moves_the_job_to_stopping(session: boto3.Session, tmp_path: Path) -> None:
+    jobs = make_jobs(session)
+    spec = make_spec()
+    jobs.create(spec, make_source_dir(spec, tmp_path))
+
+    jobs.stop(spec.job_name)
+
+    assert jobs.describe(spec.job_name)["TrainingJobStatus"] == "Stopping"
+
+
+def test_stop_of_an_unknown_job_raises_job_not_found(session: boto3.Session) -> None:
+    with pytest.raises(JobNotFound):
+        make_jobs(session).stop("no-such-job")
+
+
+# ---------------------------------------------------------------------------- error kinds
+
+
+@contextmanager
+def faults(control: LocalSageMakerControl, **settings: Any) -> Iterator[None]:
+    control.set_faults(**settings)
+    try:
+        yield
+    finally:
+        control.set_faults(error_rate=0.0, latency_ms=0.0)
+
+
+@pytest.mark.parametrize("kind", ["throttling", "internal"])
+def test_create_under_persistent_faults_raises_transient_error(
+    session: boto3.Session, control: LocalSageMakerControl, tmp_path: Path, kind: str
+) -> None:
+    jobs = make_jobs(session, retry_attempts=2)
+    spec = make_spec()
+    source = make_source_dir(spec, tmp_path)
+
+    with faults(control, error_rate=1.0, error_kind=kind), pytest.raises(TransientError) as caught:
+        jobs.create(spec, source)
+    print(f"{kind}: {caught.value}")
+    assert control.jobs() == []
+
+
+@pytest.mark.parametrize("kind", ["throttling", "internal"])
+def test_lookups_under_persistent_faults_raise_transient_error(
+    session: boto3.Session, control: LocalSageMakerControl, kind: str
+) -> None:
+    jobs = make_jobs(session, retry_attempts=2)
+
+    with faults(control, error_rate=1.0, error_kind=kind):
+        before = control.faults()["stats"]["errors"]
+        for call in (
+            lambda: jobs.describe("any-job"),
+            lambda: jobs.stop("any-job"),
+            lambda: jobs.tags(f"arn:aws:sagemaker:{REGION}:{MOTO_ACCOUNT}:training-job/any-job"),
+            lambda: jobs.find_by_tag(TAG_ACTION_ID, "x"),
+        ):
+            with pytest.raises(TransientError):
+                call()
+        errors = control.faults()["stats"]["errors"] - before
+    assert errors == 4 * 2  # retry_attempts=2: each call tried twice, then given up
+
+
+def test_a_request_sagemaker_rejects_raises_permanent_error(session: boto3.Session, tmp_path: Path) -> None:
+    jobs = make_jobs(session)
+    spec = make_spec()
+    bad = dataclasses.replace(spec, job_name="not_a_valid_job_name")
+
+    with pytest.raises(PermanentError) as caught:
+        jobs.create(bad, make_source_dir(spec, tmp_path))
+    print("permanent:", caught.value)
+    assert "ValidationException" in str(caught.value)
+
+
+def test_a_missing_output_bucket_raises_permanent_error(session: boto3.Session, tmp_path: Path) -> None:
+    jobs = SageMakerJobs(session, default_bucket="no-such-bucket", retry_attempts=2)
+    spec = dataclasses.replace(make_spec(), output_path="s3://no-such-bucket")
+
+    with pytest.raises(PermanentError) as caught:
+        jobs.create(spec, make_source_dir(spec, tmp_path))
+    print("permanent:", caught.value)
+
+
+# ---------------------------------------------------------------------------- resolve_role_arn
+
+
+def test_an_arn_passes_through_without_any_call(session: boto3.Session) -> None:
+    operations = record_operations(session)
+    arn = "arn:aws:iam::999999999999:role/bai-sagemaker"
+
+    assert resolve_role_arn(session, arn, 2) == arn
+    assert operations == []
+
+
+def test_an_existing_role_name_resolves_through_iam(session: boto3.Session) -> None:
+    created = session.client("iam").create_role(
+        RoleName="bai-sagemaker",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        Path="/service/",
+    )["Role"]["Arn"]
+    operations = record_operations(session)
+
+    assert resolve_role_arn(session, "bai-sagemaker", 2) == created
+    assert created == f"arn:aws:iam::{MOTO_ACCOUNT}:role/service/bai-sagemaker"
+    assert operations == ["iam.GetRole"]
+
+
+def test_an_unknown_role_name_falls_back_to_the_callers_account(session: boto3.Session) -> None:
+    operations = record_operations(session)
+
+    assert resolve_role_arn(session, "not-in-iam", 2) == f"arn:aws:iam::{MOTO_ACCOUNT}:role/not-in-iam"
+    assert operations == ["iam.GetRole", "sts.GetCallerIdentity"]
+
+
+def test_a_role_that_cannot_be_resolved_stops_with_an_error_naming_the_setting(
+    session: boto3.Session, control: LocalSageMakerControl
+) -> None:
+    with faults(control, error_rate=1.0, error_kind="throttling"), pytest.raises(ExecutorError) as caught:
+        resolve_role_arn(session, "bai-sagemaker", 1)
+    print(f"{type(caught.value).__name__}: {caught.value}")
+    assert "SAGEMAKER_ROLE" in str(caught.value)
