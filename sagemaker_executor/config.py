@@ -168,15 +168,18 @@ def load_settings(
             value = option.default
         raw[option.name] = value.strip()
 
+    def label(name: str) -> str:
+        return f"{name.upper()} (--{name.replace('_', '-')})"
+
     def integer(name: str, minimum: int) -> int:
         text = raw.get(name, "")
         try:
             number = int(text)
         except ValueError:
-            problems.append(f"{name.upper()} must be an integer, got {text!r}")
+            problems.append(f"{label(name)} must be an integer, got {text!r}")
             return minimum
         if number < minimum:
-            problems.append(f"{name.upper()} must be at least {minimum}, got {number}")
+            problems.append(f"{label(name)} must be at least {minimum}, got {number}")
         return number
 
     def topic(name: str, *, optional: bool = False) -> str:
@@ -185,14 +188,14 @@ def load_settings(
             return ""
         if not _TOPIC_RE.match(value):
             problems.append(
-                f"{name.upper()} must be a Kafka topic name ([A-Za-z0-9._-], 1-249), got {value!r}"
+                f"{label(name)} must be a Kafka topic name ([A-Za-z0-9._-], 1-249), got {value!r}"
             )
         return value
 
     servers = _split(raw.get("kafka_bootstrap_servers", ""))
     if not servers or any(not re.match(r"^[^\s:]+:\d{1,5}$", s) for s in servers):
         problems.append(
-            "KAFKA_BOOTSTRAP_SERVERS must be host:port[,host:port...], "
+            f"{label('kafka_bootstrap_servers')} must be host:port[,host:port...], "
             f"got {raw.get('kafka_bootstrap_servers')!r}"
         )
     bucket = raw.get("sagemaker_output_bucket", "")
@@ -200,19 +203,21 @@ def load_settings(
         bucket = bucket[len("s3://") :].rstrip("/")
     if bucket and not re.match(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$", bucket):
         problems.append(
-            f"SAGEMAKER_OUTPUT_BUCKET must be an S3 bucket name, got {raw['sagemaker_output_bucket']!r}"
+            f"{label('sagemaker_output_bucket')} must be an S3 bucket name, "
+            f"got {raw['sagemaker_output_bucket']!r}"
         )
     nodata = raw.get("sagemaker_nodataset", "")
     if nodata and not re.match(r"^s3://[^/]+(/.*)?$", nodata):
-        problems.append(f"SAGEMAKER_NODATASET must be an s3:// URI, got {nodata!r}")
+        problems.append(f"{label('sagemaker_nodataset')} must be an s3:// URI, got {nodata!r}")
     level = raw.get("logging_level", "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         problems.append(
-            f"LOGGING_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {raw.get('logging_level')!r}"
+            f"{label('logging_level')} must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
+            f"got {raw.get('logging_level')!r}"
         )
     reset = raw.get("consumer_auto_offset_reset", "latest")
     if reset not in ("latest", "earliest"):
-        problems.append(f"CONSUMER_AUTO_OFFSET_RESET must be latest or earliest, got {reset!r}")
+        problems.append(f"{label('consumer_auto_offset_reset')} must be latest or earliest, got {reset!r}")
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
     if not region and not client:
         problems.append("AWS_DEFAULT_REGION (or AWS_REGION) is required: the region the jobs run in")
