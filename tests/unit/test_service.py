@@ -249,3 +249,46 @@ def test_unknown_commands_are_ignored(tmp_path) -> None:
     h.source.log.append(record(CMD, command))
     h.drain()
     assert h.sink.acked == []
+
+
+# --- every collected sample descriptor, through the whole handler ---------------------------------
+
+
+def _sample_descriptors() -> list[str]:
+    from tests.conftest import SAMPLES
+
+    return sorted(
+        str(p.relative_to(SAMPLES))
+        for folder in ("descriptors", "docs-examples")
+        for p in (SAMPLES / folder).rglob("*.toml")
+    )
+
+
+@pytest.mark.parametrize("relative", _sample_descriptors())
+def test_every_sample_descriptor_ends_as_submitted_or_error_naming_its_field(tmp_path, relative) -> None:
+    import tomllib
+
+    from sagemaker_executor.domain.descriptor import (
+        DescriptorError,
+        check_sagemaker_support,
+        parse_descriptor,
+    )
+    from tests.conftest import SAMPLES
+
+    contents = tomllib.loads((SAMPLES / relative).read_text())
+    info = contents.setdefault("info", {}) if isinstance(contents.get("info", {}), dict) else {}
+    info["execution_engine"] = "aws.sagemaker"
+    info.pop("scheduling", None)
+    try:
+        check_sagemaker_support(parse_descriptor(contents))
+        expected_field = None
+    except DescriptorError as error:
+        expected_field = error.field
+    h = Harness(tmp_path, [record(FETCHER, fetcher_event(contents))])
+    h.drain()
+    (first, _), (last, message) = h.statuses()
+    assert first == "PENDING"
+    if expected_field is None:
+        assert last == "SUCCEEDED" and len(h.jobs.jobs) == 1
+    else:
+        assert last == "ERROR" and f"'{expected_field}'" in message and h.jobs.jobs == {}
