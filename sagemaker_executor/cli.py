@@ -93,7 +93,15 @@ def _configure_logging(level: str) -> None:
 def run(settings: Settings) -> int:
     """Run the service until SIGTERM/SIGINT; 0 on a clean stop."""
     from sagemaker_executor.adapters.aws import make_session
-    from sagemaker_executor.adapters.kafka import KafkaOptions, Publisher, Subscriber, ensure_topics
+    from sagemaker_executor.adapters.cloudwatch import CloudWatchPublisher
+    from sagemaker_executor.adapters.kafka import (
+        KafkaOptions,
+        Publisher,
+        Subscriber,
+        ensure_topics,
+        partition_count,
+        read_compacted,
+    )
     from sagemaker_executor.adapters.s3 import ScriptStore
     from sagemaker_executor.adapters.sagemaker import SageMakerJobs, resolve_role_arn
     from sagemaker_executor.domain.errors import ExecutorError
@@ -102,6 +110,12 @@ def run(settings: Settings) -> int:
     from sagemaker_executor.service.emitter import StatusEmitter
     from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings
     from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
+    from sagemaker_executor.service.tracker import (
+        CloudWatchForwarder,
+        JobTracker,
+        KafkaStateStore,
+        TrackerSettings,
+    )
 
     log.info("starting %s %s with %s", SERVICE_NAME, __version__, settings.redacted())
     for name in ignored_legacy_variables():
@@ -136,11 +150,48 @@ def run(settings: Settings) -> int:
         settings.dead_letter_topic,
     ]
     created = ensure_topics(options, topics, settings.num_partitions, settings.replication_factor)
+    if settings.watch_jobs:
+        # One tracking partition per input partition: tracking follows partition ownership.
+        input_partitions = partition_count(options, settings.consumer_topic)
+        created += ensure_topics(
+            options,
+            [settings.tracking_topic, settings.metrics_topic],
+            settings.num_partitions,
+            settings.replication_factor,
+            compacted=[settings.tracking_topic],
+            partitions_of={settings.tracking_topic: input_partitions},
+        )
+        if partition_count(options, settings.tracking_topic) < input_partitions:
+            log.error("%s has fewer partitions than %s", settings.tracking_topic, settings.consumer_topic)
+            return 2
     if created:
         log.info("created topics %s", created)
     publisher = Publisher(options)
-    subscriber = Subscriber(options, [settings.consumer_topic, settings.cmd_submit_topic])
     emitter = StatusEmitter(publisher, status_topic=settings.status_topic, node=settings.service_node)
+    tracker = None
+    cloudwatch = None
+    if settings.watch_jobs:
+        cloudwatch = CloudWatchPublisher(session, settings.aws_region, settings.aws_retry_attempts)
+        tracker = JobTracker(
+            jobs,
+            publisher,
+            emitter,
+            KafkaStateStore(lambda partitions: read_compacted(options, settings.tracking_topic, partitions)),
+            TrackerSettings(
+                consumer_topic=settings.consumer_topic,
+                tracking_topic=settings.tracking_topic,
+                metrics_topic=settings.metrics_topic,
+                region=settings.aws_region,
+                interval_s=settings.watch_interval_seconds,
+            ),
+            cloudwatch=CloudWatchForwarder(cloudwatch, settings.aws_region),
+        )
+    subscriber = Subscriber(
+        options,
+        [settings.consumer_topic, settings.cmd_submit_topic],
+        on_assigned=tracker.on_assigned if tracker else None,
+        on_revoked=tracker.on_revoked if tracker else None,
+    )
     site = ExecutorSite(
         output_bucket=settings.sagemaker_output_bucket,
         nodata_uri=settings.sagemaker_nodataset,
@@ -162,6 +213,7 @@ def run(settings: Settings) -> int:
         ),
         CommandHandler(jobs, emitter, settings.cmd_return_topic),
         LoopSettings(settings.consumer_topic, settings.cmd_submit_topic, settings.dead_letter_topic),
+        tracker=tracker,
     )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -182,6 +234,8 @@ def run(settings: Settings) -> int:
         publisher.flush()
         subscriber.close()
         publisher.close()
+        if cloudwatch is not None:
+            cloudwatch.close()
     log.info("stopped; handled %s", loop.counts)
     return 0
 

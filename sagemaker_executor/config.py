@@ -76,6 +76,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_script_bytes", "largest total unpacked size of a benchmark's script tarballs", str(1024**3)),
     Option("aws_retry_attempts", "attempts per AWS call on throttling, 5xx and connection errors", "8"),
     Option("service_node", "this replica's name in events' visited list (default: hostname)", ""),
+    Option("watch_jobs", "track created jobs, publish their status changes and final metrics", "true"),
+    Option("watch_interval_seconds", "how often job tracking asks SageMaker what changed", "10"),
+    Option("tracking_topic", "compacted topic holding the tracked jobs' state", "SM_EXECUTOR_JOBS"),
+    Option("metrics_topic", "topic for the final metrics of finished jobs", "BAI_METRICS"),
     Option(
         "scripts_exchange_s3_bucket_name",
         "submit --script: bucket for script tarballs (default: output bucket)",
@@ -114,6 +118,10 @@ class Settings:
     aws_retry_attempts: int
     service_node: str
     scripts_exchange_s3_bucket_name: str
+    watch_jobs: bool
+    watch_interval_seconds: float
+    tracking_topic: str
+    metrics_topic: str
     aws_region: str
 
     def redacted(self) -> dict[str, Any]:
@@ -218,6 +226,19 @@ def load_settings(
     reset = raw.get("consumer_auto_offset_reset", "latest")
     if reset not in ("latest", "earliest"):
         problems.append(f"{label('consumer_auto_offset_reset')} must be latest or earliest, got {reset!r}")
+    watch = raw.get("watch_jobs", "true").lower()
+    if watch not in ("true", "false", "1", "0", "yes", "no"):
+        problems.append(f"{label('watch_jobs')} must be true or false, got {raw.get('watch_jobs')!r}")
+    interval_text = raw.get("watch_interval_seconds", "10")
+    try:
+        interval = float(interval_text)
+        if not 0.1 <= interval <= 3600:
+            raise ValueError(interval_text)
+    except ValueError:
+        problems.append(
+            f"{label('watch_interval_seconds')} must be seconds between 0.1 and 3600, got {interval_text!r}"
+        )
+        interval = 10.0
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
     if not region and not client:
         problems.append("AWS_DEFAULT_REGION (or AWS_REGION) is required: the region the jobs run in")
@@ -248,6 +269,10 @@ def load_settings(
         aws_retry_attempts=integer("aws_retry_attempts", 1),
         service_node=raw.get("service_node", "") or socket.gethostname(),
         scripts_exchange_s3_bucket_name=raw.get("scripts_exchange_s3_bucket_name", "") or bucket,
+        watch_jobs=watch in ("true", "1", "yes"),
+        watch_interval_seconds=interval,
+        tracking_topic=topic("tracking_topic"),
+        metrics_topic=topic("metrics_topic"),
         aws_region=region,
     )
     if problems:

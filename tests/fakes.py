@@ -20,6 +20,7 @@ class Sent:
     topic: str
     key: str | None
     value: Any
+    partition: int | None = None
 
 
 class FakeSink:
@@ -30,8 +31,10 @@ class FakeSink:
         self.acked: list[Sent] = []
         self.fail_next_flush = False
 
-    def send(self, topic: str, key: str | None, value: dict[str, Any] | bytes) -> None:
-        self.pending.append(Sent(topic, key, value))
+    def send(
+        self, topic: str, key: str | None, value: dict[str, Any] | bytes | None, partition: int | None = None
+    ) -> None:
+        self.pending.append(Sent(topic, key, value, partition))
 
     def flush(self, timeout_s: float = 60.0) -> None:
         if self.fail_next_flush:

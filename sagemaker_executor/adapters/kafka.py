@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka import (
+    ConsumerRebalanceListener,
+    KafkaAdminClient,
+    KafkaConsumer,
+    KafkaProducer,
+    OffsetAndMetadata,
+    TopicPartition,
+)
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -48,14 +56,26 @@ class PublishError(Exception):
 
 
 def ensure_topics(
-    options: KafkaOptions, topics: Iterable[str], partitions: int, replication: int
+    options: KafkaOptions,
+    topics: Iterable[str],
+    partitions: int,
+    replication: int,
+    *,
+    compacted: Iterable[str] = (),
+    partitions_of: Mapping[str, int] | None = None,
 ) -> list[str]:
-    """Create the missing topics; returns the ones created. Replication is capped at the broker count."""
+    """Create the missing topics; returns the ones created. Replication is capped at the broker count.
+
+    ``compacted`` topics get ``cleanup.policy=compact``; ``partitions_of`` overrides the partition
+    count per topic.
+    """
     admin = KafkaAdminClient(
         bootstrap_servers=list(options.bootstrap_servers),
         client_id=options.client_id + "-admin",
         request_timeout_ms=options.request_timeout_ms,
     )
+    compact = set(compacted)
+    counts = dict(partitions_of or {})
     try:
         existing = set(admin.list_topics())
         wanted = sorted({t for t in topics if t} - existing)
@@ -65,14 +85,64 @@ def ensure_topics(
         factor = max(1, min(replication, brokers))
         created = []
         for name in wanted:
+            configs = {"cleanup.policy": "compact"} if name in compact else None
             try:
-                admin.create_topics([NewTopic(name, partitions, factor)])
+                admin.create_topics(
+                    [NewTopic(name, counts.get(name, partitions), factor, topic_configs=configs)]
+                )
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass  # another replica won the race
         return created
     finally:
         admin.close()
+
+
+def partition_count(options: KafkaOptions, topic: str, timeout_s: float = 30.0) -> int:
+    """How many partitions ``topic`` has (waiting for its metadata to appear)."""
+    consumer = KafkaConsumer(bootstrap_servers=list(options.bootstrap_servers), client_id=options.client_id)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = consumer.partitions_for_topic(topic)
+            if found:
+                return len(found)
+            if time.monotonic() > deadline:
+                raise KafkaError(f"no metadata for topic {topic}")
+            time.sleep(0.1)
+    finally:
+        consumer.close()
+
+
+def read_compacted(options: KafkaOptions, topic: str, partitions: Iterable[int]) -> list[InboundRecord]:
+    """Every record now in ``partitions`` of ``topic``, oldest first (a snapshot up to the current end)."""
+    wanted = [TopicPartition(topic, p) for p in sorted(set(partitions))]
+    if not wanted:
+        return []
+    consumer = KafkaConsumer(
+        bootstrap_servers=list(options.bootstrap_servers),
+        client_id=options.client_id + "-state",
+        group_id=None,
+        enable_auto_commit=False,
+    )
+    try:
+        consumer.assign(wanted)
+        consumer.seek_to_beginning(*wanted)
+        end = consumer.end_offsets(wanted)
+        records: list[InboundRecord] = []
+        remaining = {tp for tp in wanted if end[tp] > consumer.position(tp)}
+        while remaining:
+            for tp, batch in consumer.poll(timeout_ms=500).items():
+                for r in batch:
+                    if r.offset < end[tp]:
+                        records.append(
+                            InboundRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+                        )
+                if consumer.position(tp) >= end[tp]:
+                    remaining.discard(tp)
+        return records
+    finally:
+        consumer.close()
 
 
 class Publisher:
@@ -90,11 +160,16 @@ class Publisher:
         )
         self._pending: list[Any] = []
 
-    def send(self, topic: str, key: str | None, value: dict[str, Any] | bytes) -> None:
-        data = value if isinstance(value, bytes) else json.dumps(value, separators=(",", ":")).encode("utf-8")
-        self._pending.append(
-            self._producer.send(topic, key=key.encode("utf-8") if key is not None else None, value=data)
-        )
+    def send(
+        self, topic: str, key: str | None, value: dict[str, Any] | bytes | None, partition: int | None = None
+    ) -> None:
+        """Queue a record; ``None`` is a tombstone. Wait for it with :meth:`flush`."""
+        if value is None or isinstance(value, bytes):
+            data = value
+        else:
+            data = json.dumps(value, separators=(",", ":")).encode("utf-8")
+        encoded_key = key.encode("utf-8") if key is not None else None
+        self._pending.append(self._producer.send(topic, key=encoded_key, value=data, partition=partition))
 
     def flush(self, timeout_s: float = 60.0) -> None:
         pending, self._pending = self._pending, []
@@ -112,7 +187,15 @@ class Publisher:
 class Subscriber:
     """A consumer-group member on the given topics; offsets move only through :meth:`commit`."""
 
-    def __init__(self, options: KafkaOptions, topics: Sequence[str]) -> None:
+    def __init__(
+        self,
+        options: KafkaOptions,
+        topics: Sequence[str],
+        on_assigned: Callable[[set[tuple[str, int]]], None] | None = None,
+        on_revoked: Callable[[set[tuple[str, int]]], None] | None = None,
+    ) -> None:
+        """``on_assigned``/``on_revoked`` get ``{(topic, partition)}`` when the group moves partitions;
+        they run inside :meth:`poll`."""
         self._consumer = KafkaConsumer(
             bootstrap_servers=list(options.bootstrap_servers),
             client_id=options.client_id,
@@ -124,7 +207,7 @@ class Subscriber:
             max_poll_interval_ms=options.max_poll_interval_ms,
             request_timeout_ms=max(options.request_timeout_ms, options.session_timeout_ms + 5000),
         )
-        self._consumer.subscribe(list(topics))
+        self._consumer.subscribe(list(topics), listener=_Listener(on_assigned, on_revoked))
 
     def poll(self, timeout_ms: int, max_records: int) -> list[InboundRecord]:
         batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
@@ -150,3 +233,21 @@ class Subscriber:
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(
+        self,
+        on_assigned: Callable[[set[tuple[str, int]]], None] | None,
+        on_revoked: Callable[[set[tuple[str, int]]], None] | None,
+    ) -> None:
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        if self._on_revoked is not None:
+            self._on_revoked({(tp.topic, tp.partition) for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        if self._on_assigned is not None:
+            self._on_assigned({(tp.topic, tp.partition) for tp in assigned})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +214,23 @@ class SageMakerJobs:
         except (ClientError, BotoCoreError) as error:
             raise classify(error, f"searching training jobs tagged {key}={value}") from error
         return [item["TrainingJob"]["TrainingJobName"] for item in result.get("Results", [])]
+
+    def list_changed(self, since: datetime) -> list[dict[str, Any]]:
+        """Summaries of every training job modified after ``since``, in pages of 100."""
+        summaries: list[dict[str, Any]] = []
+        token: str | None = None
+        try:
+            while True:
+                kwargs: dict[str, Any] = {"LastModifiedTimeAfter": since, "MaxResults": 100}
+                if token:
+                    kwargs["NextToken"] = token
+                page = self._client.list_training_jobs(**kwargs)
+                summaries.extend(page.get("TrainingJobSummaries", []))
+                token = page.get("NextToken")
+                if not token:
+                    return summaries
+        except (ClientError, BotoCoreError) as error:
+            raise classify(error, "listing training jobs") from error
 
     def stop(self, job_name: str) -> None:
         try:

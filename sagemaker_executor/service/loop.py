@@ -33,6 +33,7 @@ from sagemaker_executor.domain.events import Status
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import RecordSink, StatusEmitter
 from sagemaker_executor.service.submission import NotForUs, SubmissionHandler
+from sagemaker_executor.service.tracker import JobTracker
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class ExecutorLoop:
         commands: CommandHandler,
         settings: LoopSettings,
         sleep: Callable[[float], Any] | None = None,
+        tracker: JobTracker | None = None,
     ) -> None:
         self._source = source
         self._sink = sink
@@ -79,6 +81,7 @@ class ExecutorLoop:
         self._submissions = submissions
         self._commands = commands
         self._settings = settings
+        self._tracker = tracker
         self._stopping = threading.Event()
         self._sleep = sleep or self._stopping.wait
         self._retrying: tuple[str, int, int] | None = None
@@ -99,6 +102,8 @@ class ExecutorLoop:
                 # Unprocessed records of every partition in this batch come again, in order.
                 self._rewind(batch[index:])
                 return
+        if self._tracker is not None and not self._stopping.is_set():
+            self._tracker.tick()
 
     def _rewind(self, remaining: list[InboundRecord]) -> None:
         first: dict[tuple[str, int], InboundRecord] = {}
@@ -131,7 +136,10 @@ class ExecutorLoop:
         try:
             if record.topic == self._settings.cmd_submit_topic:
                 return "command-" + self._commands.handle(raw)
-            return "submission-" + self._submissions.handle(raw, retry=retry).value
+            result = self._submissions.handle(raw, retry=retry)
+            if self._tracker is not None and result.executor_event is not None:
+                self._tracker.track(result.executor_event, record.partition)
+            return "submission-" + result.value
         except NotForUs as error:
             self._dead_letter(record, str(error))
             return "dead-letter"

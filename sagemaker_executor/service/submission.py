@@ -46,6 +46,16 @@ class Outcome(Enum):
     ERROR = "error"
 
 
+@dataclass(frozen=True)
+class SubmissionResult:
+    outcome: Outcome
+    executor_event: dict[str, Any] | None = None  # set when a job exists for the action
+
+    @property
+    def value(self) -> str:
+        return self.outcome.value
+
+
 class NotForUs(Exception):
     """The record cannot be routed (no descriptor contents): it goes to the dead-letter topic."""
 
@@ -77,7 +87,7 @@ class SubmissionHandler:
         self._emitter = emitter
         self._settings = settings
 
-    def handle(self, raw: Mapping[str, Any], *, retry: bool = False) -> Outcome:
+    def handle(self, raw: Mapping[str, Any], *, retry: bool = False) -> SubmissionResult:
         """Handle one event. ``retry``: an earlier attempt already said PENDING for this very record.
 
         Raises :class:`NotForUs` when the record carries no descriptor to route by, and lets
@@ -89,7 +99,7 @@ class SubmissionHandler:
             log.debug(
                 "ignoring action %s: engine %r, scheduling %r", raw.get("action_id"), engine, scheduling
             )
-            return Outcome.IGNORED
+            return SubmissionResult(Outcome.IGNORED)
         if not retry:
             self._emitter.status(raw, Status.PENDING, MSG_PENDING)
         try:
@@ -102,11 +112,11 @@ class SubmissionHandler:
             message = user_message(error)
             log.warning("action %s rejected: %s", raw.get("action_id"), message)
             self._emitter.status(raw, Status.ERROR, message)
-            return Outcome.ERROR
+            return SubmissionResult(Outcome.ERROR)
         outgoing = executor_event(raw, spec.job_name)
         self._emitter.status(raw, Status.SUCCEEDED, MSG_SUCCEEDED, src_event=outgoing)
         self._emitter.send(outgoing, self._settings.producer_topic)
-        return outcome
+        return SubmissionResult(outcome, outgoing)
 
     def _create(self, spec: TrainingJobSpec) -> Outcome:
         try:

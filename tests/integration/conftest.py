@@ -79,13 +79,31 @@ class Topics:
     cmd_submit: str = ""
     cmd_return: str = ""
     dead_letter: str = ""
+    tracking: str = ""
+    metrics: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("fetcher", "executor", "status", "cmd_submit", "cmd_return", "dead_letter"):
+        for name in self.names():
             setattr(self, name, f"{self.prefix}_{name.upper()}")
 
+    @staticmethod
+    def names() -> tuple[str, ...]:
+        return (
+            "fetcher",
+            "executor",
+            "status",
+            "cmd_submit",
+            "cmd_return",
+            "dead_letter",
+            "tracking",
+            "metrics",
+        )
+
     def all(self) -> list[str]:
-        return [self.fetcher, self.executor, self.status, self.cmd_submit, self.cmd_return, self.dead_letter]
+        return [getattr(self, name) for name in self.names()]
+
+    def observed(self) -> list[str]:
+        return [self.executor, self.status, self.cmd_return, self.dead_letter, self.metrics]
 
 
 @dataclass
@@ -133,6 +151,9 @@ class Pipeline:
                 "CMD_SUBMIT_TOPIC": self.topics.cmd_submit,
                 "CMD_RETURN_TOPIC": self.topics.cmd_return,
                 "DEAD_LETTER_TOPIC": self.topics.dead_letter,
+                "TRACKING_TOPIC": self.topics.tracking,
+                "METRICS_TOPIC": self.topics.metrics,
+                "WATCH_INTERVAL_SECONDS": "0.5",
                 "NUM_PARTITIONS": "1",
                 "REPLICATION_FACTOR": "1",
                 "CONSUMER_AUTO_OFFSET_RESET": "earliest",
@@ -189,13 +210,9 @@ class Pipeline:
             )
             self._consumer.assign(
                 [
-                    TopicPartition(t, 0)
-                    for t in (
-                        self.topics.executor,
-                        self.topics.status,
-                        self.topics.cmd_return,
-                        self.topics.dead_letter,
-                    )
+                    TopicPartition(t, p)
+                    for t in self.topics.observed()
+                    for p in sorted(self._consumer.partitions_for_topic(t) or {0})
                 ]
             )
             self._consumer.seek_to_beginning()
@@ -231,6 +248,9 @@ class Pipeline:
             if e["action_id"] == action_id
         ]
 
+    def statuses_only(self, action_id: str) -> list[str]:
+        return [status for status, _ in self.statuses(action_id)]
+
     def executor_events(self, action_id: str) -> list[dict[str, Any]]:
         return [e for e in self.on(self.topics.executor) if e["action_id"] == action_id]
 
@@ -257,12 +277,22 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(bootstrap, local_sagemaker, aws, tmp_path) -> Iterator[Pipeline]:
+def pipeline(request, bootstrap, local_sagemaker, aws, tmp_path) -> Iterator[Pipeline]:
+    """One test's world; ``@pytest.mark.parametrize("pipeline", [3], indirect=True)`` gives the input
+    (and tracking) topic 3 partitions."""
     url, control = local_sagemaker
     prefix = "T" + uuid.uuid4().hex[:10]
     topics = Topics(prefix)
-    # Created up front with one partition each: the broker would auto-create them with its default.
-    ensure_topics(KafkaOptions([bootstrap], client_id="tests", group_id=""), topics.all(), 1, 1)
+    partitions = getattr(request, "param", 1)
+    # Created up front: the broker would auto-create them with its own default partition count.
+    ensure_topics(
+        KafkaOptions([bootstrap], client_id="tests", group_id=""),
+        topics.all(),
+        1,
+        1,
+        compacted=[topics.tracking],
+        partitions_of={topics.fetcher: partitions, topics.tracking: partitions},
+    )
     p = Pipeline(bootstrap, url, aws, control, tmp_path, topics, group=f"{prefix}-group")
     try:
         yield p
