@@ -33,5 +33,10 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/python -m sagemaker_executor.local.demo
 
+# SageMaker API calls per minute of job tracking with 1, 100 and 1,000 running jobs (moto, simulated clock).
+.PHONY: bench-tracking
+bench-tracking: $(STAMP)
+	$(BIN)/python -m bench.tracking_api_calls
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -55,6 +55,12 @@ def _client_arguments(parser: argparse.ArgumentParser) -> None:
         "--follow", action="store_true", help="print status events until the executor answers"
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to --follow before giving up")
+    parser.add_argument(
+        "--until",
+        choices=("created", "ended"),
+        default="created",
+        help="--follow until the executor answered (created) or until the job ended (ended)",
+    )
     parser.add_argument("--client-id", help="client id (default: sha1 of user+host, as the anubis client)")
     add_arguments(parser)
 
@@ -77,9 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if command == "submit":
         return client.submit(
-            settings, args.descriptor, args.script, args.follow, args.timeout, args.client_id
+            settings, args.descriptor, args.script, args.follow, args.timeout, args.client_id, args.until
         )
-    return client.cancel(settings, args.action_id, args.follow, args.timeout, args.client_id)
+    return client.cancel(settings, args.action_id, args.follow, args.timeout, args.client_id, args.until)
 
 
 def _configure_logging(level: str) -> None:

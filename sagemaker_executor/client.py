@@ -32,7 +32,11 @@ from sagemaker_executor.config import Settings
 from sagemaker_executor.domain.events import JSONDict, new_message_id
 
 CLIENT_SVC = "anubis-client"
-FINAL_STATUSES = {"SUCCEEDED", "ERROR", "FAILED", "CANCELED"}
+# --until created: the executor's answer to the submission; --until ended: the job's end.
+CREATED_STATUSES = {"SUCCEEDED", "ERROR"}
+ENDED_STATUSES = {"ERROR", "FAILED", "CANCELED", "METRICS AVAILABLE", "FINISHED"}
+FINISHED_PREFIX = "Benchmark finished"
+METRICS_GRACE_S = 3.0
 
 
 def default_client_id() -> str:
@@ -125,13 +129,22 @@ class StatusTail:
             self._consumer.position(tp)  # resolve "end" now, before anything is published
 
     def follow(self, action_ids: set[str], timeout: float, *, stop_on: set[str]) -> str | None:
-        """Print events about ``action_ids`` until one with a status in ``stop_on``; returns that status."""
+        """Print events about ``action_ids`` until one with a status in ``stop_on``; returns that status.
+
+        "FINISHED" in ``stop_on`` stands for the SUCCEEDED that says a job completed: the final metrics
+        follow it, so the tail waits a moment for them before returning.
+        """
         deadline = time.monotonic() + timeout
+        finished_at: float | None = None
         while time.monotonic() < deadline:
+            if finished_at is not None and time.monotonic() > finished_at + METRICS_GRACE_S:
+                return "FINISHED"
             for batch in self._consumer.poll(timeout_ms=500).values():
                 for record in batch:
                     final = _print_event(record.value, action_ids, stop_on)
-                    if final is not None:
+                    if final == "FINISHED":
+                        finished_at = time.monotonic()
+                    elif final is not None:
                         return final
         print(f"[{min(action_ids)[:8]}] no final answer within {timeout:.0f}s", file=sys.stderr)
         return None
@@ -165,7 +178,10 @@ def _print_event(value: bytes, action_ids: set[str], stop_on: set[str]) -> str |
         return None
     svc = (event.get("visited") or [{}])[-1].get("svc", "?")
     status = str(payload.get("status"))
-    print(f"[{action_id[:8]}] {svc:<12} {status:<10} {payload.get('message')}", flush=True)
+    message = str(payload.get("message"))
+    print(f"[{action_id[:8]}] {svc:<12} {status:<18} {message}", flush=True)
+    if status == "SUCCEEDED" and message.startswith(FINISHED_PREFIX) and "FINISHED" in stop_on:
+        return "FINISHED"
     return status if status in stop_on else None
 
 
@@ -176,18 +192,29 @@ def submit(
     follow: bool,
     timeout: float,
     client_id: str | None,
+    until: str = "created",
 ) -> int:
     client_id = client_id or default_client_id()
     script_uri = None
     if script is not None:
         script_uri = _upload_script(settings, script)
     event = fetcher_event(descriptor, client_id, settings.consumer_topic, script_uri)
-    return _publish(settings, event, settings.consumer_topic, follow, timeout, FINAL_STATUSES, set())
+    stop_on = ENDED_STATUSES if until == "ended" else CREATED_STATUSES
+    return _publish(settings, event, settings.consumer_topic, follow, timeout, stop_on, set())
 
 
-def cancel(settings: Settings, target: str, follow: bool, timeout: float, client_id: str | None) -> int:
+def cancel(
+    settings: Settings,
+    target: str,
+    follow: bool,
+    timeout: float,
+    client_id: str | None,
+    until: str = "created",
+) -> int:
+    """``--until created`` stops at the executor's CMD_RETURN; ``--until ended`` at the job's end."""
     event = cancel_event(target, client_id or default_client_id(), settings.cmd_submit_topic)
-    return _publish(settings, event, settings.cmd_submit_topic, follow, timeout, {"RETURNED"}, {target})
+    stop_on = ENDED_STATUSES if until == "ended" else {"RETURNED"}
+    return _publish(settings, event, settings.cmd_submit_topic, follow, timeout, stop_on, {target})
 
 
 def _publish(
@@ -216,7 +243,7 @@ def _publish(
         final = tail.follow({event["action_id"], *also_follow}, timeout, stop_on=stop_on)
     finally:
         tail.close()
-    return 0 if final in ("SUCCEEDED", "RETURNED") else 1
+    return 0 if final in ("SUCCEEDED", "RETURNED", "FINISHED", "METRICS AVAILABLE", "CANCELED") else 1
 
 
 def _upload_script(settings: Settings, path: Path) -> str:

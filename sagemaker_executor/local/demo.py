@@ -3,8 +3,9 @@
 Starts the embedded broker and the local SageMaker, runs the executor exactly as deployed (its own
 process, configured by environment variables), then uses ``sagemaker-executor submit`` / ``cancel``
 -- the same client anyone can point at a real cluster -- to submit the descriptors in ``examples/``:
-the two samples the contract calls valid for SageMaker, a script-mode hello world, a Horovod job that
-is then cancelled, and a broken descriptor. Every status event is printed as it arrives. Exits 0 when
+the two samples the contract calls valid for SageMaker, a script-mode hello world, a job that fails
+with a reason, a broken descriptor, and a Horovod job that is then cancelled. Jobs move through their
+SageMaker statuses over a few seconds, and every status event is printed as it arrives. Exits 0 when
 each benchmark ended the way it should, 1 otherwise (with the executor's log).
 """
 
@@ -26,6 +27,7 @@ from sagemaker_executor.local.broker import LocalBroker
 from sagemaker_executor.local.server import LocalSageMakerControl, server_process
 
 REGION = "us-east-1"
+PHASE_SECONDS = 2.0  # each SageMaker phase (Starting, Downloading, Training, Uploading) of a demo job
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -37,11 +39,12 @@ class Step:
 
 
 def _steps(examples: Path) -> list[Step]:
+    ended = ["--until", "ended"]
     return [
         Step(
-            "The executor README's SageMaker example (valid for SageMaker)",
-            ["submit", str(examples / "sagemaker-training-job.toml")],
-            "SUCCEEDED",
+            "The executor README's SageMaker example (valid for SageMaker), followed to its end",
+            ["submit", str(examples / "sagemaker-training-job.toml"), *ended],
+            "METRICS AVAILABLE",
         ),
         Step(
             "The descriptor-parser fixture with custom params (valid for SageMaker)",
@@ -55,12 +58,20 @@ def _steps(examples: Path) -> list[Step]:
                 str(examples / "hello-world" / "descriptor.toml"),
                 "--script",
                 str(examples / "hello-world" / "scripts" / "hello"),
+                *ended,
             ],
-            "SUCCEEDED",
+            "METRICS AVAILABLE",
+        ),
+        Step(
+            "A benchmark that fails while training",
+            ["submit", str(examples / "failing.toml"), *ended],
+            "FAILED",
         ),
         Step("A broken descriptor", ["submit", str(examples / "broken.toml")], "ERROR"),
         Step(
-            "Horovod on GPUs, to be cancelled", ["submit", str(examples / "long-running.toml")], "SUCCEEDED"
+            "Horovod on GPUs: a long training run, to be cancelled",
+            ["submit", str(examples / "long-running.toml")],
+            "SUCCEEDED",
         ),
     ]
 
@@ -68,7 +79,7 @@ def _steps(examples: Path) -> list[Step]:
 def _cli(env: dict[str, str], args: list[str], timeout: float = 120) -> tuple[int, list[str]]:
     """Run ``sagemaker-executor ARGS --follow``, echoing its output; returns (exit code, lines)."""
     process = subprocess.run(
-        [sys.executable, "-m", "sagemaker_executor.cli", *args, "--follow", "--timeout", "60"],
+        [sys.executable, "-m", "sagemaker_executor.cli", *args, "--follow", "--timeout", "90"],
         env=env,
         capture_output=True,
         text=True,
@@ -123,6 +134,7 @@ def _environment(bootstrap: str, endpoint: str, workdir: Path) -> dict[str, str]
             "CONSUMER_AUTO_OFFSET_RESET": "earliest",
             "KAFKA_SESSION_TIMEOUT_MS": "6000",
             "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
+            "WATCH_INTERVAL_SECONDS": "1",
         }
     )
     return env
@@ -145,7 +157,7 @@ def run(examples: Path) -> int:
         print("Starting the embedded Kafka broker and the local SageMaker ...", flush=True)
         with (
             LocalBroker() as broker,
-            server_process(phase_seconds=30, log_path=workdir / "aws.log") as control,
+            server_process(phase_seconds=PHASE_SECONDS, log_path=workdir / "aws.log") as control,
         ):
             _setup_aws(control)
             env = _environment(broker.bootstrap_servers, control.base_url, workdir)
@@ -180,27 +192,35 @@ def run(examples: Path) -> int:
 def _play(env: dict[str, str], examples: Path, control: LocalSageMakerControl) -> list[str]:
     failures: list[str] = []
     cancel_target = None
-    for number, step in enumerate(_steps(examples), start=1):
+    steps = _steps(examples)
+    for number, step in enumerate(steps, start=1):
+        long_running = step.args[1].endswith("long-running.toml")
+        if long_running:  # keep this one training until it is cancelled
+            control.set_default_timeline(training=600)
         command = " ".join(_short(a) for a in step.args)
         print(f"[{number}] {step.title}\n    $ sagemaker-executor {command} --follow")
         _code, lines = _cli(env, step.args)
-        final = lines[-1].split()[2] if lines and len(lines[-1].split()) > 2 else "?"
+        if long_running:
+            control.set_default_timeline(training=PHASE_SECONDS)
+            cancel_target = lines[0].strip() if lines else None
+        final = _status_of(lines[-1]) if lines else "?"
         if final != step.expect:
             failures.append(f"{step.title}: ended with {final}, expected {step.expect}")
-        if step.args[-1].endswith("long-running.toml") and lines:
-            cancel_target = lines[0].strip()
         print()
     if cancel_target is None:
         return [*failures, "nothing to cancel"]
-    print(f"[6] Cancel the Horovod benchmark\n    $ sagemaker-executor cancel {cancel_target} --follow")
-    code, lines = _cli(env, ["cancel", cancel_target])
-    if code != 0:
-        failures.append(f"cancel exited {code}")
-    job = control.job(cancel_target)
-    print(f"    training job {cancel_target}: {job['status']} / {job['secondary_status']}")
-    if job["status"] not in ("Stopping", "Stopped"):
-        failures.append(f"cancelled job is {job['status']}")
+    number = len(steps) + 1
+    print(f"[{number}] Cancel the Horovod benchmark, and follow it until it has stopped")
+    print(f"    $ sagemaker-executor cancel {cancel_target} --follow --until ended")
+    code, lines = _cli(env, ["cancel", cancel_target, "--until", "ended"])
+    if code != 0 or not lines or _status_of(lines[-1]) != "CANCELED":
+        failures.append(f"cancel ended with {_status_of(lines[-1]) if lines else '?'}, expected CANCELED")
     return failures
+
+
+def _status_of(line: str) -> str:
+    """The status column of a line ``sagemaker-executor --follow`` printed: ``[id] svc STATUS message``."""
+    return line[24:42].strip() if line.startswith("[") else "?"
 
 
 def _short(arg: str) -> str:

@@ -155,18 +155,28 @@ class JobTracker:
         self._next_poll = self._clock() + self._interval
 
     def _poll(self, now: float) -> None:
-        if now >= self._next_resync:
+        resync = now >= self._next_resync
+        if resync:
             # Now and then list everything still tracked, in case a change slipped past a cursor.
             self._rewind_cursor(min(job.created_ms for job in self._tracked.values()) / 1000)
             self._next_resync = now + self._settings.resync_s
         since = self._cursor if self._cursor is not None else now - self._settings.overlap_s
         summaries = self._jobs.list_changed(datetime.fromtimestamp(since, UTC))
         reported: list[tuple[TrackedJob, JobState | None]] = []
+        listed: set[str] = set()
         for summary in summaries:
             job = self._tracked.get(str(summary.get("TrainingJobName")))
+            if job is None:
+                continue
+            listed.add(job.job_name)
             state = JobState.of(summary)
-            if job is not None and job.reported != state:
+            if job.reported != state:
                 reported.append((job, self._report(job, state)))
+        if resync:
+            # A resync lists every job modified since the oldest tracked one was created, so a
+            # tracked job missing from it is gone (deleted) or was never created: ask once.
+            for job in [j for name, j in self._tracked.items() if name not in listed]:
+                reported.append((job, self._report_described(job)))
         # Statuses first, acknowledged; only then the records that say they were sent. A failure
         # in between repeats a status on the next poll, and never loses one.
         self._sink.flush()
@@ -182,6 +192,14 @@ class JobTracker:
                 )
         self._sink.flush()
         self._cursor = now - self._settings.overlap_s
+
+    def _report_described(self, job: TrackedJob) -> JobState | None:
+        try:
+            state = JobState.of(self._jobs.describe(job.job_name))
+        except JobNotFound:
+            log.warning("training job %s no longer exists; no longer tracked", job.job_name)
+            return None
+        return self._report(job, state) if state != job.reported else state
 
     def _report(self, job: TrackedJob, state: JobState) -> JobState | None:
         """Publish the status for ``state`` (and metrics if it ended); None if the job vanished."""

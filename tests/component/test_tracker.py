@@ -213,3 +213,25 @@ def test_no_jobs_means_no_calls_and_throttling_stretches_the_interval(world: Wor
     world.run(tracker, 300, step=1)
     # at once, then 20, 40 and 80 s apart (the next would be 160 s later): 4 calls in 300 s, not 30
     assert len(calls) == 4
+
+
+def test_a_tracked_job_that_no_longer_exists_is_dropped_at_the_next_resync(world: World, monkeypatch) -> None:
+    tracker = world.tracker()
+    tracker.track(world.create("gone"), partition=0)
+    world.run(tracker, 10)
+    assert "gone" in tracker.tracked
+    # The job vanishes from SageMaker (deleted while nobody tracked it): listings never show it again.
+    real_describe = world.jobs.describe
+    monkeypatch.setattr(world.jobs, "list_changed", lambda since: [])
+
+    def describe(name: str) -> dict:
+        if name == "gone":
+            from sagemaker_executor.domain.errors import JobNotFound
+
+            raise JobNotFound(name)
+        return real_describe(name)
+
+    monkeypatch.setattr(world.jobs, "describe", describe)
+    world.run(tracker, 700, step=10)  # past one resync interval (600 s)
+    assert tracker.tracked == {}
+    assert [s.value for s in world.sink.acked if s.topic == TRACKING][-1] is None
