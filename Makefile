@@ -15,8 +15,8 @@ $(STAMP): setup.py pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check sagemaker_executor tests
-	$(BIN)/ruff format --check sagemaker_executor tests
+	$(BIN)/ruff check sagemaker_executor tests bench
+	$(BIN)/ruff format --check sagemaker_executor tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
