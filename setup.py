@@ -9,6 +9,7 @@ RUNTIME = [
     "sagemaker>=2.200,<3",
     "pydantic>=2.5,<3",
     "toml>=0.10",
+    "prometheus-client>=0.20",
 ]
 # The embedded broker and the local SageMaker: used by the tests, `make demo` and `make bench`.
 LOCAL = [
@@ -23,6 +24,8 @@ TEST = LOCAL + [
     "types-toml",
     "import-linter>=2.0",
 ]
+# `make bench`: the throughput benchmark's plot.
+BENCH = LOCAL + ["matplotlib>=3.8"]
 
 setup(
     name="sagemaker-executor",
@@ -34,6 +37,6 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["sagemaker_executor", "sagemaker_executor.*"]),
     install_requires=RUNTIME,
-    extras_require={"local": LOCAL, "test": TEST},
+    extras_require={"local": LOCAL, "test": TEST, "bench": BENCH},
     entry_points={"console_scripts": ["sagemaker-executor = sagemaker_executor.cli:main"]},
 )

@@ -24,6 +24,7 @@ from sagemaker_executor.config import (
     ignored_legacy_variables,
     load_settings,
 )
+from sagemaker_executor.logs import configure_logging
 
 log = logging.getLogger("sagemaker_executor")
 
@@ -76,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"sagemaker-executor: {error}", file=sys.stderr)
         return 2
-    _configure_logging(settings.logging_level)
+    configure_logging(settings.logging_level, settings.log_format)
     if command == "run":
         return run(settings)
     import sagemaker_executor.client as client
@@ -88,18 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return client.cancel(settings, args.action_id, args.follow, args.timeout, args.client_id, args.until)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True
-    )
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
-    logging.getLogger("botocore").setLevel(max(logging.WARNING, logging.getLevelName(level)))
-
-
 def run(settings: Settings) -> int:
     """Run the service until SIGTERM/SIGINT; 0 on a clean stop."""
     from sagemaker_executor.adapters.aws import make_session
     from sagemaker_executor.adapters.cloudwatch import CloudWatchPublisher
+    from sagemaker_executor.adapters.http import HealthServer
     from sagemaker_executor.adapters.kafka import (
         KafkaOptions,
         Publisher,
@@ -114,7 +108,8 @@ def run(settings: Settings) -> int:
     from sagemaker_executor.domain.translation import ExecutorSite
     from sagemaker_executor.service.commands import CommandHandler
     from sagemaker_executor.service.emitter import StatusEmitter
-    from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings
+    from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings, RetryPolicy
+    from sagemaker_executor.service.observability import AwsProbe, Health, LoopObserver, ServiceMetrics
     from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
     from sagemaker_executor.service.tracker import (
         CloudWatchForwarder,
@@ -192,12 +187,7 @@ def run(settings: Settings) -> int:
             ),
             cloudwatch=CloudWatchForwarder(cloudwatch, settings.aws_region),
         )
-    subscriber = Subscriber(
-        options,
-        [settings.consumer_topic, settings.cmd_submit_topic],
-        on_assigned=tracker.on_assigned if tracker else None,
-        on_revoked=tracker.on_revoked if tracker else None,
-    )
+    subscriber = Subscriber(options, [settings.consumer_topic, settings.cmd_submit_topic])
     site = ExecutorSite(
         output_bucket=settings.sagemaker_output_bucket,
         nodata_uri=settings.sagemaker_nodataset,
@@ -205,6 +195,7 @@ def run(settings: Settings) -> int:
         subnets=settings.sagemaker_subnets,
         security_group_ids=settings.sagemaker_security_group_ids,
     )
+    metrics, health = ServiceMetrics(), Health(stale_after_s=max(120.0, settings.shutdown_grace_seconds * 2))
     loop = ExecutorLoop(
         subscriber,
         publisher,
@@ -218,12 +209,36 @@ def run(settings: Settings) -> int:
             ),
         ),
         CommandHandler(jobs, emitter, settings.cmd_return_topic),
-        LoopSettings(settings.consumer_topic, settings.cmd_submit_topic, settings.dead_letter_topic),
+        LoopSettings(
+            settings.consumer_topic,
+            settings.cmd_submit_topic,
+            settings.dead_letter_topic,
+            max_in_flight=settings.max_in_flight,
+            shutdown_grace_s=settings.shutdown_grace_seconds,
+            retry=RetryPolicy(
+                base_s=settings.retry_backoff_seconds,
+                cap_s=settings.retry_backoff_max_seconds,
+                give_up_s=settings.retry_give_up_seconds,
+            ),
+        ),
         tracker=tracker,
+        observer=LoopObserver(metrics, health),
     )
+    subscriber.listen(loop.on_assigned, loop.on_revoked)
+    probe = AwsProbe(health, lambda: jobs.boto_client.list_training_jobs(MaxResults=1))
+    probe.start()
+    server = None
+    if settings.health_port is not None:
+        server = HealthServer(health, metrics, port=settings.health_port)
+        server.start()
+        log.info("health and metrics on port %d: /healthz /readyz /metrics", server.port)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: finishing the current record, then stopping", signal.Signals(signum).name)
+        log.info(
+            "received %s: no new records; in-flight ones get %.0fs to finish",
+            signal.Signals(signum).name,
+            settings.shutdown_grace_seconds,
+        )
         loop.stop()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -237,9 +252,13 @@ def run(settings: Settings) -> int:
     try:
         loop.run()
     finally:
+        health.set_joined(False)
         publisher.flush()
         subscriber.close()
         publisher.close()
+        probe.stop()
+        if server is not None:
+            server.stop()
         if cloudwatch is not None:
             cloudwatch.close()
     log.info("stopped; handled %s", loop.counts)

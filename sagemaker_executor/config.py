@@ -76,6 +76,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_script_bytes", "largest total unpacked size of a benchmark's script tarballs", str(1024**3)),
     Option("aws_retry_attempts", "attempts per AWS call on throttling, 5xx and connection errors", "8"),
     Option("service_node", "this replica's name in events' visited list (default: hostname)", ""),
+    Option("max_in_flight", "records handled at once; at the limit, fetching pauses", "16"),
+    Option("shutdown_grace_seconds", "on SIGTERM, how long in-flight records may take to finish", "30"),
+    Option(
+        "retry_backoff_seconds", "first wait before retrying a transient failure (doubles, with jitter)", "1"
+    ),
+    Option("retry_backoff_max_seconds", "longest wait between retries of a transient failure", "60"),
+    Option(
+        "retry_give_up_seconds", "after this long failing transiently, a submission ends as ERROR", "3600"
+    ),
+    Option("health_port", "port of /healthz, /readyz and /metrics; 'off' disables", "8080"),
+    Option("log_format", "text, or json for one JSON object per line", "text"),
     Option("watch_jobs", "track created jobs, publish their status changes and final metrics", "true"),
     Option("watch_interval_seconds", "how often job tracking asks SageMaker what changed", "10"),
     Option("tracking_topic", "compacted topic holding the tracked jobs' state", "SM_EXECUTOR_JOBS"),
@@ -118,6 +129,13 @@ class Settings:
     aws_retry_attempts: int
     service_node: str
     scripts_exchange_s3_bucket_name: str
+    max_in_flight: int
+    shutdown_grace_seconds: float
+    retry_backoff_seconds: float
+    retry_backoff_max_seconds: float
+    retry_give_up_seconds: float
+    health_port: int | None
+    log_format: str
     watch_jobs: bool
     watch_interval_seconds: float
     tracking_topic: str
@@ -226,6 +244,27 @@ def load_settings(
     reset = raw.get("consumer_auto_offset_reset", "latest")
     if reset not in ("latest", "earliest"):
         problems.append(f"{label('consumer_auto_offset_reset')} must be latest or earliest, got {reset!r}")
+
+    def seconds(name: str, low: float, high: float) -> float:
+        text = raw.get(name, "")
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:
+            problems.append(f"{label(name)} must be seconds between {low:g} and {high:g}, got {text!r}")
+            return low
+        return value
+
+    health_text = raw.get("health_port", "8080").lower()
+    health_port: int | None = None
+    if health_text not in ("off", "none", ""):
+        health_port = integer("health_port", 0)
+        if health_port > 65535:
+            problems.append(f"{label('health_port')} must be a port number or 'off', got {health_text!r}")
+    log_format = raw.get("log_format", "text").lower()
+    if log_format not in ("text", "json"):
+        problems.append(f"{label('log_format')} must be text or json, got {raw.get('log_format')!r}")
     watch = raw.get("watch_jobs", "true").lower()
     if watch not in ("true", "false", "1", "0", "yes", "no"):
         problems.append(f"{label('watch_jobs')} must be true or false, got {raw.get('watch_jobs')!r}")
@@ -269,6 +308,13 @@ def load_settings(
         aws_retry_attempts=integer("aws_retry_attempts", 1),
         service_node=raw.get("service_node", "") or socket.gethostname(),
         scripts_exchange_s3_bucket_name=raw.get("scripts_exchange_s3_bucket_name", "") or bucket,
+        max_in_flight=integer("max_in_flight", 1),
+        shutdown_grace_seconds=seconds("shutdown_grace_seconds", 0, 3600),
+        retry_backoff_seconds=seconds("retry_backoff_seconds", 0.01, 3600),
+        retry_backoff_max_seconds=seconds("retry_backoff_max_seconds", 0.01, 3600),
+        retry_give_up_seconds=seconds("retry_give_up_seconds", 1, 7 * 24 * 3600),
+        health_port=health_port,
+        log_format=log_format,
         watch_jobs=watch in ("true", "1", "yes"),
         watch_interval_seconds=interval,
         tracking_topic=topic("tracking_topic"),

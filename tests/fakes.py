@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -56,8 +57,11 @@ class FakeSource:
         self.position: dict[tuple[str, int], int] = {}
         self.committed: dict[tuple[str, int], int] = {}
         self.sink = sink
+        self.paused = False
 
     def poll(self, timeout_ms: int, max_records: int) -> list[InboundRecord]:
+        if self.paused:  # as KafkaConsumer: paused partitions return nothing
+            return []
         batch = [r for r in self.log if r.offset >= self.position.get((r.topic, r.partition), 0)][
             :max_records
         ]
@@ -65,12 +69,29 @@ class FakeSource:
             self.position[(r.topic, r.partition)] = r.offset + 1
         return batch
 
-    def commit(self, record: InboundRecord) -> None:
+    def commit_offsets(self, offsets) -> None:
         assert not self.sink.pending, "committed while sends were not acknowledged"
-        self.committed[(record.topic, record.partition)] = record.offset + 1
+        for partition, offset in offsets.items():
+            assert offset >= self.committed.get(partition, 0), "a commit went backwards"
+            self.committed[partition] = offset
 
-    def rewind(self, record: InboundRecord) -> None:
-        self.position[(record.topic, record.partition)] = record.offset
+    def pause_all(self) -> None:
+        self.paused = True
+
+    def resume_all(self) -> None:
+        self.paused = False
+
+
+class InlineExecutor(Executor):
+    """Runs each task at submit time, on the caller's thread: deterministic unit tests of the loop."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[override]
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:
+            future.set_exception(error)
+        return future
 
 
 def record(

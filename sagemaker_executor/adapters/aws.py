@@ -19,7 +19,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from sagemaker_executor.domain.errors import PermanentError, TransientError
+from sagemaker_executor.domain.errors import CapacityError, PermanentError, TransientError
 
 # Error codes after which a later attempt may succeed (AWS's own lists, plus quota waits).
 TRANSIENT_CODES = frozenset(
@@ -39,7 +39,6 @@ TRANSIENT_CODES = frozenset(
         "ServiceUnavailableException",
         "RequestTimeout",
         "RequestTimeoutException",
-        "ResourceLimitExceeded",
     }
 )
 
@@ -49,11 +48,13 @@ def make_session(region: str) -> boto3.Session:
     return boto3.Session(region_name=region)
 
 
-def client_config(retry_attempts: int) -> Config:
+def client_config(retry_attempts: int, call_timeout_s: float = 60.0) -> Config:
+    """Standard retries (capped exponential backoff with jitter) and a bound on each call's wait."""
     return Config(
         retries={"mode": "standard", "total_max_attempts": retry_attempts},
-        connect_timeout=10,
-        read_timeout=60,
+        connect_timeout=min(10.0, call_timeout_s),
+        read_timeout=call_timeout_s,
+        max_pool_connections=64,
     )
 
 
@@ -74,6 +75,8 @@ def is_transient(error: BaseException) -> bool:
 
 def classify(error: BaseException, what: str) -> Exception:
     """The executor error for a botocore failure; ``what`` names the operation for the user."""
+    if isinstance(error, ClientError) and error_code(error) == "ResourceLimitExceeded":
+        return CapacityError(f"{what}: {_describe(error)}")
     if is_transient(error):
         return TransientError(f"{what}: {_describe(error)}")
     return PermanentError(f"{what}: {_describe(error)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -146,7 +147,11 @@ def read_compacted(options: KafkaOptions, topic: str, partitions: Iterable[int])
 
 
 class Publisher:
-    """Sends JSON records with ``acks=all``; :meth:`flush` waits for every pending ack or raises."""
+    """Sends JSON records with ``acks=all``; :meth:`flush` waits for the acks of this thread's records.
+
+    Thread-safe: each thread waits only for what it sent itself, so a worker finishing one record is
+    never held up by the records of another.
+    """
 
     def __init__(self, options: KafkaOptions) -> None:
         self._producer = KafkaProducer(
@@ -158,7 +163,7 @@ class Publisher:
             request_timeout_ms=options.request_timeout_ms,
             linger_ms=2,
         )
-        self._pending: list[Any] = []
+        self._local = threading.local()
 
     def send(
         self, topic: str, key: str | None, value: dict[str, Any] | bytes | None, partition: int | None = None
@@ -169,16 +174,23 @@ class Publisher:
         else:
             data = json.dumps(value, separators=(",", ":")).encode("utf-8")
         encoded_key = key.encode("utf-8") if key is not None else None
-        self._pending.append(self._producer.send(topic, key=encoded_key, value=data, partition=partition))
+        future = self._producer.send(topic, key=encoded_key, value=data, partition=partition)
+        self._thread_pending().append(future)
 
     def flush(self, timeout_s: float = 60.0) -> None:
-        pending, self._pending = self._pending, []
+        pending = self._thread_pending()
+        sent, pending[:] = list(pending), []
         try:
-            self._producer.flush(timeout=timeout_s)
-            for future in pending:
+            for future in sent:
                 future.get(timeout=timeout_s)
         except KafkaError as error:
             raise PublishError(f"broker did not acknowledge a record: {error!r}") from error
+
+    def _thread_pending(self) -> list[Any]:
+        pending: list[Any] | None = getattr(self._local, "pending", None)
+        if pending is None:
+            pending = self._local.pending = []
+        return pending
 
     def close(self) -> None:
         self._producer.close(timeout=10)
@@ -207,7 +219,8 @@ class Subscriber:
             max_poll_interval_ms=options.max_poll_interval_ms,
             request_timeout_ms=max(options.request_timeout_ms, options.session_timeout_ms + 5000),
         )
-        self._consumer.subscribe(list(topics), listener=_Listener(on_assigned, on_revoked))
+        self._listener = _Listener(on_assigned, on_revoked)
+        self._consumer.subscribe(list(topics), listener=self._listener)
 
     def poll(self, timeout_ms: int, max_records: int) -> list[InboundRecord]:
         batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
@@ -219,10 +232,47 @@ class Subscriber:
         records.sort(key=lambda r: (r.topic, r.partition, r.offset))
         return records
 
+    def listen(
+        self,
+        on_assigned: Callable[[set[tuple[str, int]]], None] | None,
+        on_revoked: Callable[[set[tuple[str, int]]], None] | None,
+    ) -> None:
+        """Replace the rebalance callbacks (before the first poll)."""
+        self._listener.on_assigned = on_assigned
+        self._listener.on_revoked = on_revoked
+
     def commit(self, record: InboundRecord) -> None:
         """Commit the offset after ``record``: it and everything before it on its partition are done."""
-        tp = TopicPartition(record.topic, record.partition)
-        self._consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "", -1)})
+        self.commit_offsets({(record.topic, record.partition): record.offset + 1})
+
+    def commit_offsets(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Commit ``{(topic, partition): next offset to read}``."""
+        if offsets:
+            self._consumer.commit(
+                {
+                    TopicPartition(t, p): OffsetAndMetadata(offset, "", -1)
+                    for (t, p), offset in offsets.items()
+                }
+            )
+
+    def pause_all(self) -> None:
+        """Stop fetching (backpressure); poll() still runs, so the group keeps us."""
+        assigned = self._consumer.assignment()
+        if assigned:
+            self._consumer.pause(*assigned)
+
+    def resume_all(self) -> None:
+        paused = self._consumer.paused()
+        if paused:
+            self._consumer.resume(*paused)
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records not yet read per assigned partition (end offset - position), from cached metadata."""
+        assigned = list(self._consumer.assignment())
+        if not assigned:
+            return {}
+        ends = self._consumer.end_offsets(assigned)
+        return {(tp.topic, tp.partition): max(0, ends[tp] - self._consumer.position(tp)) for tp in assigned}
 
     def rewind(self, record: InboundRecord) -> None:
         """Deliver ``record`` again on the next poll (its handling must be retried)."""
@@ -241,13 +291,13 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         on_assigned: Callable[[set[tuple[str, int]]], None] | None,
         on_revoked: Callable[[set[tuple[str, int]]], None] | None,
     ) -> None:
-        self._on_assigned = on_assigned
-        self._on_revoked = on_revoked
+        self.on_assigned = on_assigned
+        self.on_revoked = on_revoked
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        if self._on_revoked is not None:
-            self._on_revoked({(tp.topic, tp.partition) for tp in revoked})
+        if self.on_revoked is not None:
+            self.on_revoked({(tp.topic, tp.partition) for tp in revoked})
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        if self._on_assigned is not None:
-            self._on_assigned({(tp.topic, tp.partition) for tp in assigned})
+        if self.on_assigned is not None:
+            self.on_assigned({(tp.topic, tp.partition) for tp in assigned})

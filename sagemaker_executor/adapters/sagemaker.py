@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -84,20 +85,37 @@ def resolve_role_arn(session: boto3.Session, role: str, retry_attempts: int) -> 
 
 
 class SageMakerJobs:
-    """Creates, finds and stops training jobs."""
+    """Creates, finds and stops training jobs. Safe to call from several threads at once."""
 
     def __init__(self, session: boto3.Session, *, default_bucket: str, retry_attempts: int) -> None:
         configure_sdk_environment()
         from sagemaker.session import Session  # deferred: slow, and reads the environment set above
 
         _validate_sdk_config_once()
-        self._client = client(session, "sagemaker", retry_attempts)
-        self._sdk_session = Session(
-            boto_session=session,
-            sagemaker_client=self._client,
-            default_bucket=default_bucket,
-            sagemaker_config=SDK_CONFIG,
-        )
+        self._client = client(session, "sagemaker", retry_attempts)  # boto3 clients are thread-safe
+        self._default_bucket = default_bucket
+        self._retry_attempts = retry_attempts
+        self._first_session = session
+        self._local = threading.local()
+        self._session_class = Session
+
+    @property
+    def _sdk_session(self) -> Any:
+        """One SDK session per thread: the SDK keeps boto3 resources, which are not thread-safe."""
+        sdk_session = getattr(self._local, "sdk_session", None)
+        if sdk_session is None:
+            boto_session = (
+                self._first_session
+                if threading.current_thread() is threading.main_thread()
+                else (boto3.Session(region_name=self._first_session.region_name))
+            )
+            sdk_session = self._local.sdk_session = self._session_class(
+                boto_session=boto_session,
+                sagemaker_client=self._client,
+                default_bucket=self._default_bucket,
+                sagemaker_config=SDK_CONFIG,
+            )
+        return sdk_session
 
     @property
     def boto_client(self) -> Any:

@@ -2,7 +2,8 @@
 
 * :class:`PermanentError` -- retrying cannot help: a bad descriptor, a name clash, access denied. The
   message is written for the user and ends up in an ERROR status.
-* :class:`TransientError` -- throttling, 5xx, connection trouble: worth retrying with backoff.
+* :class:`TransientError` -- throttling, 5xx, connection trouble: worth retrying with backoff;
+  :class:`CapacityError` is the kind that waits for a quota and says so to the user.
 * :class:`JobAlreadyExists` / :class:`JobNotFound` -- answers from SageMaker that the service turns
   into outcomes of their own (an earlier attempt succeeded; there is nothing to cancel).
 
@@ -23,6 +24,10 @@ class PermanentError(ExecutorError):
 
 class TransientError(ExecutorError):
     """A temporary failure of a dependency (throttling, 5xx, connection): retried with backoff."""
+
+
+class CapacityError(TransientError):
+    """An account quota is used up (``ResourceLimitExceeded``): wait for capacity, and tell the user."""
 
 
 class JobAlreadyExists(ExecutorError):

@@ -135,6 +135,7 @@ def _environment(bootstrap: str, endpoint: str, workdir: Path) -> dict[str, str]
             "KAFKA_SESSION_TIMEOUT_MS": "6000",
             "KAFKA_HEARTBEAT_INTERVAL_MS": "1000",
             "WATCH_INTERVAL_SECONDS": "1",
+            "HEALTH_PORT": "0",
         }
     )
     return env

@@ -29,6 +29,7 @@ from sagemaker_executor.domain.translation import (
     routing,
     translate,
 )
+from sagemaker_executor.logs import log_context
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.outcomes import EXPECTED_ERRORS, user_message
 
@@ -119,6 +120,10 @@ class SubmissionHandler:
         return SubmissionResult(outcome, outgoing)
 
     def _create(self, spec: TrainingJobSpec) -> Outcome:
+        with log_context(job_name=spec.job_name):
+            return self._create_job(spec)
+
+    def _create_job(self, spec: TrainingJobSpec) -> Outcome:
         try:
             with self._source_dir(spec) as source_dir:
                 self._jobs.create(spec, source_dir)

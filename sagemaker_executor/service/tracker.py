@@ -35,6 +35,7 @@ from sagemaker_executor.domain.errors import ExecutorError, JobNotFound
 from sagemaker_executor.domain.events import MetricsEvent, Status, to_wire
 from sagemaker_executor.domain.lifecycle import JobState, final_metrics, needs_description, report_for
 from sagemaker_executor.domain.tracking import TrackedJob, metric_labels, tracked_job
+from sagemaker_executor.logs import log_context
 from sagemaker_executor.service.emitter import StatusEmitter
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,10 @@ class JobTracker:
 
     def _report(self, job: TrackedJob, state: JobState) -> JobState | None:
         """Publish the status for ``state`` (and metrics if it ended); None if the job vanished."""
+        with log_context(action_id=job.action_id, job_name=job.job_name):
+            return self._report_in_context(job, state)
+
+    def _report_in_context(self, job: TrackedJob, state: JobState) -> JobState | None:
         description = None
         if needs_description(state):
             try:

@@ -154,6 +154,7 @@ class Pipeline:
                 "TRACKING_TOPIC": self.topics.tracking,
                 "METRICS_TOPIC": self.topics.metrics,
                 "WATCH_INTERVAL_SECONDS": "0.5",
+                "HEALTH_PORT": "0",  # several executors per host: each takes a free port
                 "NUM_PARTITIONS": "1",
                 "REPLICATION_FACTOR": "1",
                 "CONSUMER_AUTO_OFFSET_RESET": "earliest",

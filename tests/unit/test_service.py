@@ -9,7 +9,7 @@ from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings
 from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
 from tests.builders import SITE, cancel_command, fetcher_event, minimal_contents
-from tests.fakes import FakeJobs, FakeScripts, FakeSink, FakeSource, record
+from tests.fakes import FakeJobs, FakeScripts, FakeSink, FakeSource, InlineExecutor, record
 
 FETCHER, CMD, DLQ = "BAI_APP_FETCHER", "CMD_SUBMIT", "DEAD"
 
@@ -35,6 +35,7 @@ class Harness:
             ),
             CommandHandler(self.jobs, emitter, "CMD_RETURN"),
             LoopSettings(FETCHER, CMD, DLQ),
+            pool=InlineExecutor(),
             sleep=self.sleeps.append,
         )
 
@@ -154,20 +155,36 @@ def test_event_with_broken_payload_but_known_action_gets_an_error(tmp_path) -> N
 def test_transient_failure_is_retried_without_repeating_pending_or_committing_early(tmp_path) -> None:
     h = Harness(tmp_path, [record(FETCHER, fetcher_event())])
     h.jobs.transient_failures = 2
-    h.loop.run_once()
-    assert h.source.committed == {} and len(h.sleeps) == 1
     h.drain()
+    assert len(h.sleeps) == 2 and all(0 <= s <= 60 for s in h.sleeps)
     assert [s for s, _ in h.statuses()] == ["PENDING", "SUCCEEDED"]
     assert h.jobs.create_calls == 3 and len(h.jobs.jobs) == 1
     assert h.source.committed == {(FETCHER, 0): 1}
-    assert h.sleeps[1] > 0
 
 
-def test_unacknowledged_publish_is_not_committed_and_is_retried(tmp_path) -> None:
+def test_capacity_errors_wait_and_tell_the_user_once(tmp_path, monkeypatch) -> None:
+    from sagemaker_executor.domain.errors import CapacityError
+
+    h = Harness(tmp_path, [record(FETCHER, fetcher_event())])
+    failures = iter([CapacityError("ResourceLimitExceeded: ml.p3 quota")] * 3)
+    original = h.jobs.create
+
+    def create(spec, source_dir):
+        error = next(failures, None)
+        if error:
+            raise error
+        original(spec, source_dir)
+
+    monkeypatch.setattr(h.jobs, "create", create)
+    h.drain()
+    statuses = h.statuses()
+    assert [s for s, _ in statuses] == ["PENDING", "PENDING", "SUCCEEDED"]
+    assert "Waiting for SageMaker capacity" in statuses[1][1] and "ml.p3 quota" in statuses[1][1]
+
+
+def test_unacknowledged_publish_is_retried_before_the_record_is_committed(tmp_path) -> None:
     h = Harness(tmp_path, [record(FETCHER, fetcher_event())])
     h.sink.fail_next_flush = True
-    h.loop.run_once()
-    assert h.source.committed == {}
     h.drain()
     assert h.source.committed == {(FETCHER, 0): 1}
     assert len(h.jobs.jobs) == 1 and len(h.sink.on("BAI_APP_EXECUTOR")) == 1

@@ -1,0 +1,247 @@
+"""What the service tells its operators: Prometheus metrics, liveness and readiness, and the AWS probe.
+
+Owned here: the names, labels and buckets of the ``sm_executor_*`` metrics (:class:`ServiceMetrics`),
+what "live" and "ready" mean (:class:`Health`), and the background check that AWS is reachable
+(:class:`AwsProbe`). Nothing here does I/O of its own except the probe's ``check``, which the caller
+supplies.
+
+``cli`` builds one of each at start-up and hands them to the consumer loop, which reports what it does
+(``consumed``, ``submitted``, ``failure``, ``heartbeat``, ``set_joined`` ...), and to
+:class:`sagemaker_executor.adapters.http.HealthServer`, which serves ``/healthz``, ``/readyz`` and
+``/metrics`` to the kubelet and to Prometheus.
+
+* Live = the loop has called :meth:`Health.heartbeat` within ``stale_after_s``. A loop stuck in a call
+  that never returns stops beating, and the kubelet restarts the pod. The grace period starts when the
+  :class:`Health` is created, so start-up (importing the SDK, joining the group) is not a failure.
+* Ready = the consumer has joined its group and the last AWS check succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+log = logging.getLogger(__name__)
+
+# The failure kinds the loop reports; each is exported (at 0) from the start so that rate() and
+# alerts work before the first failure of that kind.
+FAILURE_KINDS: tuple[str, ...] = ("transient", "capacity", "permanent", "internal", "publish", "dead_letter")
+
+# From a quick CreateTrainingJob (~50 ms) to a submission that downloads and uploads large scripts.
+SUBMISSION_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+
+_MAX_DETAIL = 300  # characters of an AWS error kept for /readyz and the logs
+
+
+class ServiceMetrics:
+    """The service's Prometheus metrics, in a registry of their own (so tests can make several)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self._consumed = Counter(
+            "sm_executor_messages_consumed",
+            "Records consumed and committed, by how they ended",
+            ["outcome"],
+            registry=r,
+        )
+        self._submitted = Counter(
+            "sm_executor_jobs_submitted",
+            "Training jobs created (or adopted from an earlier attempt)",
+            registry=r,
+        )
+        self._failures = Counter(
+            "sm_executor_failures", "Failures by kind: " + ", ".join(FAILURE_KINDS), ["kind"], registry=r
+        )
+        for kind in FAILURE_KINDS:
+            self._failures.labels(kind=kind)
+        self._in_flight = Gauge("sm_executor_in_flight", "Records being handled right now", registry=r)
+        self._latency = Histogram(
+            "sm_executor_submission_latency_seconds",
+            "Time from picking up a benchmark to its training job being created",
+            buckets=SUBMISSION_BUCKETS,
+            registry=r,
+        )
+        self._lag = Gauge(
+            "sm_executor_consumer_lag",
+            "Records between the committed offset and the end of the partition",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self._tracked = Gauge(
+            "sm_executor_tracked_jobs", "Training jobs being tracked until they end", registry=r
+        )
+
+    def consumed(self, outcome: str) -> None:
+        self._consumed.labels(outcome=outcome).inc()
+
+    def submitted(self) -> None:
+        self._submitted.inc()
+
+    def failure(self, kind: str) -> None:
+        self._failures.labels(kind=kind).inc()
+
+    def set_in_flight(self, n: int) -> None:
+        self._in_flight.set(n)
+
+    def observe_submission(self, seconds: float) -> None:
+        self._latency.observe(seconds)
+
+    def set_lag(self, topic: str, partition: int, lag: int) -> None:
+        self._lag.labels(topic=topic, partition=str(partition)).set(lag)
+
+    def forget_lag(self, topic: str, partition: int) -> None:
+        """Stop exporting a partition's lag (it was revoked: another replica reports it now)."""
+        with contextlib.suppress(KeyError):
+            self._lag.remove(topic, str(partition))
+
+    def set_tracked(self, n: int) -> None:
+        self._tracked.set(n)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition format, version 0.0.4."""
+        return generate_latest(self.registry)
+
+
+class Health:
+    """Liveness and readiness, written by the loop and the AWS probe, read by the HTTP server's threads."""
+
+    def __init__(self, stale_after_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._stale_after_s = stale_after_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last_beat = clock()  # the grace period for start-up
+        self._joined = False
+        self._aws_ok = False
+        self._aws_detail = "not checked yet"
+
+    def heartbeat(self) -> None:
+        now = self._clock()
+        with self._lock:
+            self._last_beat = now
+
+    def set_joined(self, joined: bool) -> None:
+        with self._lock:
+            self._joined = joined
+
+    def set_aws(self, ok: bool, detail: str = "") -> None:
+        with self._lock:
+            self._aws_ok = ok
+            self._aws_detail = detail[:_MAX_DETAIL]
+
+    def liveness(self, now: float | None = None) -> tuple[bool, str]:
+        """(live, reason): live while the loop's last heartbeat is at most ``stale_after_s`` old."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            age = now - self._last_beat
+        if age <= self._stale_after_s:
+            return True, "ok"
+        return False, f"consumer loop stalled: no heartbeat for {age:.0f}s (limit {self._stale_after_s:.0f}s)"
+
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, reason): ready once joined to the consumer group with AWS reachable."""
+        with self._lock:
+            joined, aws_ok, detail = self._joined, self._aws_ok, self._aws_detail
+        missing = []
+        if not joined:
+            missing.append("not joined to the consumer group")
+        if not aws_ok:
+            missing.append(f"AWS not reachable: {detail}" if detail else "AWS not reachable")
+        if missing:
+            return False, "; ".join(missing)
+        return True, "ok"
+
+
+class AwsProbe:
+    """Calls ``check`` every ``interval_s`` in a daemon thread and records the result in ``health``.
+
+    ``check`` returns on success and raises on failure; the exception's text becomes the readiness
+    reason. It should be cheap and bounded by the client's own timeouts: a check that hangs delays the
+    next one but never the consumer loop.
+    """
+
+    def __init__(self, health: Health, check: Callable[[], None], interval_s: float = 30.0) -> None:
+        self._health = health
+        self._check = check
+        self._interval_s = interval_s
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_ok: bool | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="aws-probe", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def probe_once(self) -> bool:
+        """Run the check now and record the result; True if AWS answered."""
+        try:
+            self._check()
+        except Exception as error:
+            detail = f"{type(error).__name__}: {error}"
+            ok = False
+        else:
+            detail, ok = "", True
+        self._health.set_aws(ok, detail)
+        if ok != self._last_ok:  # log transitions, not every probe
+            if ok:
+                log.info("AWS reachable")
+            else:
+                log.warning("AWS not reachable: %s", detail[:_MAX_DETAIL])
+        self._last_ok = ok
+        return ok
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.probe_once()
+            except Exception:  # a bug in the probe must not end it silently
+                log.exception("AWS probe failed unexpectedly")
+            self._stopping.wait(self._interval_s)
+
+
+class LoopObserver:
+    """What the consumer loop reports, fanned out to the metrics and the health state."""
+
+    def __init__(self, metrics: ServiceMetrics, health: Health) -> None:
+        self._metrics = metrics
+        self._health = health
+
+    def heartbeat(self) -> None:
+        self._health.heartbeat()
+
+    def joined(self, joined: bool) -> None:
+        self._health.set_joined(joined)
+
+    def consumed(self, outcome: str, latency_s: float | None) -> None:
+        self._metrics.consumed(outcome)
+        if outcome in ("submission-submitted", "submission-already-submitted"):
+            self._metrics.submitted()
+            if latency_s is not None:
+                self._metrics.observe_submission(latency_s)
+
+    def failure(self, kind: str) -> None:
+        self._metrics.failure(kind)
+
+    def set_in_flight(self, count: int) -> None:
+        self._metrics.set_in_flight(count)
+
+    def set_tracked(self, count: int) -> None:
+        self._metrics.set_tracked(count)
+
+    def report_lag(self, lag: dict[tuple[str, int], int]) -> None:
+        for (topic, partition), value in lag.items():
+            self._metrics.set_lag(topic, partition, value)

@@ -1,0 +1,188 @@
+"""Metrics, liveness/readiness and the AWS probe: what is exported after each call, and when the service
+counts as live and ready (fake clock; the probe's thread is awaited on events, never slept on)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from sagemaker_executor.service.observability import FAILURE_KINDS, AwsProbe, Health, ServiceMetrics
+
+
+def samples(metrics: ServiceMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every exported sample as {(name, sorted labels): value}, parsed back from the text format."""
+    out = {}
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_every_metric_is_exported_with_its_labels_after_the_calls() -> None:
+    metrics = ServiceMetrics()
+    metrics.consumed("submission-created")
+    metrics.consumed("submission-created")
+    metrics.consumed("dead-letter")
+    metrics.submitted()
+    metrics.failure("transient")
+    metrics.set_in_flight(3)
+    metrics.observe_submission(0.07)
+    metrics.observe_submission(45.0)
+    metrics.set_lag("BAI_APP_FETCHER", 2, 17)
+    metrics.set_tracked(5)
+
+    got = samples(metrics)
+    assert got[("sm_executor_messages_consumed_total", (("outcome", "submission-created"),))] == 2
+    assert got[("sm_executor_messages_consumed_total", (("outcome", "dead-letter"),))] == 1
+    assert got[("sm_executor_jobs_submitted_total", ())] == 1
+    assert got[("sm_executor_failures_total", (("kind", "transient"),))] == 1
+    assert got[("sm_executor_in_flight", ())] == 3
+    assert got[("sm_executor_submission_latency_seconds_count", ())] == 2
+    assert got[("sm_executor_submission_latency_seconds_sum", ())] == pytest.approx(45.07)
+    assert got[("sm_executor_submission_latency_seconds_bucket", (("le", "0.1"),))] == 1
+    assert got[("sm_executor_submission_latency_seconds_bucket", (("le", "60.0"),))] == 2
+    assert got[("sm_executor_consumer_lag", (("partition", "2"), ("topic", "BAI_APP_FETCHER")))] == 17
+    assert got[("sm_executor_tracked_jobs", ())] == 5
+
+
+def test_failure_kinds_are_exported_at_zero_before_the_first_failure() -> None:
+    got = samples(ServiceMetrics())
+    for kind in FAILURE_KINDS:
+        assert got[("sm_executor_failures_total", (("kind", kind),))] == 0
+
+
+def test_latency_buckets_span_50ms_to_two_minutes() -> None:
+    metrics = ServiceMetrics()
+    metrics.observe_submission(1.0)
+    bounds = [
+        float(dict(labels)["le"])
+        for (name, labels) in samples(metrics)
+        if name == "sm_executor_submission_latency_seconds_bucket"
+    ]
+    finite = [b for b in bounds if b != float("inf")]
+    assert min(finite) == 0.05 and max(finite) == 120.0
+
+
+def test_each_instance_has_its_own_registry() -> None:
+    first, second = ServiceMetrics(), ServiceMetrics()
+    first.submitted()
+    assert samples(first)[("sm_executor_jobs_submitted_total", ())] == 1
+    assert samples(second)[("sm_executor_jobs_submitted_total", ())] == 0
+
+
+def test_a_revoked_partitions_lag_is_no_longer_exported() -> None:
+    metrics = ServiceMetrics()
+    metrics.set_lag("T", 0, 4)
+    metrics.set_lag("T", 1, 9)
+    metrics.forget_lag("T", 0)
+    metrics.forget_lag("T", 7)  # never reported: no error
+    lags = {k: v for k, v in samples(metrics).items() if k[0] == "sm_executor_consumer_lag"}
+    assert lags == {("sm_executor_consumer_lag", (("partition", "1"), ("topic", "T"))): 9}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_live_during_the_start_up_grace_period_then_only_while_the_loop_beats() -> None:
+    clock = FakeClock()
+    health = Health(stale_after_s=60, clock=clock)
+    assert health.liveness() == (True, "ok")
+    clock.now += 61
+    live, reason = health.liveness()
+    assert not live and "no heartbeat for 61s" in reason
+    health.heartbeat()
+    assert health.liveness() == (True, "ok")
+    assert health.liveness(now=clock.now + 60)[0]
+    assert not health.liveness(now=clock.now + 60.5)[0]
+
+
+def test_ready_needs_both_the_group_and_aws_and_says_what_is_missing() -> None:
+    health = Health(clock=FakeClock())
+    ready, reason = health.readiness()
+    assert not ready
+    assert "not joined to the consumer group" in reason and "AWS not reachable: not checked yet" in reason
+
+    health.set_joined(True)
+    ready, reason = health.readiness()
+    assert not ready and "consumer group" not in reason and "AWS" in reason
+
+    health.set_aws(True, "")
+    assert health.readiness() == (True, "ok")
+
+    health.set_aws(False, "EndpointConnectionError: Could not connect")
+    assert health.readiness() == (False, "AWS not reachable: EndpointConnectionError: Could not connect")
+
+    health.set_aws(True)
+    health.set_joined(False)  # a rebalance took every partition away, or the consumer left
+    assert health.readiness() == (False, "not joined to the consumer group")
+
+
+class RecordingHealth(Health):
+    """A Health that lets the test wait for the probe's n-th report."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reports: list[tuple[bool, str]] = []
+        self.reported = threading.Condition()
+
+    def set_aws(self, ok: bool, detail: str = "") -> None:
+        super().set_aws(ok, detail)
+        with self.reported:
+            self.reports.append((ok, detail))
+            self.reported.notify_all()
+
+    def wait_for(self, n: int) -> list[tuple[bool, str]]:
+        with self.reported:
+            assert self.reported.wait_for(lambda: len(self.reports) >= n, timeout=10), self.reports
+            return list(self.reports)
+
+
+def test_probe_checks_at_once_then_every_interval_and_follows_the_outcome() -> None:
+    health = RecordingHealth()
+    health.set_joined(True)
+    outcomes = iter([None, RuntimeError("throttled"), None])
+    failed = threading.Event()
+
+    def check() -> None:
+        error = next(outcomes, None)
+        if error is not None:
+            failed.set()
+            raise error
+
+    probe = AwsProbe(health, check, interval_s=0.01)
+    probe.start()
+    try:
+        reports = health.wait_for(3)
+    finally:
+        probe.stop()
+    assert failed.is_set()
+    assert reports[:3] == [(True, ""), (False, "RuntimeError: throttled"), (True, "")]
+    assert health.readiness() == (True, "ok")
+
+
+def test_probe_stops_promptly_even_with_a_long_interval() -> None:
+    health = RecordingHealth()
+    probe = AwsProbe(health, lambda: None, interval_s=3600)
+    probe.start()
+    health.wait_for(1)  # the first check runs at once
+    probe.stop(timeout_s=5)
+    assert "aws-probe" not in [t.name for t in threading.enumerate()]
+
+
+def test_probe_once_records_the_exception_text() -> None:
+    health = Health()
+
+    def unreachable() -> None:
+        raise ConnectionError("could not connect to sagemaker.us-east-1.amazonaws.com")
+
+    assert AwsProbe(health, unreachable).probe_once() is False
+    assert health.readiness()[1].endswith(
+        "ConnectionError: could not connect to sagemaker.us-east-1.amazonaws.com"
+    )
