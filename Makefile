@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: install test lint unit integration demo bench faults clean
 
@@ -33,10 +34,25 @@ test: lint
 demo: $(STAMP)
 	$(BIN)/python -m sagemaker_executor.local.demo
 
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+# Submissions/s, produce→executor-event latency, CPU, RSS and start-up of the executor process against
+# the embedded broker and the local SageMaker with 0, 50 and 200 ms per AWS call; MAX_IN_FLIGHT 1 and 16.
+# BENCH_ARGS=--quick for a smoke run. Writes bench/results/throughput.{json,png} (throughput-quick.* with --quick).
+bench: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python -m bench.throughput $(BENCH_ARGS)
+
 # SageMaker API calls per minute of job tracking with 1, 100 and 1,000 running jobs (moto, simulated clock).
 .PHONY: bench-tracking
 bench-tracking: $(STAMP)
 	$(BIN)/python -m bench.tracking_api_calls
+
+# The fault suite at full size (kill -9 during 200 submissions, 10 % failing AWS calls, a 20 s broker
+# pause, 1,000 hostile messages); `make test` runs the same scenarios small. Counts: bench/results/faults-*.json.
+faults: $(STAMP)
+	FAULTS_SCALE=full $(BIN)/pytest tests/faults -m faults -s -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
