@@ -11,15 +11,16 @@ and the role is resolved to an ARN once at start-up instead of on every ``fit``.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
-import threading
+import tarfile
+import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import boto3
-from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sagemaker_executor.adapters.aws import classify, client, error_code, error_message
@@ -42,6 +43,23 @@ def configure_sdk_environment() -> None:
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
     logging.getLogger("sagemaker.telemetry").setLevel(logging.WARNING)
+
+
+def _skip_tensorboard_client() -> None:
+    """Stop every SDK estimator from building a boto3 client for TensorBoard that we never use.
+
+    ``EstimatorBase.__init__`` creates a ``TensorBoardApp``, whose constructor builds a fresh SageMaker
+    client from boto3's *default* session: about 22 ms of CPU per estimator (a new botocore client
+    class each time), half of a submission's CPU. Only ``estimator.tensorboard_app`` users need it,
+    and this service never touches it.
+    """
+    import sagemaker.estimator as sdk_estimator
+
+    setattr(sdk_estimator, "TensorBoardApp", _no_tensorboard_app)  # noqa: B010
+
+
+def _no_tensorboard_app(region: str | None = None) -> None:
+    return None
 
 
 def _validate_sdk_config_once() -> None:
@@ -92,39 +110,38 @@ class SageMakerJobs:
         from sagemaker.session import Session  # deferred: slow, and reads the environment set above
 
         _validate_sdk_config_once()
+        _skip_tensorboard_client()
         self._client = client(session, "sagemaker", retry_attempts)  # boto3 clients are thread-safe
-        self._default_bucket = default_bucket
-        self._retry_attempts = retry_attempts
-        self._first_session = session
-        self._local = threading.local()
-        self._session_class = Session
-
-    @property
-    def _sdk_session(self) -> Any:
-        """One SDK session per thread: the SDK keeps boto3 resources, which are not thread-safe."""
-        sdk_session = getattr(self._local, "sdk_session", None)
-        if sdk_session is None:
-            boto_session = (
-                self._first_session
-                if threading.current_thread() is threading.main_thread()
-                else (boto3.Session(region_name=self._first_session.region_name))
-            )
-            sdk_session = self._local.sdk_session = self._session_class(
-                boto_session=boto_session,
-                sagemaker_client=self._client,
-                default_bucket=self._default_bucket,
-                sagemaker_config=SDK_CONFIG,
-            )
-        return sdk_session
+        self._s3 = client(session, "s3", retry_attempts)
+        # The SDK session only serves estimator construction and CreateTrainingJob on the shared
+        # client (the source upload is ours), so one session serves every thread.
+        self._sdk_session = Session(
+            boto_session=session,
+            sagemaker_client=self._client,
+            default_bucket=default_bucket,
+            sagemaker_config=SDK_CONFIG,
+        )
 
     @property
     def boto_client(self) -> Any:
         return self._client
 
     def create(self, spec: TrainingJobSpec, source_dir: Path | None) -> None:
-        """Start the job; :class:`JobAlreadyExists` if the name is taken (maybe by our earlier attempt)."""
+        """Start the job; :class:`JobAlreadyExists` if the name is taken (maybe by our earlier attempt).
+
+        The source dir is packed and uploaded here, to ``<output>/<job>/source/sourcedir.tar.gz`` -- the
+        key the SDK would use -- and handed to the SDK as that S3 URI, which it then uses as it is. One
+        ``PutObject`` on a shared client costs a fraction of the SDK's upload path (a boto3 resource
+        class and an s3transfer pool per call), and the archive is byte-for-byte reproducible, so a
+        redelivered submission rewrites the same object.
+        """
+        code_uri = None
+        if spec.entry_point is not None:
+            if source_dir is None:
+                raise PermanentError("Cannot create estimator: the job has an entry point but no source dir")
+            code_uri = self._upload_source(spec, source_dir)
         try:
-            estimator = self._estimator(spec, source_dir)
+            estimator = self._estimator(spec, code_uri)
         except (ValueError, TypeError, KeyError) as error:
             raise PermanentError(f"Cannot create estimator: {error}") from error
         try:
@@ -135,15 +152,22 @@ class SageMakerJobs:
             raise classify(error, "SageMaker returned error") from error
         except BotoCoreError as error:
             raise classify(error, "SageMaker could not be reached") from error
-        except S3UploadFailedError as error:
-            # The SDK uploads the source dir with upload_file, which hides the ClientError inside.
-            cause = error.__context__
-            failure = cause if isinstance(cause, ClientError | BotoCoreError) else error
-            raise classify(failure, "uploading the benchmark's source to S3 failed") from error
         except ValueError as error:
             raise PermanentError(f"Cannot create estimator: {error}") from error
 
-    def _estimator(self, spec: TrainingJobSpec, source_dir: Path | None) -> Any:
+    def _upload_source(self, spec: TrainingJobSpec, source_dir: Path) -> str:
+        bucket, prefix = _split_output(spec.output_path)
+        key = "/".join(part for part in (prefix, spec.job_name, "source", "sourcedir.tar.gz") if part)
+        with tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024) as archive:
+            pack_source_dir(source_dir, archive)
+            archive.seek(0)
+            try:
+                self._s3.put_object(Bucket=bucket, Key=key, Body=archive)
+            except (ClientError, BotoCoreError) as error:
+                raise classify(error, "uploading the benchmark's source to S3 failed") from error
+        return f"s3://{bucket}/{key}"
+
+    def _estimator(self, spec: TrainingJobSpec, code_uri: str | None) -> Any:
         from sagemaker.estimator import Estimator
 
         kwargs: dict[str, Any] = {
@@ -174,10 +198,8 @@ class SageMakerJobs:
         if spec.checkpoint_s3_uri:
             kwargs["checkpoint_s3_uri"] = spec.checkpoint_s3_uri
         if spec.entry_point is not None:
-            if source_dir is None:
-                raise ValueError("the job has an entry point but no source directory was built")
             kwargs["entry_point"] = spec.entry_point
-            kwargs["source_dir"] = str(source_dir)
+            kwargs["source_dir"] = code_uri
 
         if spec.framework is Framework.NONE:
             return Estimator(**kwargs)
@@ -266,3 +288,27 @@ def _is_not_found(error: ClientError) -> bool:
     return error_code(error) in ("ResourceNotFound", "ValidationException") and (
         "not found" in message or "could not find" in message
     )
+
+
+def _split_output(output_path: str) -> tuple[str, str]:
+    bucket, _, prefix = output_path.removeprefix("s3://").partition("/")
+    return bucket, prefix.strip("/")
+
+
+def pack_source_dir(source_dir: Path, out: IO[bytes]) -> None:
+    """``source_dir`` as a gzip'd tar, entries relative to it, sorted, with fixed times and owners."""
+
+    def normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.mtime = 0
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    with (
+        gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w") as archive,
+    ):
+        for path in sorted(source_dir.rglob("*")):
+            archive.add(
+                str(path), arcname=str(path.relative_to(source_dir)), recursive=False, filter=normalise
+            )
