@@ -25,7 +25,9 @@ from kafka import (
     TopicPartition,
 )
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
+
+from sagemaker_executor.domain.errors import PermanentError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,10 @@ class KafkaOptions:
 
 class PublishError(Exception):
     """A record could not be acknowledged by the broker; the input must not be committed."""
+
+
+class RecordTooLarge(PermanentError):
+    """A record over the producer's size limit: sending it again cannot help."""
 
 
 def ensure_topics(
@@ -174,7 +180,12 @@ class Publisher:
         else:
             data = json.dumps(value, separators=(",", ":")).encode("utf-8")
         encoded_key = key.encode("utf-8") if key is not None else None
-        future = self._producer.send(topic, key=encoded_key, value=data, partition=partition)
+        try:
+            future = self._producer.send(topic, key=encoded_key, value=data, partition=partition)
+        except MessageSizeTooLargeError as error:
+            raise RecordTooLarge(
+                f"a {len(data or b'')}-byte record for {topic} is over the size limit"
+            ) from error
         self._thread_pending().append(future)
 
     def flush(self, timeout_s: float = 60.0) -> None:

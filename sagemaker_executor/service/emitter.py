@@ -7,6 +7,7 @@ this service, ``tstamp`` = now), keys it by ``client_id`` and hands it to the pu
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -16,6 +17,8 @@ from sagemaker_executor import SERVICE_NAME, __version__
 from sagemaker_executor.domain.events import JSONDict, Status, stamp_for_send, status_event
 
 log = logging.getLogger(__name__)
+
+MAX_STATUS_BYTES = 350_000  # under the BFF's 400 KB DynamoDB item, with room for its own fields
 
 
 class RecordSink(Protocol):
@@ -69,12 +72,18 @@ class StatusEmitter:
         if not self._status_topic:
             log.debug("STATUS_TOPIC is empty; dropping %s status: %s", status, message)
             return
-        event = status_event(
-            handled,
-            status,
-            message,
-            src_event=handled if src_event is None else src_event,
-            target_action_id=target_action_id,
-        )
+        source = handled if src_event is None else src_event
+        event = status_event(handled, status, message, src_event=source, target_action_id=target_action_id)
+        size = len(json.dumps(event, separators=(",", ":")))
+        if size > MAX_STATUS_BYTES:
+            # The BFF stores each status whole in a DynamoDB item (400 KB at most): keep the source
+            # event's envelope and say why its payload is missing.
+            trimmed = {
+                **source,
+                "payload": {"omitted": f"payload too large for a status event ({size} bytes)"},
+            }
+            event = status_event(
+                handled, status, message, src_event=trimmed, target_action_id=target_action_id
+            )
         self.send(event, self._status_topic)
         log.info("status %s for action %s: %s", status.value, event["action_id"], message)

@@ -29,6 +29,7 @@ Owned here: what "done" means for a record, and how many run at once.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import queue
@@ -54,6 +55,8 @@ from sagemaker_executor.service.tracker import JobTracker
 log = logging.getLogger(__name__)
 
 LAG_REPORT_INTERVAL_S = 15.0
+DEAD_LETTER_VALUE_BYTES = 256 * 1024
+BUSY_POLL_MS = 10
 MSG_WAITING_FOR_CAPACITY = "Waiting for SageMaker capacity (an account limit is reached); will retry: {}"
 
 
@@ -190,11 +193,18 @@ class ExecutorLoop:
     def run_once(self) -> None:
         self._observer.heartbeat()
         self._complete_finished()
-        room = self._settings.max_in_flight - self._ledger.in_flight()
+        in_flight = self._ledger.in_flight()
+        room = self._settings.max_in_flight - in_flight
         self._apply_backpressure(room <= 0)
-        batch = self._source.poll(
-            self._settings.poll_timeout_ms, max(1, min(self._settings.max_records, room))
-        )
+        if room <= 0:
+            # Full: keep polling (the group must see us) but wake as soon as a record finishes.
+            self._source.poll(0, 1)
+            self._complete_finished(wait_s=self._settings.poll_timeout_ms / 1000)
+            batch = []
+        else:
+            # With records in flight, poll briefly so finished ones are committed promptly.
+            timeout = self._settings.poll_timeout_ms if in_flight == 0 else BUSY_POLL_MS
+            batch = self._source.poll(timeout, min(self._settings.max_records, room))
         for record in batch:
             self._start(record)
         self._observer.set_in_flight(self._ledger.in_flight())
@@ -436,9 +446,16 @@ def dead_letter_record(record: InboundRecord, reason: str) -> dict[str, Any]:
     }
     if record.value is None:
         value["value"] = None
-    else:
-        try:
-            value["value"] = record.value.decode("utf-8")
-        except UnicodeDecodeError:
-            value["value_base64"] = base64.b64encode(record.value).decode("ascii")
+        return value
+    kept = record.value[:DEAD_LETTER_VALUE_BYTES]
+    if len(kept) < len(record.value):
+        # The whole record may not fit in a dead letter (base64 grows it by a third): keep its start,
+        # its size and its digest, which is enough to find it again in the source topic.
+        value["value_bytes"] = len(record.value)
+        value["value_sha256"] = hashlib.sha256(record.value).hexdigest()
+        value["value_truncated"] = True
+    try:
+        value["value"] = kept.decode("utf-8")
+    except UnicodeDecodeError:
+        value["value_base64"] = base64.b64encode(kept).decode("ascii")
     return value

@@ -309,3 +309,33 @@ def test_every_sample_descriptor_ends_as_submitted_or_error_naming_its_field(tmp
         assert last == "SUCCEEDED" and len(h.jobs.jobs) == 1
     else:
         assert last == "ERROR" and f"'{expected_field}'" in message and h.jobs.jobs == {}
+
+
+def test_a_huge_unparseable_record_gets_a_truncated_dead_letter_that_fits(tmp_path) -> None:
+    import json
+    import random
+
+    blob = random.Random(7).randbytes(900_000)
+    h = Harness(tmp_path, [record(FETCHER, blob, 0), record(FETCHER, fetcher_event(), 1)])
+    h.drain()
+    (dead,) = h.sink.on(DLQ)
+    assert dead["value_truncated"] is True and dead["value_bytes"] == 900_000
+    assert len(json.dumps(dead)) < 400_000
+    assert h.source.committed == {(FETCHER, 0): 2}
+
+
+def test_a_status_about_a_huge_event_keeps_its_envelope_and_fits_the_bff(tmp_path) -> None:
+    import json
+
+    from sagemaker_executor.service.emitter import MAX_STATUS_BYTES
+
+    event = fetcher_event(minimal_contents(env={"docker_image": "img", "vars": {"BIG": "x" * 600_000}}))
+    event["payload"]["toml"]["contents"]["hardware"]["strategy"] = "warp"
+    h = Harness(tmp_path, [record(FETCHER, event)])
+    h.drain()
+    statuses = h.sink.on("BAI_APP_STATUS")
+    assert [s["payload"]["status"] for s in statuses] == ["PENDING", "ERROR"]
+    for status in statuses:
+        assert len(json.dumps(status)) <= MAX_STATUS_BYTES + 1000
+        assert status["payload"]["src_event"]["action_id"] == event["action_id"]
+        assert "too large" in status["payload"]["src_event"]["payload"]["omitted"]

@@ -1,0 +1,446 @@
+"""The fault suite: the executor process under kill -9, failing AWS calls, a frozen broker and hostile
+input, each during a burst of submissions. Sizes come from ``FAULTS_SCALE`` (``small`` in the normal
+run, ``full`` for ``make faults``); every scenario prints and stores its counts (``bench.faults``)
+before asserting, so a run shows what held and what did not.
+
+Only the process interface is used: environment variables in; topics and the local SageMaker's jobs
+out. Job tracking is off (``WATCH_JOBS=false``): it is tested in ``tests/integration/test_tracking.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bench.faults import FaultCounts, Scale, scale_from_env
+from tests.builders import fetcher_event, minimal_contents
+from tests.faults import hostile
+from tests.faults.observe import (
+    OFFSETS,
+    Seen,
+    as_list,
+    drain_all,
+    finish,
+    job_names,
+    log_tail,
+    stamp,
+    tally,
+    uncommitted,
+    wait_committed,
+    wait_until,
+)
+from tests.integration.conftest import Executor, Pipeline
+
+SCALE = scale_from_env()
+STALL_S = 30.0  # no progress for this long: stop waiting, report and fail
+SEED = int(os.environ.get("FAULTS_SEED") or random.SystemRandom().randrange(1, 2**31))
+
+pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(SCALE.timeout_s + 60)]
+scaled = pytest.mark.parametrize("scale", [SCALE], ids=[SCALE.name])
+
+
+def _rng(scenario: str) -> random.Random:
+    return random.Random(f"{SEED}-{scenario}")  # reproducible faults
+
+
+def _submissions(n: int, rng: random.Random, tag: str) -> tuple[list[dict], dict[str, str]]:
+    """``n`` valid submissions; every fifth has a custom job name (adoption by tag, not by name)."""
+    events, expected = [], {}
+    for i in range(n):
+        custom = {}
+        if i % 5 == 4:
+            custom = {"custom_params": {"sagemaker_job_name": f"faults-{tag}-{i}-{uuid.uuid4().hex[:8]}"}}
+        event = fetcher_event(minimal_contents(ml={"benchmark_code": f"python bench.py --run {i}"}, **custom))
+        events.append(event)
+        expected[event["action_id"]] = custom.get("custom_params", {}).get(
+            "sagemaker_job_name", event["action_id"]
+        )
+    rng.shuffle(events)
+    return events, expected
+
+
+def _publish_all(p: Pipeline, events: list[dict]) -> int:
+    """Publish the burst; one past the last offset written."""
+    futures = [p.producer.send(p.topics.fetcher, key=e["client_id"].encode(), value=_json(e)) for e in events]
+    return max(future.get(timeout=30).offset for future in futures) + 1
+
+
+def _json(event: dict) -> bytes:
+    import json
+
+    return json.dumps(event).encode()
+
+
+def _done(p: Pipeline, expected: dict[str, str], jobs_before: set[str]) -> bool:
+    return not tally(p, expected, jobs_before).lost()
+
+
+def _start(p: Pipeline, **env: str) -> Executor:
+    # The health endpoint's fixed port would make an immediate restart (or a neighbour) collide.
+    return p.start_executor(HEALTH_PORT="off", **env)
+
+
+def _answered(p: Pipeline) -> int:
+    return len(p.on(p.topics.executor)) + len(p.on(p.topics.status))
+
+
+def _created(p: Pipeline, jobs_before: set[str]) -> int:
+    return sum(1 for n in job_names(p) if n not in jobs_before)
+
+
+# --- kill -9 -------------------------------------------------------------------------------------------
+
+
+@scaled
+def test_kill9_at_random_moments_each_action_one_job(pipeline: Pipeline, scale: Scale) -> None:
+    p, rng, start = pipeline, _rng("kill"), time.monotonic()
+    print(f"\nkill scenario seed={SEED} (FAULTS_SEED={SEED} replays it)")
+    jobs_before = set(job_names(p))
+    events, expected = _submissions(scale.kill_submissions, rng, "kill")
+    n = len(events)
+    # Kill when SageMaker holds a random number of the burst's jobs, a random fraction of a second later:
+    # every kill lands mid-burst, at a random point of some record's handling.
+    thresholds = sorted(rng.sample(range(1, n - 1), scale.kills))
+    delays = [round(rng.uniform(0.0, 0.6), 3) for _ in thresholds]
+    executor = _start(p, WATCH_JOBS="false")
+    end = _publish_all(p, events)
+    kills, crashes, missed = [], 0, 0
+    for threshold, delay in zip(thresholds, delays, strict=True):
+        reached = wait_until(
+            lambda t=threshold: _created(p, jobs_before) >= t, scale.timeout_s / 2, executors=[executor]
+        )
+        if executor.process.poll() is not None:
+            crashes += 1  # died on its own: a finding (restarted so the scenario can go on)
+        elif not reached:
+            missed += 1
+        time.sleep(delay)
+        at = _created(p, jobs_before)
+        if executor.process.poll() is None:
+            executor.kill()
+        kills.append({"after_jobs": at, "delay_s": delay, "t": stamp(start)})
+        executor = _start(p, WATCH_JOBS="false")
+    complete = wait_until(
+        lambda: _done(p, expected, jobs_before),
+        scale.timeout_s,
+        executors=[executor],
+        poll_s=0.5,
+        progress=lambda: _answered(p),
+        stall_s=STALL_S,
+    )
+    p.drain(timeout_ms=2000)  # anything late (a repeated event, a second job id) shows up now
+    t = tally(p, expected, jobs_before)
+    alive = executor.process.poll() is None
+    lag = wait_committed(p, end) if alive else uncommitted(p, end)
+    exit_code = executor.terminate() if alive else executor.process.returncode
+    adopted = sum(e.log_text().count("earlier attempt") for e in p.executors)
+    counts = FaultCounts(
+        "kill9",
+        scale.name,
+        SEED,
+        sent=n,
+        jobs_created=len(t.created),
+        duplicates=len(t.duplicates()),
+        lost=len(t.lost()),
+        errors=t.seen.error_count(),
+        elapsed_s=stamp(start),
+        details={
+            "kills": len(kills),
+            "restarts": len(p.executors) - 1,
+            "crashes": crashes,
+            "kill_thresholds_missed": missed,
+            "adopted_after_kill": adopted,
+            "repeated_success_events": t.repeated_events(),
+            "sigterm_exit_code": exit_code,
+            "uncommitted_input_records": lag,
+            "input_offsets": dict(OFFSETS),
+            "kill_log": kills,
+            "duplicate_actions": as_list(t.duplicates()),
+            "lost_actions": as_list(t.lost()),
+        },
+    )
+    counts.held = complete and not t.duplicates() and not t.lost() and crashes == 0 and lag == 0
+    finish(counts)
+    assert complete, f"not every action completed: lost={as_list(t.lost())}\n{log_tail(p.executors)}"
+    assert t.duplicates() == [], t.duplicates()
+    assert t.lost() == []
+    assert t.wrong_job_ids() == []
+    assert crashes == 0, "the executor exited on its own between kills\n" + log_tail(p.executors)
+    assert t.seen.error_count() == 0
+    assert lag == 0, f"{lag} input records answered but never committed"
+    assert exit_code == 0, log_tail(p.executors[-1:])
+
+
+# --- 10 % of AWS calls fail ----------------------------------------------------------------------------
+
+
+@scaled
+def test_failing_aws_calls_every_submission_succeeds_once(pipeline: Pipeline, scale: Scale) -> None:
+    p, rng, start = pipeline, _rng("aws-errors"), time.monotonic()
+    jobs_before = set(job_names(p))
+    events, expected = _submissions(scale.error_submissions, rng, "err")
+    # Every third submission also ships a script tarball: a GetObject under faults too.
+    script = hostile.upload_tar(p, {"bench/bench.py": b"print('ok')\n"}, f"faults-err-{uuid.uuid4().hex}")
+    for event in events[::3]:
+        event["payload"]["scripts"] = [{"dst": script}]
+    stats_before = p.control.faults()["stats"]
+    kinds = ["throttling", "internal"]
+    flips = {"n": 0, "at": time.monotonic()}
+
+    def alternate() -> None:
+        if time.monotonic() - flips["at"] >= 1.0:
+            flips["n"] += 1
+            flips["at"] = time.monotonic()
+            p.control.set_faults(error_kind=kinds[flips["n"] % 2])
+
+    executor = _start(p, WATCH_JOBS="false", AWS_RETRY_ATTEMPTS="8")
+    try:
+        p.control.set_faults(error_rate=scale.error_rate, error_kind=kinds[0], seed=SEED)
+        end = _publish_all(p, events)
+        complete = wait_until(
+            lambda: _done(p, expected, jobs_before),
+            scale.timeout_s,
+            executors=[executor],
+            every=alternate,
+            poll_s=0.5,
+            progress=lambda: _answered(p),
+            stall_s=STALL_S,
+        )
+    finally:
+        p.control.set_faults(error_rate=0.0, latency_ms=0, error_kind="throttling", seed=None)
+    stats_after = p.control.faults()["stats"]
+    p.drain(timeout_ms=1500)
+    t = tally(p, expected, jobs_before)
+    exactly_once = (
+        [
+            a
+            for a in expected
+            if t.seen.statuses.get(a) != ["PENDING", "SUCCEEDED"] or len(t.seen.executor_job_ids[a]) != 1
+        ]
+        if complete
+        else list(expected)
+    )
+    alive = executor.process.poll() is None
+    lag = wait_committed(p, end) if alive else uncommitted(p, end)
+    counts = FaultCounts(
+        "aws-errors",
+        scale.name,
+        SEED,
+        sent=len(events),
+        jobs_created=len(t.created),
+        duplicates=len(t.duplicates()),
+        lost=len(t.lost()),
+        errors=t.seen.error_count(),
+        elapsed_s=stamp(start),
+        details={
+            "aws_calls": stats_after["calls"] - stats_before["calls"],
+            "aws_errors_injected": stats_after["errors"] - stats_before["errors"],
+            "kind_flips": flips["n"],
+            "transient_retries_logged": executor.log_text().count("retrying"),
+            "not_exactly_once": len(exactly_once),
+            "executor_alive": alive,
+            "uncommitted_input_records": lag,
+            "input_offsets": dict(OFFSETS),
+            "not_exactly_once_actions": as_list(exactly_once),
+        },
+    )
+    counts.held = complete and alive and not t.duplicates() and not t.lost() and not exactly_once and lag == 0
+    finish(counts)
+    assert alive, log_tail([executor])
+    assert complete, f"lost={as_list(t.lost())}\n{log_tail([executor])}"
+    assert t.duplicates() == [] and t.lost() == []
+    assert t.seen.error_count() == 0, "an AWS fault reached the user as an ERROR"
+    assert exactly_once == [], {a: t.seen.statuses.get(a) for a in exactly_once}
+    assert counts.details["aws_errors_injected"] > 0
+    assert lag == 0, f"{lag} input records answered but never committed"
+    assert executor.terminate() == 0
+
+
+# --- the broker freezes mid-burst ----------------------------------------------------------------------
+
+
+@scaled
+def test_broker_paused_mid_burst_nothing_lost(pipeline: Pipeline, broker, scale: Scale) -> None:
+    if broker is None:
+        pytest.skip("needs the embedded broker to pause it")  # only when pointed at an external Kafka
+    p, start = pipeline, time.monotonic()
+    jobs_before = set(job_names(p))
+    events, expected = _submissions(scale.pause_submissions, _rng("pause"), "pause")
+    executor = _start(p, WATCH_JOBS="false")
+    end = _publish_all(p, events)
+    reached = wait_until(
+        lambda: _created(p, jobs_before) >= len(events) // 3, scale.timeout_s / 2, executors=[executor]
+    )
+    paused_at = _created(p, jobs_before)
+    broker.pause()
+    try:
+        time.sleep(scale.pause_seconds)  # the fault itself lasts this long
+        alive_in_pause = executor.process.poll() is None
+    finally:
+        broker.resume()
+    during_pause = _created(p, jobs_before) - paused_at
+    complete = wait_until(
+        lambda: _done(p, expected, jobs_before),
+        scale.timeout_s,
+        executors=[executor],
+        poll_s=0.5,
+        progress=lambda: _answered(p),
+        stall_s=STALL_S,
+    )
+    p.drain(timeout_ms=1500)
+    t = tally(p, expected, jobs_before)
+    alive = executor.process.poll() is None
+    lag = wait_committed(p, end) if alive else uncommitted(p, end)
+    counts = FaultCounts(
+        "broker-pause",
+        scale.name,
+        SEED,
+        sent=len(events),
+        jobs_created=len(t.created),
+        duplicates=len(t.duplicates()),
+        lost=len(t.lost()),
+        errors=t.seen.error_count(),
+        elapsed_s=stamp(start),
+        details={
+            "pause_s": scale.pause_seconds,
+            "jobs_before_pause": paused_at,
+            "jobs_created_during_pause": during_pause,
+            "pause_reached_mid_burst": reached and paused_at < len(events),
+            "executor_alive_during_pause": alive_in_pause,
+            "executor_alive_after": alive,
+            "executor_exit_code": executor.process.returncode,
+            "uncommitted_input_records": lag,
+            "input_offsets": dict(OFFSETS),
+            "repeated_success_events": t.repeated_events(),
+            "transient_retries_logged": executor.log_text().count("retrying"),
+            "lost_actions": as_list(t.lost()),
+        },
+    )
+    counts.held = complete and alive and not t.duplicates() and not t.lost() and lag == 0
+    finish(counts)
+    assert alive, "the executor died during or after the broker pause (no restart here)\n" + log_tail(
+        [executor]
+    )
+    assert complete, f"lost={as_list(t.lost())}\n{log_tail([executor])}"
+    assert t.duplicates() == [] and t.lost() == []
+    assert t.seen.error_count() == 0
+    assert lag == 0, f"{lag} input records answered but never committed"
+    assert executor.terminate() == 0
+
+
+# --- hostile and malformed input ------------------------------------------------------------------------
+
+
+@scaled
+def test_hostile_input_service_stays_up_and_answers_each(
+    pipeline: Pipeline, scale: Scale, tmp_path: Path
+) -> None:
+    p, rng, start = pipeline, _rng("hostile"), time.monotonic()
+    jobs_before = set(job_names(p))
+    token = f"faults-canary-{uuid.uuid4().hex[:10]}"
+    sandbox = hostile.Sandbox(tmp_path, token)
+    scripts = hostile.upload_scripts(p, sandbox, token)
+    messages = hostile.generate(rng, scale.hostile_bad, scale.hostile_valid, scripts, sandbox)
+    sources, exec_tmp = tmp_path / "sources", tmp_path / "exec-tmp"
+    exec_tmp.mkdir()
+    before = sandbox.snapshot()
+    executor = _start(
+        p, WATCH_JOBS="false", TMPDIR=str(exec_tmp), MAX_SCRIPT_BYTES=str(hostile.MAX_SCRIPT_BYTES)
+    )
+    offsets = hostile.publish(p, messages)
+    end = max(offsets) + 1
+    valid = {m.action_id: m.action_id for m in messages if m.expect == "valid"}
+
+    others = frozenset(m.job_name for m in messages if m.job_name and m.expect == "answered")
+    state = {"unanswered": len(messages)}
+
+    def answered() -> bool:
+        drain_all(p)
+        state["unanswered"] = len(hostile.unanswered(messages, offsets, Seen.of(p)))
+        return state["unanswered"] == 0
+
+    complete = wait_until(
+        answered,
+        scale.timeout_s,
+        executors=[executor],
+        poll_s=1.0,
+        progress=lambda: state["unanswered"],
+        stall_s=STALL_S,
+    )
+    p.drain(timeout_ms=1500)
+    t = tally(p, valid, jobs_before, others=others)
+    lag = wait_committed(p, end) if executor.process.poll() is None else uncommitted(p, end)
+    seen = t.seen
+    alive = executor.process.poll() is None
+    verdicts = hostile.judge(messages, offsets, seen, t.created)
+    after = sandbox.snapshot()
+    escaped = sandbox.escaped(before, after, exclude=[sources, exec_tmp])
+    leftovers = {
+        "sources": sorted(x.name for x in sources.iterdir()) if sources.exists() else [],
+        "exec_tmp": sorted(x.name for x in exec_tmp.iterdir()),
+    }
+    internal = sum(1 for rs in seen.dead_letters.values() for r in rs if r.startswith("unexpected error"))
+    not_usual = [
+        a
+        for a in valid
+        if seen.statuses.get(a) != ["PENDING", "SUCCEEDED"] or len(seen.executor_job_ids.get(a, [])) != 1
+    ]
+    counts = FaultCounts(
+        "hostile",
+        scale.name,
+        SEED,
+        sent=len(messages),
+        jobs_created=len(t.created),
+        duplicates=len(t.duplicates()),
+        lost=len(t.lost()),
+        errors=seen.error_count(),
+        elapsed_s=stamp(start),
+        details={
+            "bad_sent": scale.hostile_bad,
+            "valid_sent": scale.hostile_valid,
+            "executor_alive": alive,
+            "unanswered": len(verdicts.unanswered),
+            "unexpected_outcomes": len(verdicts.unexpected),
+            "dead_letters": sum(len(r) for r in seen.dead_letters.values()),
+            "internal_errors": internal,
+            "hostile_descriptors_succeeded": verdicts.hostile_succeeded,
+            "valid_not_as_usual": len(not_usual),
+            "files_outside_temp_space": len(escaped),
+            "uncommitted_input_records": lag,
+            "input_offsets": dict(OFFSETS),
+            "leftover_source_dirs": len(leftovers["sources"]),
+            "leftover_exec_tmp_entries": len(leftovers["exec_tmp"]),
+            "by_kind": verdicts.by_kind,
+            "unanswered_examples": as_list(verdicts.unanswered),
+            "unexpected_examples": as_list(verdicts.unexpected),
+            "escaped_paths": as_list(escaped),
+            "leftovers": {k: as_list(v) for k, v in leftovers.items()},
+        },
+    )
+    counts.held = (
+        complete
+        and alive
+        and not verdicts.unanswered
+        and not verdicts.unexpected
+        and not t.duplicates()
+        and not t.lost()
+        and not not_usual
+        and not escaped
+        and lag == 0
+    )
+    finish(counts)
+    assert alive, "the executor died on hostile input\n" + log_tail([executor])
+    assert escaped == [], f"files appeared outside the service's temp space: {escaped}"
+    assert complete and verdicts.unanswered == [], (
+        f"unanswered: {as_list(verdicts.unanswered)}\n{log_tail([executor])}"
+    )
+    assert verdicts.unexpected == [], as_list(verdicts.unexpected)
+    assert t.duplicates() == [] and t.lost() == [], (t.duplicates(), t.lost())
+    assert not_usual == [], {a: seen.statuses.get(a) for a in not_usual[:10]}
+    assert leftovers["sources"] == [], "source dirs are removed after each submission"
+    assert lag == 0, f"{lag} input records answered but never committed (redelivered after a restart)"
+    assert executor.terminate() == 0
