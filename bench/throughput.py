@@ -52,7 +52,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import boto3
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 if not __package__:
@@ -468,13 +467,7 @@ def local_world(workdir: Path) -> Iterator[tuple[str, LocalSageMakerControl]]:
         LocalBroker(log_path=workdir / "broker.log") as broker,
         server_process(phase_seconds=2, log_path=workdir / "aws.log") as control,
     ):
-        session = boto3.Session(region_name=REGION, aws_access_key_id="bench", aws_secret_access_key="bench")
-        s3 = session.client("s3", endpoint_url=control.base_url)
-        for bucket in (OUTPUT_BUCKET, NODATA_BUCKET):
-            s3.create_bucket(Bucket=bucket)
-        session.client("iam", endpoint_url=control.base_url).create_role(
-            RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
-        )
+        control.prepare_site([OUTPUT_BUCKET, NODATA_BUCKET], ROLE, REGION)
         yield broker.bootstrap_servers, control
 
 

@@ -12,7 +12,6 @@ each benchmark ended the way it should, 1 otherwise (with the executor's log).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -20,8 +19,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import boto3
 
 from sagemaker_executor.local.broker import LocalBroker
 from sagemaker_executor.local.server import LocalSageMakerControl, server_process
@@ -95,18 +92,6 @@ def _cli(env: dict[str, str], args: list[str], timeout: float = 120) -> tuple[in
     return process.returncode, lines
 
 
-def _setup_aws(control: LocalSageMakerControl) -> None:
-    # Dummy credentials: the local SageMaker accepts any, and real ones must never be sent to it.
-    session = boto3.Session(region_name=REGION, aws_access_key_id="demo", aws_secret_access_key="demo")  # noqa: S106
-    s3 = session.client("s3", endpoint_url=control.base_url)
-    for bucket in ("sm-output", "scripts-exchange", "data-pull"):
-        s3.create_bucket(Bucket=bucket)
-    session.client("iam", endpoint_url=control.base_url).create_role(
-        RoleName="bai-sagemaker",
-        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-    )
-
-
 def _environment(bootstrap: str, endpoint: str, workdir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -160,7 +145,7 @@ def run(examples: Path) -> int:
             LocalBroker() as broker,
             server_process(phase_seconds=PHASE_SECONDS, log_path=workdir / "aws.log") as control,
         ):
-            _setup_aws(control)
+            control.prepare_site(["sm-output", "scripts-exchange", "data-pull"], "bai-sagemaker", REGION)
             env = _environment(broker.bootstrap_servers, control.base_url, workdir)
             log = workdir / "executor.log"
             with open(log, "wb") as log_file:

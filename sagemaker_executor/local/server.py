@@ -390,6 +390,23 @@ class LocalSageMakerControl:
     def reset(self) -> None:
         self._call("POST", "reset")
 
+    def prepare_site(self, buckets: Sequence[str], role: str, region: str = "us-east-1") -> None:
+        """Create what an Anubis site has before the executor starts: its S3 buckets and the IAM role
+        the training jobs assume. Uses dummy credentials: real ones must never be sent here."""
+        import boto3
+
+        session = boto3.Session(
+            region_name=region,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106
+        )
+        s3 = session.client("s3", endpoint_url=self.base_url)
+        for bucket in buckets:
+            s3.create_bucket(Bucket=bucket)
+        session.client("iam", endpoint_url=self.base_url).create_role(
+            RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+        )
+
 
 def _ping(url: str) -> None:
     LocalSageMakerControl(url, timeout=5).health()

@@ -58,16 +58,9 @@ def local_sagemaker(tmp_path_factory) -> Iterator[tuple[str, LocalSageMakerContr
 
 @pytest.fixture(scope="session")
 def aws(local_sagemaker) -> boto3.Session:
-    url, _ = local_sagemaker
-    session = boto3.Session(region_name=REGION)
-    s3 = session.client("s3", endpoint_url=url)
-    for bucket in (OUTPUT_BUCKET, SCRIPTS_BUCKET, "data-pull"):
-        s3.create_bucket(Bucket=bucket)
-    iam = session.client("iam", endpoint_url=url)
-    iam.create_role(
-        RoleName=ROLE, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
-    )
-    return session
+    _, control = local_sagemaker
+    control.prepare_site([OUTPUT_BUCKET, SCRIPTS_BUCKET, "data-pull"], ROLE, REGION)
+    return boto3.Session(region_name=REGION)
 
 
 @dataclass
