@@ -14,6 +14,7 @@ import random
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,6 +94,24 @@ def _created(p: Pipeline, jobs_before: set[str]) -> int:
     return sum(1 for n in job_names(p) if n not in jobs_before)
 
 
+def _counts(
+    scenario: str, scale: Any, t: Any, *, sent: int, errors: int, start: float, details: dict[str, Any]
+) -> FaultCounts:
+    """The counts every scenario prints, from its tally of jobs and events."""
+    return FaultCounts(
+        scenario,
+        scale.name,
+        SEED,
+        sent=sent,
+        jobs_created=len(t.created),
+        duplicates=len(t.duplicates()),
+        lost=len(t.lost()),
+        errors=errors,
+        elapsed_s=stamp(start),
+        details=details,
+    )
+
+
 # --- kill -9 -------------------------------------------------------------------------------------------
 
 
@@ -138,16 +157,13 @@ def test_kill9_at_random_moments_each_action_one_job(pipeline: Pipeline, scale: 
     lag = wait_committed(p, end) if alive else uncommitted(p, end)
     exit_code = executor.terminate() if alive else executor.process.returncode
     adopted = sum(e.log_text().count("earlier attempt") for e in p.executors)
-    counts = FaultCounts(
+    counts = _counts(
         "kill9",
-        scale.name,
-        SEED,
+        scale,
+        t,
         sent=n,
-        jobs_created=len(t.created),
-        duplicates=len(t.duplicates()),
-        lost=len(t.lost()),
         errors=t.seen.error_count(),
-        elapsed_s=stamp(start),
+        start=start,
         details={
             "kills": len(kills),
             "restarts": len(p.executors) - 1,
@@ -226,16 +242,13 @@ def test_failing_aws_calls_every_submission_succeeds_once(pipeline: Pipeline, sc
     )
     alive = executor.process.poll() is None
     lag = wait_committed(p, end) if alive else uncommitted(p, end)
-    counts = FaultCounts(
+    counts = _counts(
         "aws-errors",
-        scale.name,
-        SEED,
+        scale,
+        t,
         sent=len(events),
-        jobs_created=len(t.created),
-        duplicates=len(t.duplicates()),
-        lost=len(t.lost()),
         errors=t.seen.error_count(),
-        elapsed_s=stamp(start),
+        start=start,
         details={
             "aws_calls": stats_after["calls"] - stats_before["calls"],
             "aws_errors_injected": stats_after["errors"] - stats_before["errors"],
@@ -295,16 +308,13 @@ def test_broker_paused_mid_burst_nothing_lost(pipeline: Pipeline, broker, scale:
     t = tally(p, expected, jobs_before)
     alive = executor.process.poll() is None
     lag = wait_committed(p, end) if alive else uncommitted(p, end)
-    counts = FaultCounts(
+    counts = _counts(
         "broker-pause",
-        scale.name,
-        SEED,
+        scale,
+        t,
         sent=len(events),
-        jobs_created=len(t.created),
-        duplicates=len(t.duplicates()),
-        lost=len(t.lost()),
         errors=t.seen.error_count(),
-        elapsed_s=stamp(start),
+        start=start,
         details={
             "pause_s": scale.pause_seconds,
             "jobs_before_pause": paused_at,
@@ -389,16 +399,13 @@ def test_hostile_input_service_stays_up_and_answers_each(
         for a in valid
         if seen.statuses.get(a) != ["PENDING", "SUCCEEDED"] or len(seen.executor_job_ids.get(a, [])) != 1
     ]
-    counts = FaultCounts(
+    counts = _counts(
         "hostile",
-        scale.name,
-        SEED,
+        scale,
+        t,
         sent=len(messages),
-        jobs_created=len(t.created),
-        duplicates=len(t.duplicates()),
-        lost=len(t.lost()),
         errors=seen.error_count(),
-        elapsed_s=stamp(start),
+        start=start,
         details={
             "bad_sent": scale.hostile_bad,
             "valid_sent": scale.hostile_valid,
