@@ -4,6 +4,9 @@ from setuptools import find_packages, setup
 
 RUNTIME = [
     "kafka-python>=3.0.12,<4",
+    # kafka-python checksums every record batch with CRC-32C; without this C implementation it falls
+    # back to pure Python, which was a third of the executor's CPU per submission (15.9 -> 9.7 ms).
+    "crc32c>=2.3",
     "boto3>=1.34",
     # 3.x has no Estimator classes and does not let the caller choose the job name.
     "sagemaker>=2.200,<3",
