@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 LAG_REPORT_INTERVAL_S = 15.0
 DEAD_LETTER_VALUE_BYTES = 256 * 1024
-BUSY_POLL_MS = 10
+BUSY_POLL_MS = 50  # commits and tracking may lag this much; shorter polls cost CPU for nothing
 MSG_WAITING_FOR_CAPACITY = "Waiting for SageMaker capacity (an account limit is reached); will retry: {}"
 
 
