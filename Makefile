@@ -27,7 +27,8 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration -q
 
-# The whole suite: lint, types, layer contract, unit, component (moto) and integration (real broker).
+# The whole suite: lint, types, layer contract, unit, component (moto), integration (real broker),
+# the demo, and the fault scenarios at small size.
 test: lint
 	$(BIN)/pytest -q
 
