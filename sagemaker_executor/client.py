@@ -15,6 +15,7 @@ import base64
 import getpass
 import hashlib
 import io
+import json
 import socket
 import sys
 import tarfile
@@ -154,8 +155,6 @@ class StatusTail:
 
 
 def _print_event(value: bytes, action_ids: set[str], stop_on: set[str]) -> str | None:
-    import json
-
     try:
         event = json.loads(value)
     except ValueError:

@@ -8,6 +8,8 @@ import io
 import os
 import subprocess
 import tarfile
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -135,8 +137,8 @@ def test_kill_after_create_before_commit_then_restart_yields_one_job(pipeline: P
         pytest.skip("needs the embedded broker to pause it")  # only when pointed at an external Kafka
     p = pipeline
     p.control.set_faults(latency_ms=700)  # widen the window between PENDING and the job's creation
-    event = fetcher_event(minimal_contents(custom_params={"sagemaker_job_name": "restart-" + event_suffix()}))
-    name = event["payload"]["toml"]["contents"]["custom_params"]["sagemaker_job_name"]
+    name = "restart-" + uuid.uuid4().hex[:12]
+    event = fetcher_event(minimal_contents(custom_params={"sagemaker_job_name": name}))
     first = p.start_executor(WATCH_JOBS="false")
     try:
         p.publish(p.topics.fetcher, event)
@@ -223,15 +225,8 @@ def test_hostile_descriptor_and_tarball_touch_nothing_outside_the_source_dir(
     assert not list(tmp_path.glob("canary*")), "a value was executed"
 
 
-def event_suffix() -> str:
-    import uuid
-
-    return uuid.uuid4().hex[:12]
-
-
 def _wait_plain(condition, timeout: float, what: str) -> None:
-    import time
-
+    """Wait without draining Kafka (the broker is paused)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():

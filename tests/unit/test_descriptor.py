@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from sagemaker_executor.domain.cron import cron_problem
 from sagemaker_executor.domain.descriptor import (
     Descriptor,
     DescriptorError,
     Framework,
     Strategy,
     check_sagemaker_support,
-    cron_problem,
     field_path,
     parse_descriptor,
     parse_descriptor_toml,
