@@ -46,7 +46,12 @@ class FakeSink:
         self.pending.clear()
 
     def on(self, topic: str) -> list[Any]:
-        return [s.value for s in self.acked if s.topic == topic]
+        """What was acknowledged on ``topic``, as JSON (the emitter sends encoded records)."""
+        return [
+            json.loads(s.value) if isinstance(s.value, bytes) else s.value
+            for s in self.acked
+            if s.topic == topic
+        ]
 
 
 class FakeSource:

@@ -48,6 +48,12 @@ class StatusEmitter:
         self._clock_ms = clock_ms
 
     def send(self, event: Mapping[str, Any], topic: str) -> JSONDict:
+        stamped, data = self._stamp(event, topic)
+        self._sink.send(topic, str(stamped.get("client_id")), data)
+        return stamped
+
+    def _stamp(self, event: Mapping[str, Any], topic: str) -> tuple[JSONDict, bytes]:
+        """The event as sent, and its bytes: serialised once, here, for the size check and the wire."""
         stamped = stamp_for_send(
             dict(event),
             topic=topic,
@@ -56,8 +62,7 @@ class StatusEmitter:
             node=self._node,
             now_ms=self._clock_ms(),
         )
-        self._sink.send(topic, str(stamped.get("client_id")), stamped)
-        return stamped
+        return stamped, json.dumps(stamped, separators=(",", ":")).encode("utf-8")
 
     def status(
         self,
@@ -74,16 +79,17 @@ class StatusEmitter:
             return
         source = handled if src_event is None else src_event
         event = status_event(handled, status, message, src_event=source, target_action_id=target_action_id)
-        size = len(json.dumps(event, separators=(",", ":")))
-        if size > MAX_STATUS_BYTES:
+        stamped, data = self._stamp(event, self._status_topic)
+        if len(data) > MAX_STATUS_BYTES:
             # The BFF stores each status whole in a DynamoDB item (400 KB at most): keep the source
             # event's envelope and say why its payload is missing.
             trimmed = {
                 **source,
-                "payload": {"omitted": f"payload too large for a status event ({size} bytes)"},
+                "payload": {"omitted": f"payload too large for a status event ({len(data)} bytes)"},
             }
             event = status_event(
                 handled, status, message, src_event=trimmed, target_action_id=target_action_id
             )
-        self.send(event, self._status_topic)
-        log.info("status %s for action %s: %s", status.value, event["action_id"], message)
+            stamped, data = self._stamp(event, self._status_topic)
+        self._sink.send(self._status_topic, str(stamped.get("client_id")), data)
+        log.info("status %s for action %s: %s", status.value, stamped["action_id"], message)
