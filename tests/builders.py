@@ -63,3 +63,17 @@ def cancel_command(
     event["client_id"] = client_id
     event["payload"]["args"] = {"target_action_id": target} if args is None else args
     return event
+
+
+def create_training_job(sm: Any, name: str, **extra: Any) -> str:
+    """A minimal CreateTrainingJob straight to a (local) SageMaker client; returns the job's ARN."""
+    arn: str = sm.create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": "123.dkr.ecr/img:1", "TrainingInputMode": "File"},
+        RoleArn="arn:aws:iam::123456789012:role/sagemaker",
+        OutputDataConfig={"S3OutputPath": "s3://local-bucket/output"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+        **extra,
+    )["TrainingJobArn"]
+    return arn

@@ -208,17 +208,9 @@ class Publisher:
 
 
 class Subscriber:
-    """A consumer-group member on the given topics; offsets move only through :meth:`commit`."""
+    """A consumer-group member on the given topics; offsets move only through :meth:`commit_offsets`."""
 
-    def __init__(
-        self,
-        options: KafkaOptions,
-        topics: Sequence[str],
-        on_assigned: Callable[[set[tuple[str, int]]], None] | None = None,
-        on_revoked: Callable[[set[tuple[str, int]]], None] | None = None,
-    ) -> None:
-        """``on_assigned``/``on_revoked`` get ``{(topic, partition)}`` when the group moves partitions;
-        they run inside :meth:`poll`."""
+    def __init__(self, options: KafkaOptions, topics: Sequence[str]) -> None:
         self._consumer = KafkaConsumer(
             bootstrap_servers=list(options.bootstrap_servers),
             client_id=options.client_id,
@@ -230,7 +222,7 @@ class Subscriber:
             max_poll_interval_ms=options.max_poll_interval_ms,
             request_timeout_ms=max(options.request_timeout_ms, options.session_timeout_ms + 5000),
         )
-        self._listener = _Listener(on_assigned, on_revoked)
+        self._listener = _Listener(None, None)
         self._consumer.subscribe(list(topics), listener=self._listener)
 
     def poll(self, timeout_ms: int, max_records: int) -> list[InboundRecord]:
@@ -248,13 +240,10 @@ class Subscriber:
         on_assigned: Callable[[set[tuple[str, int]]], None] | None,
         on_revoked: Callable[[set[tuple[str, int]]], None] | None,
     ) -> None:
-        """Replace the rebalance callbacks (before the first poll)."""
+        """Set the rebalance callbacks (before the first poll): they get ``{(topic, partition)}`` when
+        the group moves partitions, and run inside :meth:`poll`."""
         self._listener.on_assigned = on_assigned
         self._listener.on_revoked = on_revoked
-
-    def commit(self, record: InboundRecord) -> None:
-        """Commit the offset after ``record``: it and everything before it on its partition are done."""
-        self.commit_offsets({(record.topic, record.partition): record.offset + 1})
 
     def commit_offsets(self, offsets: Mapping[tuple[str, int], int]) -> None:
         """Commit ``{(topic, partition): next offset to read}``."""
@@ -284,13 +273,6 @@ class Subscriber:
             return {}
         ends = self._consumer.end_offsets(assigned)
         return {(tp.topic, tp.partition): max(0, ends[tp] - self._consumer.position(tp)) for tp in assigned}
-
-    def rewind(self, record: InboundRecord) -> None:
-        """Deliver ``record`` again on the next poll (its handling must be retried)."""
-        self._consumer.seek(TopicPartition(record.topic, record.partition), record.offset)
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(self._consumer.assignment())
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)

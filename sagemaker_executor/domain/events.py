@@ -197,33 +197,6 @@ ENVELOPE_FIELDS = (
 )
 
 
-def salvage_envelope(raw: Mapping[str, Any]) -> JSONDict:
-    """Envelope fields of a record that failed validation, good enough to answer it with an ERROR status.
-
-    The caller has checked that ``action_id`` and ``client_id`` are non-empty strings: without them
-    the BFF cannot file the answer (CONTRACT §2) and the record goes to the dead-letter topic instead.
-    Each other field is kept when it has the right type and replaced by a neutral value otherwise.
-    """
-
-    def pick(name: str, kind: type | tuple[type, ...], default: Any) -> Any:
-        value = raw.get(name)
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        return value if ok else default
-
-    return {
-        "action_id": raw["action_id"],
-        "parent_action_id": pick("parent_action_id", str, None),
-        "message_id": pick("message_id", str, ""),
-        "client_id": raw["client_id"],
-        "client_version": pick("client_version", str, ""),
-        "client_username": pick("client_username", str, ""),
-        "authenticated": pick("authenticated", bool, False),
-        "tstamp": pick("tstamp", int, 0),
-        "visited": [],
-        "type": pick("type", str, ""),
-    }
-
-
 def new_message_id() -> str:
     return str(uuid.uuid4())
 

@@ -25,6 +25,7 @@ from sagemaker_executor.local.sagemaker import (
     Timeline,
 )
 from sagemaker_executor.local.server import ErrorKind, FaultInjector, FaultSettings
+from tests.builders import create_training_job
 
 REGION = "us-east-1"
 START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -51,19 +52,6 @@ def sm(local: LocalSageMaker) -> Any:
     return boto3.client("sagemaker", region_name=REGION)
 
 
-def create_job(sm: Any, name: str, **extra: Any) -> str:
-    arn: str = sm.create_training_job(
-        TrainingJobName=name,
-        AlgorithmSpecification={"TrainingImage": "123.dkr.ecr/img:1", "TrainingInputMode": "File"},
-        RoleArn="arn:aws:iam::123456789012:role/sagemaker",
-        OutputDataConfig={"S3OutputPath": "s3://local-bucket/output"},
-        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
-        StoppingCondition={"MaxRuntimeInSeconds": 3600},
-        **extra,
-    )["TrainingJobArn"]
-    return arn
-
-
 def describe(sm: Any, name: str) -> dict[str, Any]:
     result: dict[str, Any] = sm.describe_training_job(TrainingJobName=name)
     return result
@@ -75,11 +63,15 @@ def error_of(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
 
 
 def test_duplicate_name_is_resource_in_use_and_the_original_is_kept(sm: Any, clock: ManualClock) -> None:
-    arn = create_job(sm, "job-1", HyperParameters={"epochs": "1"}, Tags=[{"Key": "k", "Value": "first"}])
+    arn = create_training_job(
+        sm, "job-1", HyperParameters={"epochs": "1"}, Tags=[{"Key": "k", "Value": "first"}]
+    )
     clock.advance(15)
 
     with pytest.raises(ClientError) as excinfo:
-        create_job(sm, "job-1", HyperParameters={"epochs": "2"}, Tags=[{"Key": "k", "Value": "second"}])
+        create_training_job(
+            sm, "job-1", HyperParameters={"epochs": "2"}, Tags=[{"Key": "k", "Value": "second"}]
+        )
 
     assert error_of(excinfo) == (
         "ResourceInUse",
@@ -97,14 +89,14 @@ def test_duplicate_name_is_resource_in_use_and_the_original_is_kept(sm: Any, clo
 @pytest.mark.parametrize("name", ["bad_name", "-starts-with-dash", "x" * 64])
 def test_job_names_outside_the_sagemaker_pattern_are_rejected(sm: Any, name: str) -> None:
     with pytest.raises(ClientError) as excinfo:
-        create_job(sm, name)
+        create_training_job(sm, name)
     code, message = error_of(excinfo)
     assert code == "ValidationException"
     assert "trainingJobName" in message
 
 
 def test_a_completed_job_passes_through_every_secondary_status(sm: Any, clock: ManualClock) -> None:
-    create_job(sm, "job-1")
+    create_training_job(sm, "job-1")
     seen = []
     for _ in range(5):
         job = describe(sm, "job-1")
@@ -136,7 +128,7 @@ def test_a_completed_job_passes_through_every_secondary_status(sm: Any, clock: M
 
 
 def test_an_in_progress_transition_has_no_end_time_yet(sm: Any, clock: ManualClock) -> None:
-    create_job(sm, "job-1")
+    create_training_job(sm, "job-1")
     clock.advance(35)
     transitions = describe(sm, "job-1")["SecondaryStatusTransitions"]
     assert [t["Status"] for t in transitions] == ["Starting", "Downloading", "Training"]
@@ -161,7 +153,7 @@ def test_a_failing_job_ends_failed_with_its_reason(
         extra["Tags"] = [{"Key": OUTCOME_KEY, "Value": f"fail:{reason}"}]
     else:  # framework estimators JSON-encode hyperparameter values
         extra["HyperParameters"] = {OUTCOME_KEY: '"fail"'}
-    create_job(sm, "fail-1", **extra)
+    create_training_job(sm, "fail-1", **extra)
 
     clock.advance(59)
     assert describe(sm, "fail-1")["TrainingJobStatus"] == "InProgress"
@@ -183,8 +175,8 @@ def test_a_failing_job_ends_failed_with_its_reason(
 def test_the_newest_matching_rule_wins_over_tags(sm: Any, local: LocalSageMaker, clock: ManualClock) -> None:
     local.set_outcome("job-*", TIMELINE.failing("older"))
     local.set_outcome("job-1", Timeline.uniform(0))
-    create_job(sm, "job-1", Tags=[{"Key": OUTCOME_KEY, "Value": "fail"}])
-    create_job(sm, "job-2", Tags=[{"Key": OUTCOME_KEY, "Value": "complete"}])
+    create_training_job(sm, "job-1", Tags=[{"Key": OUTCOME_KEY, "Value": "fail"}])
+    create_training_job(sm, "job-2", Tags=[{"Key": OUTCOME_KEY, "Value": "complete"}])
     clock.advance(60)
     assert describe(sm, "job-1")["TrainingJobStatus"] == "Completed"
     assert describe(sm, "job-2")["FailureReason"] == "older"
@@ -192,12 +184,12 @@ def test_the_newest_matching_rule_wins_over_tags(sm: Any, local: LocalSageMaker,
 
 def test_an_unknown_outcome_value_is_rejected(sm: Any) -> None:
     with pytest.raises(ClientError) as excinfo:
-        create_job(sm, "job-1", Tags=[{"Key": OUTCOME_KEY, "Value": "explode"}])
+        create_training_job(sm, "job-1", Tags=[{"Key": OUTCOME_KEY, "Value": "explode"}])
     assert error_of(excinfo)[0] == "ValidationException"
 
 
 def test_stop_moves_an_in_progress_job_to_stopping_then_stopped(sm: Any, clock: ManualClock) -> None:
-    create_job(sm, "job-1")
+    create_training_job(sm, "job-1")
     clock.advance(40)
 
     sm.stop_training_job(TrainingJobName="job-1")
@@ -226,7 +218,7 @@ def test_stop_moves_an_in_progress_job_to_stopping_then_stopped(sm: Any, clock: 
 def test_stopping_a_job_that_is_not_in_progress_is_rejected(
     sm: Any, clock: ManualClock, elapsed: float, status: str
 ) -> None:
-    create_job(sm, "job-1")
+    create_training_job(sm, "job-1")
     if status != "Completed":
         sm.stop_training_job(TrainingJobName="job-1")
     clock.advance(elapsed)
@@ -251,7 +243,7 @@ def test_list_reflects_computed_statuses_and_filters_before_paginating(
 ) -> None:
     local.set_outcome("fast-*", Timeline.uniform(1))
     for name in ["slow-a", "fast-b", "slow-c", "fast-d", "slow-e"]:
-        create_job(sm, name)
+        create_training_job(sm, name)
     clock.advance(9)
 
     def names(**kwargs: Any) -> list[str]:
@@ -275,20 +267,22 @@ def test_list_reflects_computed_statuses_and_filters_before_paginating(
 
 def test_last_modified_time_read_back_from_a_response_excludes_that_job(sm: Any, clock: ManualClock) -> None:
     clock.advance(0.1234567)  # a moment finer than the wire's milliseconds
-    create_job(sm, "job-1")
+    create_training_job(sm, "job-1")
     last_modified = describe(sm, "job-1")["LastModifiedTime"]
     assert sm.list_training_jobs(LastModifiedTimeAfter=last_modified)["TrainingJobSummaries"] == []
 
 
 def test_list_tags_on_a_training_job_arn(sm: Any) -> None:
     tags = [{"Key": "anubis-action-id", "Value": "a-1"}, {"Key": "team", "Value": "x"}]
-    arn = create_job(sm, "job-1", Tags=tags)
+    arn = create_training_job(sm, "job-1", Tags=tags)
     assert sm.list_tags(ResourceArn=arn)["Tags"] == tags
 
 
 def test_search_by_tag_returns_only_the_matching_job(sm: Any, clock: ManualClock) -> None:
     for index in range(3):
-        create_job(sm, f"job-{index}", Tags=[{"Key": "anubis-action-id", "Value": f"action-{index}"}])
+        create_training_job(
+            sm, f"job-{index}", Tags=[{"Key": "anubis-action-id", "Value": f"action-{index}"}]
+        )
     clock.advance(15)
 
     def search(*filters: dict[str, str]) -> list[dict[str, Any]]:
@@ -324,7 +318,7 @@ def test_install_patches_moto_until_uninstall(clock: ManualClock) -> None:
 
 def test_jobs_snapshot_and_reset(sm: Any, local: LocalSageMaker, clock: ManualClock) -> None:
     local.set_outcome("*", TIMELINE.failing("r"))
-    create_job(sm, "job-1")
+    create_training_job(sm, "job-1")
     clock.advance(60)
     [snapshot] = local.jobs()
     assert (snapshot.name, snapshot.status, snapshot.failure_reason) == ("job-1", "Failed", "r")

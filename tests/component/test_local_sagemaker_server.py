@@ -23,6 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from sagemaker_executor.local.server import ControlError, LocalSageMakerControl
+from tests.builders import create_training_job
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -89,19 +90,6 @@ def sm(server: RunningServer, control: LocalSageMakerControl) -> Any:
     return client(server, "sagemaker")
 
 
-def create_job(sm: Any, name: str, **extra: Any) -> str:
-    arn: str = sm.create_training_job(
-        TrainingJobName=name,
-        AlgorithmSpecification={"TrainingImage": "123.dkr.ecr/img:1", "TrainingInputMode": "File"},
-        RoleArn="arn:aws:iam::123456789012:role/sagemaker",
-        OutputDataConfig={"S3OutputPath": "s3://local-bucket/output"},
-        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
-        StoppingCondition={"MaxRuntimeInSeconds": 3600},
-        **extra,
-    )["TrainingJobArn"]
-    return arn
-
-
 def statuses(sm: Any, name: str) -> tuple[str, str]:
     job = sm.describe_training_job(TrainingJobName=name)
     return job["TrainingJobStatus"], job["SecondaryStatus"]
@@ -113,7 +101,7 @@ def test_health_reports_the_manual_clock(control: LocalSageMakerControl) -> None
 
 def test_lifecycle_is_driven_by_the_control_clock(sm: Any, control: LocalSageMakerControl) -> None:
     control.set_default_timeline(starting=1, downloading=2, training=3, uploading=4)
-    create_job(sm, "job-1")
+    create_training_job(sm, "job-1")
     seen = [statuses(sm, "job-1")]
     for seconds in (1, 2, 3, 4):
         control.advance(seconds)
@@ -133,8 +121,8 @@ def test_lifecycle_is_driven_by_the_control_clock(sm: Any, control: LocalSageMak
 
 def test_outcome_rule_fails_the_job_with_its_reason(sm: Any, control: LocalSageMakerControl) -> None:
     control.set_outcome("bench-*", outcome="Failed", failure_reason="AlgorithmError: boom, exit code 1")
-    create_job(sm, "bench-1")
-    create_job(sm, "other-1")
+    create_training_job(sm, "bench-1")
+    create_training_job(sm, "other-1")
     control.advance(60)
 
     failed = sm.describe_training_job(TrainingJobName="bench-1")
@@ -145,17 +133,17 @@ def test_outcome_rule_fails_the_job_with_its_reason(sm: Any, control: LocalSageM
     assert statuses(sm, "other-1") == ("Completed", "Completed")
 
     control.clear_outcomes()
-    create_job(sm, "bench-2")
+    create_training_job(sm, "bench-2")
     control.advance(60)
     assert statuses(sm, "bench-2") == ("Completed", "Completed")
 
 
 def test_stop_duplicate_and_search_over_http(sm: Any, control: LocalSageMakerControl) -> None:
-    arn = create_job(sm, "job-1", Tags=[{"Key": "anubis-action-id", "Value": "action-1"}])
-    create_job(sm, "job-2", Tags=[{"Key": "anubis-action-id", "Value": "action-2"}])
+    arn = create_training_job(sm, "job-1", Tags=[{"Key": "anubis-action-id", "Value": "action-1"}])
+    create_training_job(sm, "job-2", Tags=[{"Key": "anubis-action-id", "Value": "action-2"}])
 
     with pytest.raises(ClientError) as excinfo:
-        create_job(sm, "job-1")
+        create_training_job(sm, "job-1")
     assert excinfo.value.response["Error"]["Code"] == "ResourceInUse"
     assert arn in excinfo.value.response["Error"]["Message"]
 
@@ -188,7 +176,7 @@ def test_reset_empties_moto_and_restores_defaults(
 ) -> None:
     s3 = client(server, "s3")
     s3.create_bucket(Bucket="local-bucket")
-    create_job(sm, "job-1")
+    create_training_job(sm, "job-1")
     control.set_default_timeline(training=99)
     control.set_faults(latency_ms=1)
 
@@ -249,8 +237,8 @@ def test_retriable_errors_are_retried_by_botocore(
     # Seed 3 draws error, success, error, success: each call fails once, then its retry succeeds.
     control.set_faults(error_rate=0.5, seed=3)
     sm = client(server, "sagemaker", Config(retries={"mode": "standard", "total_max_attempts": 3}))
-    create_job(sm, "job-1")
-    create_job(sm, "job-2")
+    create_training_job(sm, "job-1")
+    create_training_job(sm, "job-2")
     assert control.faults()["stats"] == {"calls": 4, "delayed": 0, "errors": 2}
     assert [job["name"] for job in control.jobs()] == ["job-1", "job-2"]
 
@@ -275,7 +263,7 @@ def test_real_clock_server_refuses_to_advance(tmp_path: Path) -> None:
             control.advance(1)
         assert excinfo.value.status == 409
         sm = client(running, "sagemaker")
-        create_job(sm, "job-1")
+        create_training_job(sm, "job-1")
         assert statuses(sm, "job-1") == ("Completed", "Completed")
     finally:
         assert stop_server(running) == 0

@@ -15,7 +15,7 @@ from sagemaker_executor.domain.tracking import TrackedJob
 from sagemaker_executor.local.sagemaker import LocalSageMaker, ManualClock, Timeline
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.tracker import JobTracker, TrackerSettings
-from tests.builders import fetcher_event, minimal_contents
+from tests.builders import create_training_job, fetcher_event, minimal_contents
 from tests.fakes import FakeSink
 
 TOPIC, TRACKING, METRICS = "BAI_APP_FETCHER", "SM_EXECUTOR_JOBS", "BAI_METRICS"
@@ -57,15 +57,7 @@ class World:
         )
 
     def create(self, name: str, labels: dict[str, str] | None = None, tags: dict[str, str] | None = None):
-        self.sm.create_training_job(
-            TrainingJobName=name,
-            AlgorithmSpecification={"TrainingImage": "img:1", "TrainingInputMode": "File"},
-            RoleArn="arn:aws:iam::123456789012:role/r",
-            OutputDataConfig={"S3OutputPath": "s3://out"},
-            ResourceConfig={"InstanceType": "ml.c5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
-            StoppingCondition={"MaxRuntimeInSeconds": 3600},
-            Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
-        )
+        create_training_job(self.sm, name, Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()])
         info = {"description": "d", "execution_engine": "aws.sagemaker", "labels": labels or {}}
         event = fetcher_event(minimal_contents(info=info), action_id=name)
         event["payload"]["job"] = {"id": name, "output": None, "extras": {}}

@@ -114,13 +114,6 @@ def test_command_response_copies_the_command_envelope() -> None:
     assert set(response["payload"]) == set(expected["payload"])
 
 
-def test_salvage_keeps_good_fields_and_neutralises_bad_ones() -> None:
-    raw = {"action_id": "a", "client_id": "c", "tstamp": "soon", "authenticated": 1, "client_version": "1"}
-    env = ev.salvage_envelope(raw)
-    assert env["tstamp"] == 0 and env["authenticated"] is False and env["client_version"] == "1"
-    assert env["visited"] == []
-
-
 def test_status_values_are_the_contract_strings() -> None:
     assert ev.Status.METRICS_AVAILABLE.value == "METRICS AVAILABLE"
     assert {s.value for s in ev.Status} == {
