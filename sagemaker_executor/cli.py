@@ -12,7 +12,7 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -89,8 +89,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     return client.cancel(settings, args.action_id, args.follow, args.timeout, args.client_id, args.until)
 
 
+class _StopSignal:
+    """SIGTERM/SIGINT, caught from the first moment of ``run``.
+
+    A pod can be stopped while it is still starting (a rollout that moves on, a scale-down). Until the
+    loop exists the signal is only recorded and start-up gives up at its next step; afterwards it stops
+    the loop, which drains within the grace period. Either way the process exits 0, not by the signal.
+    """
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._action: Callable[[], None] | None = None
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.received = signal.Signals(signum).name
+        log.info("received %s", self.received)
+        if self._action is not None:
+            self._action()
+
+    def then(self, action: Callable[[], None]) -> None:
+        """Run ``action`` on the signal from now on (at once if it already came)."""
+        self._action = action
+        if self.received is not None:
+            action()
+
+
 def run(settings: Settings) -> int:
     """Run the service until SIGTERM/SIGINT; 0 on a clean stop."""
+    stop = _StopSignal()
     from sagemaker_executor.adapters.aws import make_session
     from sagemaker_executor.adapters.cloudwatch import CloudWatchPublisher
     from sagemaker_executor.adapters.http import HealthServer
@@ -128,6 +156,9 @@ def run(settings: Settings) -> int:
     except ExecutorError as error:
         log.error("%s", error)
         return 2
+    if stop.received:
+        log.info("stopped during start-up")
+        return 0
     jobs = SageMakerJobs(
         session, default_bucket=settings.sagemaker_output_bucket, retry_attempts=settings.aws_retry_attempts
     )
@@ -167,6 +198,9 @@ def run(settings: Settings) -> int:
             return 2
     if created:
         log.info("created topics %s", created)
+    if stop.received:
+        log.info("stopped during start-up")
+        return 0
     publisher = Publisher(options)
     emitter = StatusEmitter(publisher, status_topic=settings.status_topic, node=settings.service_node)
     tracker = None
@@ -233,16 +267,11 @@ def run(settings: Settings) -> int:
         server.start()
         log.info("health and metrics on port %d: /healthz /readyz /metrics", server.port)
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info(
-            "received %s: no new records; in-flight ones get %.0fs to finish",
-            signal.Signals(signum).name,
-            settings.shutdown_grace_seconds,
-        )
+    def on_stop() -> None:
+        log.info("no new records; in-flight ones get %.0fs to finish", settings.shutdown_grace_seconds)
         loop.stop()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop.then(on_stop)
     log.info(
         "consuming %s and %s as group %s",
         settings.consumer_topic,

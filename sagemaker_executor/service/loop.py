@@ -144,6 +144,14 @@ class Unroutable(Exception):
     """The record cannot be answered; its reason goes to the dead-letter topic."""
 
 
+def describe_partitions(partitions: set[tuple[str, int]]) -> str:
+    """``TOPIC[0, 2] OTHER[1]``, or ``none``: one short, stable form for the logs."""
+    by_topic: dict[str, list[int]] = {}
+    for topic, partition in partitions:
+        by_topic.setdefault(topic, []).append(partition)
+    return " ".join(f"{topic}{sorted(numbers)}" for topic, numbers in sorted(by_topic.items())) or "none"
+
+
 class ExecutorLoop:
     def __init__(
         self,
@@ -240,12 +248,14 @@ class ExecutorLoop:
     # --- rebalance ---------------------------------------------------------------------------------
 
     def on_assigned(self, partitions: set[tuple[str, int]]) -> None:
+        log.info("partitions assigned: %s", describe_partitions(partitions))
         self._observer.joined(True)
         if self._tracker is not None:
             self._tracker.on_assigned(partitions)
 
     def on_revoked(self, partitions: set[tuple[str, int]]) -> None:
         """Finish (within the grace period) and commit what runs on partitions we are losing."""
+        log.info("partitions revoked: %s", describe_partitions(partitions))
         deadline = time.monotonic() + self._settings.shutdown_grace_s
         while self._ledger.in_flight_on(partitions) and time.monotonic() < deadline:
             self._complete_finished(wait_s=0.1)

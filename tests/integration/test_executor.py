@@ -165,6 +165,23 @@ def test_kill_after_create_before_commit_then_restart_yields_one_job(pipeline: P
     assert second.terminate() == 0
 
 
+def test_sigterm_during_start_up_exits_cleanly_without_joining(pipeline: Pipeline) -> None:
+    """A pod stopped while it starts (a rollout moving on) exits 0 at its next start-up step, not by
+    the signal, and never joins the group. AWS latency holds start-up in the role lookup."""
+    p = pipeline
+    p.control.set_faults(latency_ms=1500)
+    try:
+        executor = p.start_executor()  # SAGEMAKER_ROLE is a role name: start-up looks it up in IAM
+        _wait_plain(lambda: "starting" in executor.log_text(), 60, "start-up to begin")
+        code = executor.terminate()
+    finally:
+        p.control.set_faults(latency_ms=0)
+    log_text = executor.log_text()
+    assert code == 0, log_text[-3000:]
+    assert "received SIGTERM" in log_text and "stopped during start-up" in log_text, log_text[-3000:]
+    assert "partitions assigned" not in log_text
+
+
 def test_hostile_descriptor_and_tarball_touch_nothing_outside_the_source_dir(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:

@@ -4,12 +4,14 @@ and restart; two replicas in one group, with a rebalance."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
+from kafka.partitioner.default import murmur2
 
 from tests.builders import cancel_command, fetcher_event, minimal_contents
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import Executor, Pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -148,9 +150,12 @@ def test_kill_9_while_jobs_run_then_restart_gives_exactly_one_terminal_status(pi
 @pytest.mark.parametrize("pipeline", [3], indirect=True)
 def test_two_replicas_track_each_job_exactly_once_and_tracking_moves_on_rebalance(pipeline: Pipeline) -> None:
     p = pipeline
-    first_wave = [_event(p, phase=1.0) for _ in range(6)]
+    # Two events keyed to each of the 3 partitions, published once both replicas own some: every
+    # replica gets work, whichever way the group splits the partitions.
+    first_wave = [_event(p, phase=1.0, client_id=_client_on(partition, 3)) for partition in (0, 1, 2) * 2]
     a = p.start_executor(SERVICE_NODE="replica-a")
     b = p.start_executor(SERVICE_NODE="replica-b")
+    p.wait_for(lambda: _split(p, a, b, 3), timeout=60, what="both replicas to own partitions")
     for event in first_wave:
         p.publish(p.topics.fetcher, event)
     p.wait_for(
@@ -164,7 +169,9 @@ def test_two_replicas_track_each_job_exactly_once_and_tracking_moves_on_rebalanc
         }
     assert nodes == {"replica-a", "replica-b"}, "both replicas should own some partitions"
 
-    second_wave = [_event(p, phase=1.5, training=12) for _ in range(6)]
+    second_wave = [
+        _event(p, phase=1.5, training=12, client_id=_client_on(partition, 3)) for partition in (0, 1, 2) * 2
+    ]
     for event in second_wave:
         p.publish(p.topics.fetcher, event)
     p.wait_for(
@@ -179,7 +186,45 @@ def test_two_replicas_track_each_job_exactly_once_and_tracking_moves_on_rebalanc
         what="the second wave to end",
     )
     p.drain(timeout_ms=3000)
+    moved = 0
     for event in second_wave:
         tracked = _tracked(p, event["action_id"])
         assert tracked.count("SUCCEEDED") == 1 and tracked[-2:] == ["SUCCEEDED", "METRICS AVAILABLE"], tracked
+        by = [
+            (e["payload"]["status"], e["visited"][-1]["node"])
+            for e in p.on(p.topics.status)
+            if e["action_id"] == event["action_id"]
+        ]
+        assert by[-2] == ("SUCCEEDED", "replica-a"), by  # b is gone: a finished every job
+        moved += ("RUNNING", "replica-b") in by
+    assert moved >= 2, "replica b's jobs should have been handed over to replica a"
     assert a.process.poll() is None
+
+
+def _client_on(partition: int, partitions: int) -> str:
+    """A client id that the producer's default partitioner (murmur2 of the key) puts on ``partition``."""
+    while True:
+        client_id = uuid.uuid4().hex
+        if (murmur2(client_id.encode()) & 0x7FFFFFFF) % partitions == partition:
+            return client_id
+
+
+def _assignment(executor: Executor, topic: str) -> set[int] | None:
+    """The partitions of ``topic`` the executor owns, from its log; None while it is rebalancing."""
+    lines = [
+        line
+        for line in executor.log_text().splitlines()
+        if "partitions assigned:" in line or "partitions revoked:" in line
+    ]
+    if not lines or "partitions revoked:" in lines[-1]:
+        return None
+    found = re.search(re.escape(topic) + r"\[([0-9, ]*)\]", lines[-1])
+    return {int(n) for n in found.group(1).split(",")} if found else set()
+
+
+def _split(p: Pipeline, a: Executor, b: Executor, partitions: int) -> bool:
+    """Both replicas own some of the input partitions, and between them all of them."""
+    owned_a, owned_b = _assignment(a, p.topics.fetcher), _assignment(b, p.topics.fetcher)
+    if not owned_a or not owned_b:
+        return False
+    return not owned_a & owned_b and owned_a | owned_b == set(range(partitions))
