@@ -117,6 +117,9 @@ class Case:
     dead_letters: int = 0
     cpu_s: float | None = None
     cpu_ms_per_submission: float | None = None
+    machine_busy_pct: float | None = None
+    host_speed_ms: float | None = None
+    rig_cpu_ms_per_submission: float | None = None
     peak_rss_mib: float | None = None
     exit_code: int | None = None
     error: str | None = None
@@ -131,6 +134,29 @@ def cpu_seconds(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "; fields[0] is the state
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def host_speed_ms() -> float:
+    """CPU ms of a fixed pure-Python workload, best of three.
+
+    The machine is shared and its speed drifts (the same workload has taken from 0.75 to 1.08 s here
+    within a minute), so every CPU and throughput figure is only comparable alongside this one.
+    """
+    best = float("inf")
+    for _ in range(3):
+        started, total = time.process_time(), 0
+        for number in range(2_000_000):
+            total += number
+        best = min(best, time.process_time() - started)
+    return round(best * 1000, 1)
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine, all cores, from the first line of /proc/stat."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    idle = ticks[3] + ticks[4]  # idle + iowait; the rest (user .. steal) is busy
+    per_second = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / per_second, sum(ticks) / per_second
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -400,11 +426,12 @@ def run_case(
         case.warm_up_s = time.monotonic() - executor.started - case.ready_s
         warm_up_errors = len(observer.errors)
 
+        case.host_speed_ms = host_speed_ms()
         control.set_faults(latency_ms=case.latency_ms)
         events = [submission(index, prefix) for index in range(case.submissions)]
         actions = {event["action_id"] for event in events}
         calls_before = control.faults().get("stats", {}).get("calls")
-        cpu_before = cpu_seconds(executor.pid)
+        cpu_before, machine_before = cpu_seconds(executor.pid), machine_cpu_seconds()
         produced = produce(producer, topics["fetcher"], events)
         first_produce = min(produced.values())
         case.produce_s = max(produced.values()) - first_produce
@@ -422,7 +449,7 @@ def run_case(
                     f"({'no progress for %.0f s' % (now - last_progress) if now <= deadline else 'budget'})"
                     f":\n{executor.log_tail()}"
                 )
-        cpu_after = cpu_seconds(executor.pid)
+        cpu_after, machine_after = cpu_seconds(executor.pid), machine_cpu_seconds()
         calls_after = control.faults().get("stats", {}).get("calls")
         case.peak_rss_mib = round(peak_rss_mib(executor.pid), 1)
         control.set_faults(latency_ms=0)
@@ -436,6 +463,13 @@ def run_case(
         case.max_ms, case.mean_ms = round(latencies[-1], 1), round(statistics.fmean(latencies), 1)
         case.cpu_s = round(cpu_after - cpu_before, 3)
         case.cpu_ms_per_submission = round(case.cpu_s * 1000 / case.submissions, 2)
+        # Everything else on the machine: the broker, the local SageMaker and this harness. When the
+        # machine is busy near 100 %, the rig, not the executor, sets the ceiling.
+        busy_s, total_s = (
+            after - before for after, before in zip(machine_after, machine_before, strict=True)
+        )
+        case.machine_busy_pct = round(100 * busy_s / total_s, 1) if total_s > 0 else None
+        case.rig_cpu_ms_per_submission = round((busy_s - case.cpu_s) * 1000 / case.submissions, 2)
         case.error_statuses = len(observer.errors) - warm_up_errors
         case.dead_letters = observer.dead_letters
         if isinstance(calls_before, int) and isinstance(calls_after, int):
@@ -549,7 +583,9 @@ def main(argv: list[str] | None = None) -> int:
                         print(
                             f" {case.throughput:.2f}/s, p50 {case.p50_ms:.0f} ms, "
                             f"ready {case.ready_s:.2f} s, {case.calls_per_submission} AWS calls/submission, "
-                            f"exit {case.exit_code}",
+                            f"machine {case.machine_busy_pct}% busy (rest of the rig "
+                            f"{case.rig_cpu_ms_per_submission} ms CPU/submission), host speed "
+                            f"{case.host_speed_ms} ms, exit {case.exit_code}",
                             flush=True,
                         )
                     except (CaseFailed, OSError) as exc:

@@ -60,7 +60,7 @@ def table(cases: list[dict[str, Any]]) -> str:
     header = (
         f"{'L ms':>5} {'c':>3} {'N':>5} {'subm/s':>8} {'goal':>7} {'':>4} {'p50 ms':>8} {'p95 ms':>8} "
         f"{'p99 ms':>8} {'calls':>5} {'CPU ms':>7} {'':>4} {'RSS MiB':>7} {'':>4} {'ready s':>7} {'':>4} "
-        f"{'orig/s':>6}"
+        f"{'busy %':>6} {'host':>5} {'orig/s':>6}"
     )
     rows = [header, "-" * len(header)]
     for case in cases:
@@ -74,13 +74,19 @@ def table(cases: list[dict[str, Any]]) -> str:
             f"{_num(case.get('calls_per_submission'), '5.2f')} "
             f"{_num(case.get('cpu_ms_per_submission'), '7.1f')} {_mark(v['cpu']):>4} "
             f"{_num(case.get('peak_rss_mib'), '7.0f')} {_mark(v['rss']):>4} "
-            f"{_num(case.get('ready_s'), '7.2f')} {_mark(v['ready']):>4} {_num(original, '6.2f')}"
+            f"{_num(case.get('ready_s'), '7.2f')} {_mark(v['ready']):>4} "
+            f"{_num(case.get('machine_busy_pct'), '6.0f')} {_num(case.get('host_speed_ms'), '5.0f')} "
+            f"{_num(original, '6.2f')}"
         )
         if case.get("error"):
             rows.append(f"      ^ case did not complete: {case['error']}")
     rows.append(
         f"goal: subm/s >= {GOAL_EFFICIENCY} x c / (calls x L) when L > 0; "
         f"CPU < {GOAL_CPU_MS:g} ms/submission; RSS < {GOAL_RSS_MIB:g} MiB; ready < {GOAL_READY_S:g} s"
+    )
+    rows.append(
+        "busy %: the whole machine (all cores) during the burst; near 100 the rig sets the ceiling. "
+        "host: CPU ms of a fixed Python workload before the burst (lower is a faster host)"
     )
     rows.append(
         f"orig/s: the original sm-executor (FACTS.md; sequential, {ORIGINAL_CALLS_PER_SUBMISSION} AWS calls "
