@@ -7,7 +7,7 @@ from concurrent.futures import Executor, Future
 
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import StatusEmitter
-from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings
+from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings, describe_partitions
 from sagemaker_executor.service.offsets import OffsetLedger
 from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
 from tests.builders import SITE, fetcher_event
@@ -125,3 +125,9 @@ def test_shutdown_commits_what_is_done_and_leaves_the_rest(tmp_path) -> None:
     loop.stop()
     loop.drain(grace_s=0.2)
     assert source.committed == {(FETCHER, 0): 1} and source.paused
+
+
+def test_partitions_are_described_per_topic_sorted_and_none_when_empty() -> None:
+    # The integration tests read replicas' assignments back from this form.
+    assert describe_partitions({("B", 2), ("A", 1), ("B", 0)}) == "A[1] B[0, 2]"
+    assert describe_partitions(set()) == "none"
