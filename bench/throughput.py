@@ -62,7 +62,7 @@ from bench import throughput_report as report
 from sagemaker_executor.adapters.kafka import KafkaOptions, ensure_topics
 from sagemaker_executor.local.broker import LocalBroker, free_port
 from sagemaker_executor.local.server import LocalSageMakerControl, server_process
-from tests.builders import fetcher_event, minimal_contents
+from tests.builders import fetcher_event, minimal_contents, topic_names
 
 REPO = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -70,16 +70,6 @@ OUTPUT_BUCKET, NODATA_BUCKET, ROLE = "sm-output", "data-pull", "bai-sagemaker"
 KNOWN_CALLS_PER_SUBMISSION = 2.0  # README: source PutObject + CreateTrainingJob (no scripts)
 READY_TIMEOUT_S = 60.0
 WARM_UP_TIMEOUT_S = 90.0
-TOPIC_ROLES = (
-    "fetcher",
-    "executor",
-    "status",
-    "cmd_submit",
-    "cmd_return",
-    "dead_letter",
-    "tracking",
-    "metrics",
-)
 # Variables of the caller's environment that would reconfigure the executor behind the benchmark's back.
 _OWN_PREFIXES = ("KAFKA_", "SAGEMAKER_", "CONSUMER_", "AWS_")
 _OWN_NAMES = ("MAX_IN_FLIGHT", "HEALTH_PORT", "WATCH_JOBS", "STATUS_TOPIC", "PRODUCER_TOPIC", "LOGGING_LEVEL")
@@ -330,10 +320,6 @@ def burst_budget_s(submissions: int, latency_ms: float) -> tuple[float, float]:
     return 60 + 3 * submissions * per_submission, max(60.0, 40 * per_submission)
 
 
-def case_topics(prefix: str) -> dict[str, str]:
-    return {role: f"{prefix}_{role.upper()}" for role in TOPIC_ROLES}
-
-
 def executor_env(
     bootstrap: str,
     endpoint: str,
@@ -397,7 +383,7 @@ def run_case(
 ) -> None:
     """Measure one case into ``case``; raises ``CaseFailed`` (with what was measured so far kept)."""
     prefix = "B" + uuid.uuid4().hex[:10]
-    topics = case_topics(prefix)
+    topics = topic_names(prefix)
     # Created up front: the broker would auto-create them with its own default partition count.
     ensure_topics(
         KafkaOptions([bootstrap], client_id="bench", group_id=""),

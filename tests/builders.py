@@ -10,6 +10,24 @@ from typing import Any
 from sagemaker_executor.domain.translation import ExecutorSite
 from tests.conftest import SAMPLES
 
+# The executor's topics by role, named "<prefix>_<ROLE>" by the integration tests and the benchmark.
+TOPIC_ROLES = (
+    "fetcher",
+    "executor",
+    "status",
+    "cmd_submit",
+    "cmd_return",
+    "dead_letter",
+    "tracking",
+    "metrics",
+)
+
+
+def topic_names(prefix: str) -> dict[str, str]:
+    """``{role: "<prefix>_<ROLE>"}`` for every role in :data:`TOPIC_ROLES`."""
+    return {role: f"{prefix}_{role.upper()}" for role in TOPIC_ROLES}
+
+
 SITE = ExecutorSite(
     output_bucket="sm-output",
     nodata_uri="s3://data-pull/no-data",

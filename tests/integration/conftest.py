@@ -27,6 +27,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sagemaker_executor.adapters.kafka import KafkaOptions, ensure_topics
 from sagemaker_executor.local.broker import LocalBroker
 from sagemaker_executor.local.server import LocalSageMakerControl, server_process
+from tests.builders import TOPIC_ROLES, topic_names
 
 REGION = "us-east-1"
 OUTPUT_BUCKET = "sm-output"
@@ -76,24 +77,11 @@ class Topics:
     metrics: str = ""
 
     def __post_init__(self) -> None:
-        for name in self.names():
-            setattr(self, name, f"{self.prefix}_{name.upper()}")
-
-    @staticmethod
-    def names() -> tuple[str, ...]:
-        return (
-            "fetcher",
-            "executor",
-            "status",
-            "cmd_submit",
-            "cmd_return",
-            "dead_letter",
-            "tracking",
-            "metrics",
-        )
+        for role, name in topic_names(self.prefix).items():
+            setattr(self, role, name)
 
     def all(self) -> list[str]:
-        return [getattr(self, name) for name in self.names()]
+        return [getattr(self, role) for role in TOPIC_ROLES]
 
     def observed(self) -> list[str]:
         return [self.executor, self.status, self.cmd_return, self.dead_letter, self.metrics]
