@@ -49,6 +49,7 @@ from sagemaker_executor.domain.tracking import TrackedJob
 from sagemaker_executor.local.sagemaker import LocalSageMaker, ManualClock, Timeline
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.tracker import JobTracker, TrackerSettings
+from tests.builders import create_training_job
 
 REGION = "us-east-1"
 CONSUMER_TOPIC, TRACKING_TOPIC, METRICS_TOPIC, STATUS_TOPIC = (
@@ -140,17 +141,6 @@ def executor_event(job_name: str) -> dict[str, Any]:
     }
 
 
-def create_job(sm: Any, name: str) -> None:
-    sm.create_training_job(
-        TrainingJobName=name,
-        AlgorithmSpecification={"TrainingImage": "123456789012.dkr.ecr/bench:1", "TrainingInputMode": "File"},
-        RoleArn="arn:aws:iam::123456789012:role/bench",
-        OutputDataConfig={"S3OutputPath": "s3://bench-output/out"},
-        ResourceConfig={"InstanceType": "ml.c5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
-        StoppingCondition={"MaxRuntimeInSeconds": 86400},
-    )
-
-
 def changing_timelines(count: int) -> list[Timeline]:
     """Timelines whose training ends inside the window, spread evenly from 30 s to 510 s into it."""
     timelines = []
@@ -177,7 +167,7 @@ def measure(jobs: int) -> Result:
         setup_session.client("s3").create_bucket(Bucket="bench-output")
         setup_sm = setup_session.client("sagemaker")
         for name in names:
-            create_job(setup_sm, name)
+            create_training_job(setup_sm, name)
 
         counter = CallCounter()
         session = boto3.Session(region_name=REGION)
