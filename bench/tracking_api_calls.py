@@ -50,6 +50,7 @@ from sagemaker_executor.local.sagemaker import LocalSageMaker, ManualClock, Time
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.tracker import JobTracker, TrackerSettings
 from tests.builders import create_training_job
+from tests.fakes import FakeSink
 
 REGION = "us-east-1"
 CONSUMER_TOPIC, TRACKING_TOPIC, METRICS_TOPIC, STATUS_TOPIC = (
@@ -67,33 +68,6 @@ INTERVAL_S = 10.0
 CHANGING_SHARE = 0.05
 ORIGINAL_DESCRIBES_PER_JOB_PER_MINUTE = 60 / INTERVAL_S
 RESULTS = Path(__file__).resolve().parent / "results" / "tracking_api_calls.json"
-
-
-class MemorySink:
-    """Keeps what the tracker and the emitter send; a flush acknowledges everything pending."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[str, str | None, Any]] = []
-        self.acked: list[tuple[str, str | None, Any]] = []
-
-    def send(
-        self, topic: str, key: str | None, value: dict[str, Any] | bytes | None, partition: int | None = None
-    ) -> None:
-        self.pending.append((topic, key, value))
-
-    def flush(self, timeout_s: float = 60.0) -> None:
-        self.acked.extend(self.pending)
-        self.pending.clear()
-
-    def count(self, topic: str) -> int:
-        return sum(1 for sent_topic, _, _ in self.acked if sent_topic == topic)
-
-    def statuses(self) -> Counter[str]:
-        return Counter(
-            str(value["payload"]["status"])
-            for topic, _, value in self.acked
-            if topic == STATUS_TOPIC and isinstance(value, dict)
-        )
 
 
 class EmptyStore:
@@ -174,7 +148,7 @@ def measure(jobs: int) -> Result:
         # Registered before the adapter creates its client: a client copies the session's handlers.
         session.events.register("before-call", counter)
         adapter = SageMakerJobs(session, default_bucket="bench-output", retry_attempts=3)
-        sink = MemorySink()
+        sink = FakeSink()
         emitter = StatusEmitter(
             sink,
             status_topic=STATUS_TOPIC,
@@ -196,7 +170,7 @@ def measure(jobs: int) -> Result:
         clock.advance(WARM_UP_AT_S)
         tracker.tick()
         warm_up_calls = dict(counter.calls)
-        warm_up_statuses = sink.count(STATUS_TOPIC)
+        warm_up_statuses = len(sink.on(STATUS_TOPIC))
         counter.calls.clear()
         sink.acked.clear()
         setup_wall = time.perf_counter() - started
@@ -219,9 +193,9 @@ def measure(jobs: int) -> Result:
         list_calls_per_minute=listed / minutes,
         describe_calls_per_minute=described / minutes,
         other_calls=dict(calls),
-        status_events=sink.count(STATUS_TOPIC),
-        status_events_by_status=dict(sink.statuses()),
-        metrics_records=sink.count(METRICS_TOPIC),
+        status_events=len(sink.on(STATUS_TOPIC)),
+        status_events_by_status=dict(Counter(str(e["payload"]["status"]) for e in sink.on(STATUS_TOPIC))),
+        metrics_records=len(sink.on(METRICS_TOPIC)),
         warm_up_calls=warm_up_calls,
         warm_up_status_events=warm_up_statuses,
         original_watcher_calls_per_minute=ORIGINAL_DESCRIBES_PER_JOB_PER_MINUTE * jobs,
