@@ -136,8 +136,11 @@ def uncommitted(p: Pipeline, end: int) -> int:
         consumer.close(autocommit=False)
 
 
-def wait_committed(p: Pipeline, end: int, timeout: float = 15.0) -> int:
-    """Wait (briefly: commits may trail the last answer) until the group committed everything; the lag."""
+def wait_committed(p: Pipeline, executor: Executor, end: int, timeout: float = 15.0) -> int:
+    """The lag after waiting (briefly: commits may trail the last answer) until the group committed
+    everything; read once, without waiting, when ``executor`` has exited and can commit no more."""
+    if executor.process.poll() is not None:
+        return uncommitted(p, end)
     deadline = time.monotonic() + timeout
     lag = uncommitted(p, end)
     while lag and time.monotonic() < deadline:

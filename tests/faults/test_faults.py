@@ -31,7 +31,6 @@ from tests.faults.observe import (
     log_tail,
     stamp,
     tally,
-    uncommitted,
     wait_committed,
     wait_until,
 )
@@ -157,7 +156,7 @@ def test_kill9_at_random_moments_each_action_one_job(pipeline: Pipeline, scale: 
     # (a SIGTERM during start-up also exits 0, and has its own integration test).
     wait_until(lambda: "partitions assigned" in executor.log_text(), 60, executors=[executor])
     alive = executor.process.poll() is None
-    lag = wait_committed(p, end) if alive else uncommitted(p, end)
+    lag = wait_committed(p, executor, end)
     exit_code = executor.terminate() if alive else executor.process.returncode
     adopted = sum(e.log_text().count("earlier attempt") for e in p.executors)
     counts = _counts(
@@ -244,7 +243,7 @@ def test_failing_aws_calls_every_submission_succeeds_once(pipeline: Pipeline, sc
         else list(expected)
     )
     alive = executor.process.poll() is None
-    lag = wait_committed(p, end) if alive else uncommitted(p, end)
+    lag = wait_committed(p, executor, end)
     counts = _counts(
         "aws-errors",
         scale,
@@ -310,7 +309,7 @@ def test_broker_paused_mid_burst_nothing_lost(pipeline: Pipeline, broker, scale:
     p.drain(timeout_ms=1500)
     t = tally(p, expected, jobs_before)
     alive = executor.process.poll() is None
-    lag = wait_committed(p, end) if alive else uncommitted(p, end)
+    lag = wait_committed(p, executor, end)
     counts = _counts(
         "broker-pause",
         scale,
@@ -386,7 +385,7 @@ def test_hostile_input_service_stays_up_and_answers_each(
     )
     p.drain(timeout_ms=1500)
     t = tally(p, valid, jobs_before, others=others)
-    lag = wait_committed(p, end) if executor.process.poll() is None else uncommitted(p, end)
+    lag = wait_committed(p, executor, end)
     seen = t.seen
     alive = executor.process.poll() is None
     verdicts = hostile.judge(messages, offsets, seen, t.created)
