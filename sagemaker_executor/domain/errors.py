@@ -2,8 +2,11 @@
 
 * :class:`PermanentError` -- retrying cannot help: a bad descriptor, a name clash, access denied. The
   message is written for the user and ends up in an ERROR status.
-* :class:`TransientError` -- throttling, 5xx, connection trouble: worth retrying with backoff;
+* :class:`TransientError` -- throttling, 5xx: worth retrying with backoff, for a while;
   :class:`CapacityError` is the kind that waits for a quota and says so to the user.
+* :class:`OutageError` -- the executor's own set-up fails (its credentials, its bucket or role, AWS or
+  the broker unreachable): nothing is wrong with the benchmark, so it is never answered with ERROR.
+  Retried without giving up while fetching pauses and ``/readyz`` says why.
 * :class:`JobAlreadyExists` / :class:`JobNotFound` -- answers from SageMaker that the service turns
   into outcomes of their own (an earlier attempt succeeded; there is nothing to cancel).
 
@@ -28,6 +31,19 @@ class TransientError(ExecutorError):
 
 class CapacityError(TransientError):
     """An account quota is used up (``ResourceLimitExceeded``): wait for capacity, and tell the user."""
+
+
+class OutageError(TransientError):
+    """The executor's own identity or set-up fails; the record waits for the operators' fix.
+
+    ``dependency`` names what is out (``"aws"``, ``"kafka"``, ``"disk"``): it labels the readiness
+    reason and the ``sm_executor_outage`` metric. ``fix`` says what an operator should do about it.
+    """
+
+    def __init__(self, dependency: str, message: str, fix: str = "") -> None:
+        super().__init__(message)
+        self.dependency = dependency
+        self.fix = fix
 
 
 class JobAlreadyExists(ExecutorError):
