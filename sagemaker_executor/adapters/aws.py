@@ -2,11 +2,19 @@
 
 Used by the SageMaker and S3 wrappers. Retries of throttling, 5xx and connection errors are botocore's
 "standard" retry mode (capped exponential backoff with jitter), sized by ``AWS_RETRY_ATTEMPTS``; what
-is still failing after that surfaces as :class:`TransientError`.
+is still failing after that surfaces as one of ``domain.errors``' kinds, decided by :func:`classify`:
+
+* the executor's own identity or set-up fails -- credentials missing, expired or refused, AWS
+  unreachable, and access denied or a missing bucket *on the executor's own resources* (its output
+  bucket, the SageMaker API itself, its role) -- :class:`OutageError`: never the user's ERROR;
+* throttling and 5xx -- :class:`TransientError`; a quota that is used up -- :class:`CapacityError`;
+* a quota whose limit is below what the job asks for (it can never clear), and everything else --
+  :class:`PermanentError`, shown to the user.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import boto3
@@ -15,11 +23,19 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     ConnectionClosedError,
+    ConnectTimeoutError,
+    CredentialRetrievalError,
     EndpointConnectionError,
+    NoAuthTokenError,
+    NoCredentialsError,
+    PartialCredentialsError,
     ReadTimeoutError,
+    SSOError,
+    TokenRetrievalError,
+    UnknownCredentialError,
 )
 
-from sagemaker_executor.domain.errors import CapacityError, PermanentError, TransientError
+from sagemaker_executor.domain.errors import CapacityError, OutageError, PermanentError, TransientError
 
 # Error codes after which a later attempt may succeed (AWS's own lists, plus quota waits).
 TRANSIENT_CODES = frozenset(
@@ -40,6 +56,53 @@ TRANSIENT_CODES = frozenset(
         "RequestTimeout",
         "RequestTimeoutException",
     }
+)
+
+
+# Codes by which AWS refuses the caller's credentials themselves (STS, IAM, S3 and the JSON APIs).
+CREDENTIAL_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "InvalidSignatureException",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "AuthFailure",
+        "RequestExpired",
+        "TokenRefreshRequired",
+    }
+)
+# Codes that deny a permission or name a missing bucket: an outage on the executor's own resources.
+ACCESS_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403"})
+MISSING_BUCKET_CODES = frozenset({"NoSuchBucket"})
+
+_CREDENTIAL_ERRORS = (
+    NoCredentialsError,
+    PartialCredentialsError,
+    CredentialRetrievalError,
+    UnknownCredentialError,
+    NoAuthTokenError,
+    TokenRetrievalError,
+    SSOError,
+)
+_UNREACHABLE_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError, ReadTimeoutError)
+
+FIX_CREDENTIALS = (
+    "give the executor an AWS identity: the pod's service account (IRSA) or kube2iam role, or "
+    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN); the service resumes on its own"
+)
+FIX_UNREACHABLE = "check the pod's network path to AWS (VPC endpoints, proxy, DNS) and AWS_ENDPOINT_URL"
+
+# SageMaker's ResourceLimitExceeded text: "... is 0 Instances, with current utilization of 0 Instances
+# and a request delta of 1 Instances. ..."
+_QUOTA = re.compile(
+    r"is (?P<limit>\d+) \w+, with current utilization of (?P<used>\d+) \w+ "
+    r"and a request delta of (?P<delta>\d+)"
 )
 
 
@@ -70,16 +133,46 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, ClientError):
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         return error_code(error) in TRANSIENT_CODES or status >= 500
-    return isinstance(error, EndpointConnectionError | ConnectionClosedError | ReadTimeoutError)
+    return isinstance(error, _UNREACHABLE_ERRORS)
 
 
-def classify(error: BaseException, what: str) -> Exception:
-    """The executor error for a botocore failure; ``what`` names the operation for the user."""
-    if isinstance(error, ClientError) and error_code(error) == "ResourceLimitExceeded":
-        return CapacityError(f"{what}: {_describe(error)}")
+def quota_can_never_fit(message: str) -> bool:
+    """True when a ``ResourceLimitExceeded`` message says the limit itself is below the request.
+
+    Waiting cannot help then: capacity frees up to the limit, never past it.
+    """
+    match = _QUOTA.search(message)
+    return match is not None and int(match["limit"]) < int(match["delta"])
+
+
+def classify(error: BaseException, what: str, *, own: str | None = None) -> Exception:
+    """The executor error for a botocore failure; ``what`` names the operation for the user.
+
+    ``own``: the call is on the executor's own resources (its output bucket, the SageMaker API with its
+    role); access denied or a missing bucket is then an :class:`OutageError` whose fix is ``own``.
+    Without it (a benchmark's own script URI) they are the benchmark's :class:`PermanentError`.
+    """
+    described = f"{what}: {_describe(error)}"
+    if isinstance(error, _CREDENTIAL_ERRORS):
+        return OutageError("aws", f"AWS credentials: {described}", FIX_CREDENTIALS)
+    if isinstance(error, _UNREACHABLE_ERRORS):
+        return OutageError("aws", f"AWS unreachable: {described}", FIX_UNREACHABLE)
+    if isinstance(error, ClientError):
+        code = error_code(error)
+        if code in CREDENTIAL_CODES:
+            return OutageError("aws", f"AWS credentials refused: {described}", FIX_CREDENTIALS)
+        if own is not None and code in ACCESS_CODES | MISSING_BUCKET_CODES:
+            return OutageError("aws", f"the executor's own AWS set-up: {described}", own)
+        if code == "ResourceLimitExceeded":
+            if quota_can_never_fit(error_message(error)):
+                return PermanentError(
+                    f"Benchmark creation failed. The account's quota is below what the job asks for, "
+                    f"so waiting cannot help; ask for a quota increase or a smaller job. {described}"
+                )
+            return CapacityError(described)
     if is_transient(error):
-        return TransientError(f"{what}: {_describe(error)}")
-    return PermanentError(f"{what}: {_describe(error)}")
+        return TransientError(described)
+    return PermanentError(described)
 
 
 def _describe(error: BaseException) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Iterable
 from typing import IO, Any
 
 import boto3
@@ -18,6 +19,9 @@ from sagemaker_executor.domain.errors import PermanentError
 
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>.+)$")
 _CHUNK = 1024 * 1024
+FIX_SCRIPTS_BUCKET = (
+    "the scripts bucket {bucket} must exist and the executor's identity needs s3:GetObject on it"
+)
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -28,20 +32,32 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 
 class ScriptStore:
-    def __init__(self, session: boto3.Session, retry_attempts: int) -> None:
+    def __init__(self, session: boto3.Session, retry_attempts: int, own_buckets: Iterable[str] = ()) -> None:
+        """``own_buckets``: the executor's own (the scripts exchange): access denied or a missing bucket
+        there is an outage, not the benchmark's fault."""
         self._client: Any = client(session, "s3", retry_attempts)
+        self._own_buckets = frozenset(b for b in own_buckets if b)
 
     def fetch(self, uri: str, max_bytes: int) -> IO[bytes]:
-        """The object at ``uri`` in a temporary file positioned at 0; the caller closes it."""
+        """The object at ``uri`` in a temporary file positioned at 0; the caller closes it.
+
+        Raises :class:`PermanentError` for a missing object (or an unreadable one outside the
+        executor's own buckets), ``OutageError`` when the executor's own access fails, and the other
+        kinds of ``adapters.aws.classify``.
+        """
         bucket, key = split_s3_uri(uri)
+        own = FIX_SCRIPTS_BUCKET.format(bucket=bucket) if bucket in self._own_buckets else None
         try:
             response = self._client.get_object(Bucket=bucket, Key=key)
         except ClientError as error:
-            if error_code(error) in ("NoSuchKey", "NoSuchBucket", "404", "AccessDenied", "403"):
-                raise PermanentError(f"cannot read benchmark script {uri}: {error_code(error)}") from error
-            raise classify(error, f"reading benchmark script {uri}") from error
+            code = error_code(error)
+            if code in ("NoSuchKey", "404") or (
+                own is None and code in ("NoSuchBucket", "AccessDenied", "403")
+            ):
+                raise PermanentError(f"cannot read benchmark script {uri}: {code}") from error
+            raise classify(error, f"reading benchmark script {uri}", own=own) from error
         except BotoCoreError as error:
-            raise classify(error, f"reading benchmark script {uri}") from error
+            raise classify(error, f"reading benchmark script {uri}", own=own) from error
         if int(response.get("ContentLength") or 0) > max_bytes:
             response["Body"].close()
             raise PermanentError(f"benchmark script {uri} is larger than the limit of {max_bytes} bytes")
@@ -59,7 +75,7 @@ class ScriptStore:
             return spool
         except (ClientError, BotoCoreError) as error:
             spool.close()
-            raise classify(error, f"reading benchmark script {uri}") from error
+            raise classify(error, f"reading benchmark script {uri}", own=own) from error
         except BaseException:
             spool.close()
             raise

@@ -25,10 +25,21 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sagemaker_executor.adapters.aws import classify, client, error_code, error_message
 from sagemaker_executor.domain.descriptor import Framework
-from sagemaker_executor.domain.errors import JobAlreadyExists, JobNotFound, PermanentError
+from sagemaker_executor.domain.errors import JobAlreadyExists, JobNotFound, OutageError, PermanentError
 from sagemaker_executor.domain.translation import TrainingJobSpec
 
 log = logging.getLogger(__name__)
+
+# What an operator grants or creates when the executor's own calls are refused (``classify(own=...)``).
+FIX_CREATE = (
+    "grant the executor's identity sagemaker:CreateTrainingJob and sagemaker:AddTags, and iam:PassRole "
+    "on SAGEMAKER_ROLE; SAGEMAKER_ROLE must exist and trust sagemaker.amazonaws.com"
+)
+FIX_OUTPUT_BUCKET = "SAGEMAKER_OUTPUT_BUCKET must exist and the executor's identity needs s3:PutObject on it"
+FIX_LOOKUPS = (
+    "grant the executor's identity sagemaker:DescribeTrainingJob, ListTrainingJobs, ListTags, Search "
+    "and StopTrainingJob"
+)
 
 # Passed to the SDK session directly (so no config file is read): opts out of the SDK's telemetry,
 # which otherwise calls STS and GETs an AWS-hosted URL after every fit (FACTS.md).
@@ -87,7 +98,11 @@ def _validate_sdk_config_once() -> None:
 
 
 def resolve_role_arn(session: boto3.Session, role: str, retry_attempts: int) -> str:
-    """The role's ARN: as given if it is one, else looked up once (IAM, then the caller's account)."""
+    """The role's ARN: as given if it is one, else looked up once (IAM, then the caller's account).
+
+    Raises :class:`OutageError` when AWS cannot be asked (no credentials, unreachable): start-up waits
+    for that to be fixed; :class:`PermanentError` when the name cannot be resolved at all.
+    """
     if role.startswith("arn:"):
         return role
     try:
@@ -98,6 +113,9 @@ def resolve_role_arn(session: boto3.Session, role: str, retry_attempts: int) -> 
     try:
         account = client(session, "sts", retry_attempts).get_caller_identity()["Account"]
     except (ClientError, BotoCoreError) as error:
+        kind = classify(error, f"cannot resolve SAGEMAKER_ROLE {role!r} to an ARN")
+        if isinstance(kind, OutageError):
+            raise kind from error
         raise PermanentError(f"cannot resolve SAGEMAKER_ROLE {role!r} to an ARN: {error}") from error
     return f"arn:aws:iam::{account}:role/{role}"
 
@@ -149,9 +167,13 @@ class SageMakerJobs:
         except ClientError as error:
             if error_code(error) == "ResourceInUse":
                 raise JobAlreadyExists(spec.job_name, error_message(error)) from error
-            raise classify(error, "SageMaker returned error") from error
+            if error_code(error) == "ValidationException" and _role_refused(error_message(error)):
+                raise OutageError(
+                    "aws", f"SageMaker cannot use SAGEMAKER_ROLE: {error_message(error)}", FIX_CREATE
+                ) from error
+            raise classify(error, "SageMaker returned error", own=FIX_CREATE) from error
         except BotoCoreError as error:
-            raise classify(error, "SageMaker could not be reached") from error
+            raise classify(error, "SageMaker could not be reached", own=FIX_CREATE) from error
         except ValueError as error:
             raise PermanentError(f"Cannot create estimator: {error}") from error
 
@@ -164,7 +186,9 @@ class SageMakerJobs:
             try:
                 self._s3.put_object(Bucket=bucket, Key=key, Body=archive)
             except (ClientError, BotoCoreError) as error:
-                raise classify(error, "uploading the benchmark's source to S3 failed") from error
+                raise classify(
+                    error, "uploading the benchmark's source to S3 failed", own=FIX_OUTPUT_BUCKET
+                ) from error
         return f"s3://{bucket}/{key}"
 
     def _estimator(self, spec: TrainingJobSpec, code_uri: str | None) -> Any:
@@ -221,6 +245,14 @@ class SageMakerJobs:
 
         return PyTorch(**kwargs, **framework_kwargs)
 
+    def ping(self) -> None:
+        """One cheap call (``ListTrainingJobs``, one result) for the readiness probe; raises the
+        ``domain.errors`` kind of what failed (an ``OutageError`` carries the fix)."""
+        try:
+            self._client.list_training_jobs(MaxResults=1)
+        except (ClientError, BotoCoreError) as error:
+            raise classify(error, "listing training jobs", own=FIX_LOOKUPS) from error
+
     def describe(self, job_name: str) -> dict[str, Any]:
         """``DescribeTrainingJob``; :class:`JobNotFound` if SageMaker has no such job."""
         try:
@@ -229,16 +261,16 @@ class SageMakerJobs:
         except ClientError as error:
             if _is_not_found(error):
                 raise JobNotFound(job_name) from error
-            raise classify(error, f"describing training job {job_name}") from error
+            raise classify(error, f"describing training job {job_name}", own=FIX_LOOKUPS) from error
         except BotoCoreError as error:
-            raise classify(error, f"describing training job {job_name}") from error
+            raise classify(error, f"describing training job {job_name}", own=FIX_LOOKUPS) from error
 
     def tags(self, job_arn: str) -> dict[str, str]:
         try:
             pages = self._client.get_paginator("list_tags").paginate(ResourceArn=job_arn)
             return {tag["Key"]: tag["Value"] for page in pages for tag in page.get("Tags", [])}
         except (ClientError, BotoCoreError) as error:
-            raise classify(error, f"listing tags of {job_arn}") from error
+            raise classify(error, f"listing tags of {job_arn}", own=FIX_LOOKUPS) from error
 
     def find_by_tag(self, key: str, value: str) -> list[str]:
         """Names of training jobs carrying tag ``key=value`` (SageMaker ``Search``), newest first."""
@@ -252,7 +284,7 @@ class SageMakerJobs:
                 MaxResults=10,
             )
         except (ClientError, BotoCoreError) as error:
-            raise classify(error, f"searching training jobs tagged {key}={value}") from error
+            raise classify(error, f"searching training jobs tagged {key}={value}", own=FIX_LOOKUPS) from error
         return [item["TrainingJob"]["TrainingJobName"] for item in result.get("Results", [])]
 
     def list_changed(self, since: datetime) -> list[dict[str, Any]]:
@@ -270,7 +302,7 @@ class SageMakerJobs:
                 if not token:
                     return summaries
         except (ClientError, BotoCoreError) as error:
-            raise classify(error, "listing training jobs") from error
+            raise classify(error, "listing training jobs", own=FIX_LOOKUPS) from error
 
     def stop(self, job_name: str) -> None:
         try:
@@ -278,9 +310,15 @@ class SageMakerJobs:
         except ClientError as error:
             if _is_not_found(error):
                 raise JobNotFound(job_name) from error
-            raise classify(error, f"stopping training job {job_name}") from error
+            raise classify(error, f"stopping training job {job_name}", own=FIX_LOOKUPS) from error
         except BotoCoreError as error:
-            raise classify(error, f"stopping training job {job_name}") from error
+            raise classify(error, f"stopping training job {job_name}", own=FIX_LOOKUPS) from error
+
+
+def _role_refused(message: str) -> bool:
+    """SageMaker's ValidationException when it cannot assume the job's role (the executor's set-up)."""
+    lowered = message.lower()
+    return "assume role" in lowered or "not authorized to assume" in lowered
 
 
 def _is_not_found(error: ClientError) -> bool:

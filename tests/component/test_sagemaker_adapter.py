@@ -27,6 +27,7 @@ from sagemaker_executor.domain.errors import (
     ExecutorError,
     JobAlreadyExists,
     JobNotFound,
+    OutageError,
     PermanentError,
     TransientError,
 )
@@ -287,13 +288,15 @@ def test_a_request_sagemaker_rejects_raises_permanent_error(session: boto3.Sessi
     assert "ValidationException" in str(caught.value)
 
 
-def test_a_missing_output_bucket_raises_permanent_error(session: boto3.Session, tmp_path: Path) -> None:
+def test_a_missing_output_bucket_is_an_outage_naming_the_fix(session: boto3.Session, tmp_path: Path) -> None:
+    # The output bucket is the executor's own: its absence is the operators' to fix, not the user's.
     jobs = SageMakerJobs(session, default_bucket="no-such-bucket", retry_attempts=2)
     spec = dataclasses.replace(make_spec(), output_path="s3://no-such-bucket")
 
-    with pytest.raises(PermanentError) as caught:
+    with pytest.raises(OutageError) as caught:
         jobs.create(spec, make_source_dir(spec, tmp_path))
-    print("permanent:", caught.value)
+    assert caught.value.dependency == "aws" and "NoSuchBucket" in str(caught.value)
+    assert "SAGEMAKER_OUTPUT_BUCKET" in caught.value.fix
 
 
 # ---------------------------------------------------------------------------- resolve_role_arn
