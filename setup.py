@@ -26,6 +26,8 @@ TEST = LOCAL + [
     "mypy>=1.10",
     "types-toml",
     "import-linter>=2.0",
+    # Property-based tests: generated inputs and injected failures (every record ends, sizes, JSON).
+    "hypothesis>=6.100",
 ]
 # `make bench`: the throughput benchmark's plot.
 BENCH = LOCAL + ["matplotlib>=3.8"]

@@ -12,9 +12,11 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from sagemaker_executor import SERVICE_NAME, __version__
 from sagemaker_executor.config import (
@@ -25,6 +27,9 @@ from sagemaker_executor.config import (
     load_settings,
 )
 from sagemaker_executor.logs import configure_logging
+
+if TYPE_CHECKING:
+    from sagemaker_executor.service.observability import Health, LoopObserver
 
 log = logging.getLogger("sagemaker_executor")
 
@@ -100,14 +105,20 @@ class _StopSignal:
     def __init__(self) -> None:
         self.received: str | None = None
         self._action: Callable[[], None] | None = None
+        self._event = threading.Event()
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.received = signal.Signals(signum).name
+        self._event.set()
         log.info("received %s", self.received)
         if self._action is not None:
             self._action()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True as soon as the signal has come."""
+        return self._event.wait(seconds)
 
     def then(self, action: Callable[[], None]) -> None:
         """Run ``action`` on the signal from now on (at once if it already came)."""
@@ -119,10 +130,60 @@ class _StopSignal:
 def run(settings: Settings) -> int:
     """Run the service until SIGTERM/SIGINT; 0 on a clean stop."""
     stop = _StopSignal()
+    from sagemaker_executor.adapters.http import HealthServer
+    from sagemaker_executor.service.observability import Health, LoopObserver, ServiceMetrics
+
+    log.info("starting %s %s with %s", SERVICE_NAME, __version__, settings.redacted())
+    for name in ignored_legacy_variables():
+        log.info("%s is set but unused (the original ignored it too)", name)
+
+    # Health first: while start-up waits for AWS, /healthz is live and /readyz says why it waits.
+    metrics = ServiceMetrics()
+    health = Health(
+        stale_after_s=max(120.0, settings.shutdown_grace_seconds * 2), dependencies=("aws", "kafka")
+    )
+    server = None
+    if settings.health_port is not None:
+        server = HealthServer(health, metrics, port=settings.health_port)
+        server.start()
+        log.info("health and metrics on port %d: /healthz /readyz /metrics", server.port)
+    observer = LoopObserver(metrics, health)
+    try:
+        return _run_service(settings, stop, health, observer)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _wait_for_aws(
+    resolve: Callable[[], str], stop: _StopSignal, observer: LoopObserver, settings: Settings
+) -> str | None:
+    """``resolve()`` retried through an outage (no credentials, AWS unreachable) with capped backoff;
+    None if stopped meanwhile. One WARNING says what is wrong and how to fix it."""
+    from sagemaker_executor.domain.errors import OutageError
+
+    delay, warned = settings.retry_backoff_seconds, False
+    while True:
+        try:
+            value = resolve()
+        except OutageError as error:
+            observer.outage(error)
+            if not warned:
+                log.warning("start-up waits for AWS: %s. Fix: %s", error, error.fix)
+                warned = True
+        else:
+            observer.outage(None)
+            return value
+        if stop.wait(delay):
+            return None
+        delay = min(delay * 2, settings.retry_backoff_max_seconds)
+
+
+def _run_service(settings: Settings, stop: _StopSignal, health: Health, observer: LoopObserver) -> int:
     from sagemaker_executor.adapters.aws import make_session
     from sagemaker_executor.adapters.cloudwatch import CloudWatchPublisher
-    from sagemaker_executor.adapters.http import HealthServer
     from sagemaker_executor.adapters.kafka import (
+        BrokerCheck,
         KafkaOptions,
         Publisher,
         Subscriber,
@@ -137,7 +198,7 @@ def run(settings: Settings) -> int:
     from sagemaker_executor.service.commands import CommandHandler
     from sagemaker_executor.service.emitter import StatusEmitter
     from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings, RetryPolicy
-    from sagemaker_executor.service.observability import AwsProbe, Health, LoopObserver, ServiceMetrics
+    from sagemaker_executor.service.observability import DependencyProbe
     from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
     from sagemaker_executor.service.tracker import (
         CloudWatchForwarder,
@@ -146,23 +207,28 @@ def run(settings: Settings) -> int:
         TrackerSettings,
     )
 
-    log.info("starting %s %s with %s", SERVICE_NAME, __version__, settings.redacted())
-    for name in ignored_legacy_variables():
-        log.info("%s is set but unused (the original ignored it too)", name)
-
     session = make_session(settings.aws_region)
     try:
-        role_arn = resolve_role_arn(session, settings.sagemaker_role, settings.aws_retry_attempts)
+        role_arn = _wait_for_aws(
+            lambda: resolve_role_arn(session, settings.sagemaker_role, settings.aws_retry_attempts),
+            stop,
+            observer,
+            settings,
+        )
     except ExecutorError as error:
         log.error("%s", error)
         return 2
-    if stop.received:
+    if stop.received or role_arn is None:
         log.info("stopped during start-up")
         return 0
     jobs = SageMakerJobs(
         session, default_bucket=settings.sagemaker_output_bucket, retry_attempts=settings.aws_retry_attempts
     )
-    scripts = ScriptStore(session, settings.aws_retry_attempts)
+    scripts = ScriptStore(
+        session,
+        settings.aws_retry_attempts,
+        own_buckets=(settings.scripts_exchange_s3_bucket_name, settings.sagemaker_output_bucket),
+    )
 
     options = KafkaOptions(
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -229,7 +295,6 @@ def run(settings: Settings) -> int:
         subnets=settings.sagemaker_subnets,
         security_group_ids=settings.sagemaker_security_group_ids,
     )
-    metrics, health = ServiceMetrics(), Health(stale_after_s=max(120.0, settings.shutdown_grace_seconds * 2))
     loop = ExecutorLoop(
         subscriber,
         publisher,
@@ -256,16 +321,22 @@ def run(settings: Settings) -> int:
             ),
         ),
         tracker=tracker,
-        observer=LoopObserver(metrics, health),
+        observer=observer,
     )
     subscriber.listen(loop.on_assigned, loop.on_revoked)
-    probe = AwsProbe(health, lambda: jobs.boto_client.list_training_jobs(MaxResults=1))
-    probe.start()
-    server = None
-    if settings.health_port is not None:
-        server = HealthServer(health, metrics, port=settings.health_port)
-        server.start()
-        log.info("health and metrics on port %d: /healthz /readyz /metrics", server.port)
+    session_s = settings.kafka_session_timeout_ms / 1000
+    probes = [
+        DependencyProbe(health, jobs.ping, name="aws"),
+        # Every half session timeout, each check bounded by one: a lost broker shows within two.
+        DependencyProbe(
+            health,
+            BrokerCheck(options, timeout_ms=settings.kafka_session_timeout_ms),
+            session_s / 2,
+            name="kafka",
+        ),
+    ]
+    for probe in probes:
+        probe.start()
 
     def on_stop() -> None:
         log.info("no new records; in-flight ones get %.0fs to finish", settings.shutdown_grace_seconds)
@@ -285,9 +356,8 @@ def run(settings: Settings) -> int:
         publisher.flush()
         subscriber.close()
         publisher.close()
-        probe.stop()
-        if server is not None:
-            server.stop()
+        for probe in probes:
+            probe.stop()
         if cloudwatch is not None:
             cloudwatch.close()
     log.info("stopped; handled %s", loop.counts)

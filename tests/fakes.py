@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from sagemaker_executor.adapters.kafka import InboundRecord
+from sagemaker_executor.adapters.kafka import InboundRecord, PublishError
 from sagemaker_executor.domain.errors import JobAlreadyExists, JobNotFound, TransientError
 from sagemaker_executor.domain.translation import TrainingJobSpec
 
@@ -41,7 +41,7 @@ class FakeSink:
         if self.fail_next_flush:
             self.fail_next_flush = False
             self.pending.clear()
-            raise TransientError("broker down")
+            raise PublishError("broker down")
         self.acked.extend(self.pending)
         self.pending.clear()
 
@@ -85,6 +85,19 @@ class FakeSource:
 
     def resume_all(self) -> None:
         self.paused = False
+
+
+class FakeClock:
+    """A monotonic clock the test moves: ``advance`` jumps over waits without sleeping."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class InlineExecutor(Executor):

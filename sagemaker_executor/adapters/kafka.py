@@ -25,9 +25,9 @@ from kafka import (
     TopicPartition,
 )
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
+from kafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
-from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain.errors import OutageError, PermanentError
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,23 @@ class KafkaOptions:
     request_timeout_ms: int = 30000
 
 
-class PublishError(Exception):
+FIX_BROKER = "check that the brokers in KAFKA_BOOTSTRAP_SERVERS are up and reachable from the pod"
+COMMIT_TIMEOUT_MS = 5000  # a commit the broker does not answer is retried on the next loop round
+
+
+class KafkaOutage(OutageError):
+    """The broker does not answer: an outage of the executor's own set-up (``dependency="kafka"``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("kafka", message, FIX_BROKER)
+
+
+class PublishError(KafkaOutage):
     """A record could not be acknowledged by the broker; the input must not be committed."""
+
+
+class CommitError(KafkaOutage):
+    """An offset commit was not acknowledged; the offsets are committed again later."""
 
 
 class RecordTooLarge(PermanentError):
@@ -246,14 +261,26 @@ class Subscriber:
         self._listener.on_revoked = on_revoked
 
     def commit_offsets(self, offsets: Mapping[tuple[str, int], int]) -> None:
-        """Commit ``{(topic, partition): next offset to read}``."""
-        if offsets:
+        """Commit ``{(topic, partition): next offset to read}``, waiting at most ``COMMIT_TIMEOUT_MS``.
+
+        Raises :class:`CommitError` when the broker does not acknowledge (the caller commits again
+        later). A commit the group refuses because the partitions moved to another member is dropped:
+        their new owner starts from the last commit, and redelivery is harmless.
+        """
+        if not offsets:
+            return
+        try:
             self._consumer.commit(
                 {
                     TopicPartition(t, p): OffsetAndMetadata(offset, "", -1)
                     for (t, p), offset in offsets.items()
-                }
+                },
+                timeout_ms=COMMIT_TIMEOUT_MS,
             )
+        except CommitFailedError as error:
+            log.info("offsets %s not committed, the group moved them: %s", dict(offsets), error)
+        except KafkaError as error:
+            raise CommitError(f"offset commit not acknowledged: {error!r}") from error
 
     def pause_all(self) -> None:
         """Stop fetching (backpressure); poll() still runs, so the group keeps us."""
@@ -267,15 +294,55 @@ class Subscriber:
             self._consumer.resume(*paused)
 
     def lag(self) -> dict[tuple[str, int], int]:
-        """Records not yet read per assigned partition (end offset - position), from cached metadata."""
+        """Records not yet read per assigned partition (end offset - position).
+
+        Asks the broker for the end offsets, waiting at most ``COMMIT_TIMEOUT_MS``; raises
+        ``KafkaError`` when it does not answer (the caller keeps the last values).
+        """
         assigned = list(self._consumer.assignment())
         if not assigned:
             return {}
-        ends = self._consumer.end_offsets(assigned)
+        ends = self._consumer.end_offsets(assigned, timeout_ms=COMMIT_TIMEOUT_MS)
         return {(tp.topic, tp.partition): max(0, ends[tp] - self._consumer.position(tp)) for tp in assigned}
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
+
+
+class BrokerCheck:
+    """A readiness check of the brokers for a probe thread: one metadata round trip per call.
+
+    Keeps its own admin connection (the consumer is not thread-safe, and its cached metadata would
+    answer without asking the broker), rebuilt after a failure. Raises :class:`KafkaOutage` when
+    the brokers do not answer within ``timeout_ms``.
+    """
+
+    def __init__(self, options: KafkaOptions, timeout_ms: int) -> None:
+        self._options = options
+        self._timeout_ms = timeout_ms
+        self._admin: KafkaAdminClient | None = None
+
+    def __call__(self) -> None:
+        try:
+            if self._admin is None:
+                self._admin = KafkaAdminClient(
+                    bootstrap_servers=list(self._options.bootstrap_servers),
+                    client_id=self._options.client_id + "-probe",
+                    request_timeout_ms=self._timeout_ms,
+                    bootstrap_timeout_ms=self._timeout_ms,
+                )
+            self._admin.describe_cluster()
+        except Exception as error:
+            self.close()
+            raise KafkaOutage(f"Kafka brokers not answering: {error!r}") from error
+
+    def close(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            try:
+                admin.close()
+            except Exception as error:  # closing a broken connection must not mask why it broke
+                log.debug("closing the broker probe's connection: %s", error)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

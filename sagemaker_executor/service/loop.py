@@ -1,25 +1,36 @@
 """The consumer loop: poll, run records concurrently, publish, wait for acks, commit in order.
 
-Owned here: what "done" means for a record, and how many run at once.
+Owned here: what "done" means for a record, how many run at once, and what happens when one fails.
 
-* **Concurrent, ordered-safe.** Up to ``max_in_flight`` records are handled at once on a thread pool;
-  records with the same key (``client_id``) on a partition still run one after the other. A record is
-  done when every event it caused -- statuses, the executor event, a command response, a dead-letter
-  record -- has been acknowledged by the broker (``acks=all``). Offsets are committed per partition
-  only up to the first record not yet done (:class:`~sagemaker_executor.service.offsets.OffsetLedger`),
-  so a crash at any point redelivers every unfinished record, and the handlers make redelivery harmless.
-* **Backpressure.** At the limit, fetching is paused while ``poll()`` goes on, so the group never sees
-  the member miss ``max.poll.interval.ms``; a slow AWS call holds only its own record (botocore bounds
-  each call).
-* **Retries where they belong.** Transient failures (throttling or 5xx that outlasted botocore's own
-  retries, a broker that did not acknowledge) are retried inside the record's task with capped,
-  jittered exponential backoff; ``PENDING`` is not repeated. A quota (:class:`CapacityError`) waits
-  longer and tells the user once. Permanent errors are not retried: the handlers answer them.
-* **Bad input.** A record that is not a JSON object naming an ``action_id`` and a ``client_id`` cannot
-  be answered (the BFF files answers by those two, CONTRACT §2): it goes to the dead-letter topic. An
-  unexpected exception is a bug: the user gets an ERROR, the record is dead-lettered with the
-  traceback, and the service keeps running.
-* **Shutdown.** :meth:`ExecutorLoop.stop` stops fetching; :meth:`ExecutorLoop.run` then lets in-flight
+* **Every record ends.** A record ends answered (a status, a command response, the executor event) or
+  dead-lettered with its reason, and only then counts as done. Whatever a handler raises, and
+  wherever (decoding, routing, validation, AWS, publishing, the error path itself), the record still
+  ends: an unexpected exception is answered with an ERROR and dead-lettered with the traceback, and if
+  even that fails, :func:`minimal_dead_letter` -- source topic, partition, offset, reason and a
+  bounded excerpt, which always fits -- ends it. "Abandoned" is not an end. The only thing that is
+  not an end is a wait: a record whose dependency is failing is retried later.
+* **Done means acknowledged.** A record is done when every event it caused, including its job's
+  tracking record, has been acknowledged by the broker (``acks=all``). Offsets are committed per
+  partition only up to the first record not yet done
+  (:class:`~sagemaker_executor.service.offsets.OffsetLedger`), so a crash at any point redelivers every
+  unfinished record, and the handlers make redelivery harmless.
+* **Concurrent; ordered only per action.** Up to ``max_in_flight`` records are handled at once on a
+  thread pool, whatever their client. Records about the same action -- a redelivered duplicate, a
+  cancel and the submission it targets -- run one after the other in offset order; a record waiting
+  for its predecessor holds no slot.
+* **Waiting holds no slot.** A record that has to wait (throttling or 5xx past botocore's retries, a
+  quota, an outage) is parked with capped, jittered exponential backoff and its thread is freed;
+  ``PENDING`` is not repeated. A quota wait tells the user once. Transient failures give up after
+  ``give_up_s`` with an ERROR; outages never do.
+* **Outages.** When the executor's own set-up fails (:class:`~sagemaker_executor.domain.errors.OutageError`:
+  credentials, its bucket or role, AWS or the broker unreachable, a commit the broker does not take),
+  nothing is answered with ERROR: the records wait, fetching pauses, the observer is told (``/readyz``
+  turns false with the reason) and one WARNING says what is wrong and how to fix it. It ends by itself
+  when a record that waited on it gets through.
+* **Backpressure.** At ``max_in_flight`` running, or ``max_held`` records held (running, parked or
+  waiting), or during an outage, fetching is paused while ``poll()`` goes on, so the group never sees
+  the member miss ``max.poll.interval.ms``.
+* **Shutdown.** :meth:`ExecutorLoop.stop` stops fetching; :meth:`ExecutorLoop.run` then lets running
   records finish for up to ``shutdown_grace_s``, commits what is done and returns; the rest is not
   committed and is redelivered to whoever owns the partition next.
 
@@ -30,6 +41,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
+import itertools
 import json
 import logging
 import queue
@@ -37,13 +50,14 @@ import random
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sagemaker_executor.adapters.kafka import InboundRecord, PublishError
-from sagemaker_executor.domain.errors import CapacityError, TransientError
+from sagemaker_executor.adapters.kafka import CommitError, InboundRecord, PublishError
+from sagemaker_executor.domain.errors import CapacityError, OutageError, TransientError
 from sagemaker_executor.domain.events import Status
 from sagemaker_executor.logs import log_context
 from sagemaker_executor.service.commands import CommandHandler
@@ -56,6 +70,8 @@ log = logging.getLogger(__name__)
 
 LAG_REPORT_INTERVAL_S = 15.0
 DEAD_LETTER_VALUE_BYTES = 256 * 1024
+DEAD_LETTER_REASON_CHARS = 16 * 1024  # a traceback is long; its end says where it failed
+MINIMAL_EXCERPT_BYTES = 1024
 BUSY_POLL_MS = 50  # commits and tracking may lag this much; shorter polls cost CPU for nothing
 MSG_WAITING_FOR_CAPACITY = "Waiting for SageMaker capacity (an account limit is reached); will retry: {}"
 
@@ -81,6 +97,7 @@ class Observer(Protocol):
     def set_in_flight(self, count: int) -> None: ...
     def set_tracked(self, count: int) -> None: ...
     def report_lag(self, lag: dict[tuple[str, int], int]) -> None: ...
+    def outage(self, error: OutageError | None) -> None: ...
 
 
 class NullObserver:
@@ -105,10 +122,16 @@ class NullObserver:
     def report_lag(self, lag: dict[tuple[str, int], int]) -> None:
         pass
 
+    def outage(self, error: OutageError | None) -> None:
+        pass
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Capped exponential backoff with full jitter; giving up turns a transient failure into an ERROR."""
+    """Capped exponential backoff with full jitter; giving up turns a transient failure into an ERROR.
+
+    Times in seconds. Outages use ``cap_s`` and never give up; quotas use ``capacity_cap_s``.
+    """
 
     base_s: float = 1.0
     cap_s: float = 60.0
@@ -126,18 +149,54 @@ class LoopSettings:
     cmd_submit_topic: str
     dead_letter_topic: str
     max_in_flight: int = 16
+    max_held: int = 0  # records held at once (running, waiting, parked); 0: 16 x max_in_flight
     poll_timeout_ms: int = 200
     max_records: int = 100
     shutdown_grace_s: float = 30.0
     retry: RetryPolicy = RetryPolicy()
 
+    @property
+    def held_limit(self) -> int:
+        return self.max_held or 16 * self.max_in_flight
+
+
+@dataclass
+class Task:
+    """One record on its way to an end: decoded once, attempted until it ends."""
+
+    record: InboundRecord
+    raw: Mapping[str, Any] | None  # None: not routable, ``unroutable`` says why
+    unroutable: str = ""
+    action: str | None = None  # records about the same action run one after the other
+    first_attempt_s: float = 0.0
+    attempts: int = 0
+    told_capacity: bool = False
+    outage: OutageError | None = None  # the last attempt waited on an outage
+
+    @property
+    def partition(self) -> Partition:
+        return (self.record.topic, self.record.partition)
+
 
 @dataclass
 class TaskResult:
-    record: InboundRecord
-    outcome: str
+    """An attempt's result: ended (``outcome`` set) or to be tried again in ``retry_in_s``."""
+
+    task: Task
+    outcome: str | None
     executor_event: dict[str, Any] | None = None
-    abandoned: bool = False
+    retry_in_s: float = 0.0
+
+    @property
+    def ended(self) -> bool:
+        return self.outcome is not None
+
+
+@dataclass(order=True)
+class _Parked:
+    due: float
+    seq: int
+    task: Task = field(compare=False)
 
 
 class Unroutable(Exception):
@@ -165,8 +224,8 @@ class ExecutorLoop:
         tracker: JobTracker | None = None,
         observer: Observer | None = None,
         pool: Executor | None = None,
-        sleep: Callable[[float], Any] | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
         self._sink = sink
@@ -178,12 +237,20 @@ class ExecutorLoop:
         self._observer = observer or NullObserver()
         self._pool = pool or ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="record")
         self._stopping = threading.Event()
-        self._sleep = sleep or self._stopping.wait
         self._clock = clock
+        self._monotonic = monotonic
         self._ledger = OffsetLedger()
         self._done: queue.Queue[TaskResult] = queue.Queue()
-        self._finished_unacked: list[TaskResult] = []  # done, waiting for the tracker's record to be acked
-        self._last_by_key: dict[tuple[str, int, bytes | None], Future[TaskResult]] = {}
+        self._active: dict[Partition, int] = {}  # records running on the pool, per partition
+        self._parked: list[_Parked] = []
+        self._seq = itertools.count()
+        self._waiting: dict[str, deque[Task]] = {}  # action -> records behind the one holding it
+        self._ended_unacked: list[TaskResult] = []  # ended, waiting for the tracker's record to be acked
+        self._to_commit: dict[Partition, int] = {}  # committable, not yet acknowledged by the broker
+        self._outages: dict[int, OutageError] = {}  # id(task) -> the outage it waits on
+        self._commit_outage: OutageError | None = None
+        self._outage_shown: OutageError | None = None
+        self._outage_since = 0.0
         self._paused = False
         self._next_lag_report = 0.0
         self.counts: dict[str, int] = {}
@@ -201,42 +268,47 @@ class ExecutorLoop:
     def run_once(self) -> None:
         self._observer.heartbeat()
         self._complete_finished()
-        in_flight = self._ledger.in_flight()
-        room = self._settings.max_in_flight - in_flight
-        self._apply_backpressure(room <= 0)
-        if room <= 0:
-            # Full: keep polling (the group must see us) but wake as soon as a record finishes.
-            self._source.poll(0, 1)
+        self._start_due()
+        room = min(
+            self._settings.max_in_flight - self._running,
+            self._settings.held_limit - self._ledger.in_flight(),
+        )
+        outage = self._current_outage()
+        self._apply_backpressure(room <= 0 or outage is not None)
+        if room <= 0 or outage is not None:
+            # Keep polling (the group must see us) but wake as soon as a record finishes. Paused
+            # partitions return nothing; one assigned since the pause may: it is started all the same.
+            batch = self._source.poll(0, 1)
             self._complete_finished(wait_s=self._settings.poll_timeout_ms / 1000)
-            batch = []
         else:
-            # With records in flight, poll briefly so finished ones are committed promptly.
-            timeout = self._settings.poll_timeout_ms if in_flight == 0 else BUSY_POLL_MS
+            # With records held, poll briefly so finished ones are committed promptly.
+            busy = self._ledger.in_flight() > 0
+            timeout = BUSY_POLL_MS if busy else self._settings.poll_timeout_ms
             batch = self._source.poll(timeout, min(self._settings.max_records, room))
         for record in batch:
             self._start(record)
-        self._observer.set_in_flight(self._ledger.in_flight())
+        self._observer.set_in_flight(self._running)
         if self._tracker is not None and not self._stopping.is_set():
             self._tracker.tick()
             self._observer.set_tracked(len(self._tracker.tracked))
         self._report_lag()
 
     def _report_lag(self) -> None:
-        now = time.monotonic()
+        now = self._monotonic()
         lag = getattr(self._source, "lag", None)
         if lag is None or now < self._next_lag_report:
             return
         self._next_lag_report = now + LAG_REPORT_INTERVAL_S
         try:
             self._observer.report_lag(lag())
-        except Exception as error:
+        except Exception as error:  # the last values stay exported; readiness reports the broker
             log.debug("consumer lag unavailable: %s", error)
 
     def drain(self, grace_s: float) -> None:
-        """Let in-flight records finish for up to ``grace_s``, committing what is done."""
+        """Let running records finish for up to ``grace_s``, committing what is done."""
         self._source.pause_all()
         deadline = time.monotonic() + grace_s
-        while self._ledger.in_flight() and time.monotonic() < deadline:
+        while self._running and time.monotonic() < deadline:
             self._complete_finished(wait_s=0.1)
         self._complete_finished()
         left = self._ledger.in_flight()
@@ -250,146 +322,285 @@ class ExecutorLoop:
     def on_assigned(self, partitions: set[tuple[str, int]]) -> None:
         log.info("partitions assigned: %s", describe_partitions(partitions))
         self._observer.joined(True)
+        if self._paused:
+            self._source.pause_all()  # the new partitions too
         if self._tracker is not None:
             self._tracker.on_assigned(partitions)
 
     def on_revoked(self, partitions: set[tuple[str, int]]) -> None:
-        """Finish (within the grace period) and commit what runs on partitions we are losing."""
+        """Finish (within the grace period) and commit what runs on partitions we are losing; records
+        there that wait (parked or behind another) are left to the partitions' next owner."""
         log.info("partitions revoked: %s", describe_partitions(partitions))
         deadline = time.monotonic() + self._settings.shutdown_grace_s
-        while self._ledger.in_flight_on(partitions) and time.monotonic() < deadline:
+        while self._running_on(partitions) and time.monotonic() < deadline:
             self._complete_finished(wait_s=0.1)
         self._complete_finished()
+        self._drop_waiting(partitions)
         self._ledger.forget(partitions)
+        for partition in partitions:
+            self._to_commit.pop(partition, None)
         if self._tracker is not None:
             self._tracker.on_revoked(partitions)
 
+    def _running_on(self, partitions: set[Partition]) -> int:
+        return sum(self._active.get(p, 0) for p in partitions)
+
+    def _drop_waiting(self, partitions: set[Partition]) -> None:
+        for action, tasks in list(self._waiting.items()):
+            self._waiting[action] = deque(t for t in tasks if t.partition not in partitions)
+        dropped = [p.task for p in self._parked if p.task.partition in partitions]
+        self._parked = [p for p in self._parked if p.task.partition not in partitions]
+        heapq.heapify(self._parked)
+        for task in dropped:
+            self._outages.pop(id(task), None)
+            self._release(task)
+
     # --- starting and finishing records -----------------------------------------------------------
 
-    def _apply_backpressure(self, full: bool) -> None:
-        if full and not self._paused:
+    def _apply_backpressure(self, pause: bool) -> None:
+        if pause and not self._paused:
             self._source.pause_all()
             self._paused = True
-        elif not full and self._paused:
+        elif not pause and self._paused:
             self._source.resume_all()
             self._paused = False
 
     def _start(self, record: InboundRecord) -> None:
-        partition: Partition = (record.topic, record.partition)
-        self._ledger.started(partition, record.offset)
-        key = (record.topic, record.partition, record.key)
-        before = self._last_by_key.get(key)
-        if before is not None and before.done():
-            before = None
-        self._last_by_key[key] = self._pool.submit(self._work, record, before)
+        self._ledger.started((record.topic, record.partition), record.offset)
+        task = self._task_for(record)
+        if task.action is not None:
+            if task.action in self._waiting:
+                self._waiting[task.action].append(task)  # its action is busy: wait, holding no slot
+                return
+            self._waiting[task.action] = deque()
+        self._run(task)
 
-    def _work(self, record: InboundRecord, before: Future[TaskResult] | None) -> TaskResult:
-        if before is not None:
-            before.exception()  # same client on the same partition: keep their order
+    def _task_for(self, record: InboundRecord) -> Task:
+        task = Task(record, None, first_attempt_s=self._monotonic())
         try:
-            result = self._handle_with_retries(record)
-        except BaseException as error:  # a bug in the loop itself: keep the record uncommitted
-            log.exception("record %s could not be handled: %s", _where(record), error)
-            result = TaskResult(record, "abandoned", abandoned=True)
-        self._done.put(result)
-        return result
+            task.raw = _decode(record)
+        except Unroutable as error:
+            task.unroutable = str(error)
+            return task
+        except Exception as error:  # decoding must not be the step that stops a record from ending
+            task.unroutable = f"could not be decoded: {type(error).__name__}: {error}"
+            return task
+        task.action = _action_of(task.raw, is_command=record.topic == self._settings.cmd_submit_topic)
+        return task
+
+    @property
+    def _running(self) -> int:
+        return sum(self._active.values())
+
+    def _run(self, task: Task) -> None:
+        self._active[task.partition] = self._active.get(task.partition, 0) + 1
+        self._pool.submit(self._work, task)
+
+    def _start_due(self) -> None:
+        now = self._monotonic()
+        while (
+            self._parked
+            and self._parked[0].due <= now
+            and self._running < self._settings.max_in_flight
+            and not self._stopping.is_set()
+        ):
+            self._run(heapq.heappop(self._parked).task)
+
+    def _release(self, task: Task) -> None:
+        """The task ended (or was dropped): the next record about its action may run."""
+        if task.action is None:
+            return
+        behind = self._waiting.get(task.action)
+        if behind:
+            self._run(behind.popleft())
+        else:
+            self._waiting.pop(task.action, None)
 
     def _complete_finished(self, wait_s: float = 0.0) -> None:
-        """On the loop's thread: track new jobs, then commit every partition's finished prefix."""
-        try:
-            first = self._done.get(timeout=wait_s) if wait_s else self._done.get_nowait()
-        except queue.Empty:
-            first = None
-        if first is not None:
-            self._finished_unacked.append(first)
-        while True:
-            try:
-                self._finished_unacked.append(self._done.get_nowait())
-            except queue.Empty:
-                break
-        if not self._finished_unacked:
-            return
-        self._last_by_key = {k: f for k, f in self._last_by_key.items() if not f.done()}
-        finished, self._finished_unacked = self._finished_unacked, []
-        for result in finished:
+        """On the loop's thread: park what must wait, track new jobs, commit finished prefixes."""
+        results = _take_all(self._done, wait_s)
+        for result in results:
+            task = result.task
+            self._active[task.partition] -= 1
+            if result.ended:
+                self._outages.pop(id(task), None)
+                self._ended_unacked.append(result)
+                continue
+            if task.outage is not None:
+                self._outages[id(task)] = task.outage
+            else:
+                self._outages.pop(id(task), None)
+            due = self._monotonic() + result.retry_in_s
+            heapq.heappush(self._parked, _Parked(due, next(self._seq), task))
+        if self._ended_unacked:
+            self._finish_ended()
+        self._commit()
+        self._show_outage()
+
+    def _finish_ended(self) -> None:
+        """Track the new jobs and wait for their tracking records; only then may the records commit."""
+        for result in self._ended_unacked:
             if self._tracker is not None and result.executor_event is not None:
-                self._tracker.track(result.executor_event, result.record.partition)
+                self._tracker.track(result.executor_event, result.task.record.partition)
         try:
             self._sink.flush()
         except PublishError as error:
-            log.warning("tracking records not acknowledged yet, will retry: %s", error)
+            log.info("tracking records not acknowledged yet, will send them again: %s", error)
             self._observer.failure("publish")
-            self._finished_unacked = finished
-            return
+            self._commit_outage = error
+            return  # kept in _ended_unacked: tracked (and sent) again next round
+        finished, self._ended_unacked = self._ended_unacked, []
         for result in finished:
-            if result.abandoned:
-                continue  # never marked finished: the partition's commit stops before it
-            self._ledger.finished((result.record.topic, result.record.partition), result.record.offset)
+            record = result.task.record
+            self._ledger.finished((record.topic, record.partition), record.offset)
+            self._release(result.task)
+            assert result.outcome is not None
             self.counts[result.outcome] = self.counts.get(result.outcome, 0) + 1
-            stamp = result.record.timestamp_ms
+            stamp = record.timestamp_ms
             latency = max(0.0, self._clock() - stamp / 1000) if stamp else None
             self._observer.consumed(result.outcome, latency)
-        self._source.commit_offsets(self._ledger.committable())
+        self._to_commit.update(self._ledger.committable())
+
+    def _commit(self) -> None:
+        if not self._to_commit:
+            if self._commit_outage is not None and not self._ended_unacked:
+                self._commit_outage = None
+            return
+        try:
+            self._source.commit_offsets(dict(self._to_commit))
+        except CommitError as error:
+            self._commit_outage = error
+            self._observer.failure("publish")
+            return
+        self._to_commit.clear()
+        if not self._ended_unacked:
+            self._commit_outage = None
+
+    # --- outages -----------------------------------------------------------------------------------
+
+    def _current_outage(self) -> OutageError | None:
+        if self._commit_outage is not None:
+            return self._commit_outage
+        return next(reversed(self._outages.values()), None)
+
+    def _show_outage(self) -> None:
+        """One WARNING when an outage starts (what and how to fix it), one INFO when it ends."""
+        current = self._current_outage()
+        shown = self._outage_shown
+        if current is not None and shown is None:
+            self._outage_since = self._monotonic()
+            log.warning(
+                "outage of %s: %s. Fix: %s. Nothing is answered with ERROR meanwhile: fetching is "
+                "paused and the %d records held wait and are retried",
+                current.dependency,
+                current,
+                current.fix or "see the message",
+                self._ledger.in_flight(),
+            )
+        elif current is None and shown is not None:
+            log.info(
+                "outage of %s over after %.0fs; fetching resumes",
+                shown.dependency,
+                self._monotonic() - self._outage_since,
+            )
+        if current is not shown:
+            self._observer.outage(current)
+        self._outage_shown = current
 
     # --- one record ---------------------------------------------------------------------------------
 
-    def _handle_with_retries(self, record: InboundRecord) -> TaskResult:
-        started = time.monotonic()
-        attempt = 0
-        told_capacity = False
-        while True:
-            try:
-                outcome, executor_event = self._dispatch(record, retry=attempt > 0)
-                self._sink.flush()
-                return TaskResult(record, outcome, executor_event)
-            except (TransientError, PublishError) as error:
-                capacity = isinstance(error, CapacityError)
-                kind = (
-                    "capacity" if capacity else "publish" if isinstance(error, PublishError) else "transient"
-                )
-                self._observer.failure(kind)
-                if self._stopping.is_set():
-                    return TaskResult(record, "abandoned", abandoned=True)
-                if time.monotonic() - started > self._settings.retry.give_up_s:
-                    return self._give_up(record, error)
-                if capacity and not told_capacity:
-                    told_capacity = self._tell(record, MSG_WAITING_FOR_CAPACITY.format(error))
-                delay = self._settings.retry.delay(attempt, capacity=capacity)
-                log.warning(
-                    "retrying %s in %.1fs after a transient failure: %s", _where(record), delay, error
-                )
-                attempt += 1
-                self._sleep(delay)
-
-    def _tell(self, record: InboundRecord, message: str) -> bool:
+    def _work(self, task: Task) -> TaskResult:
+        """On a pool thread: one attempt at the record. Never raises; always reports a result."""
         try:
-            raw = _decode(record)
-            self._emitter.status(raw, Status.PENDING, message)
+            result = self._attempt(task)
+        except BaseException as error:
+            result = self._last_resort(task, error)
+        self._done.put(result)
+        return result
+
+    def _attempt(self, task: Task) -> TaskResult:
+        retry = task.attempts > 0
+        task.attempts += 1
+        try:
+            outcome, executor_event = self._dispatch(task, retry=retry)
             self._sink.flush()
-        except (Unroutable, PublishError):
+        except OutageError as error:
+            self._settle_sends()
+            return self._wait_for_outage(task, error)
+        except TransientError as error:
+            self._settle_sends()
+            return self._wait_transient(task, error)
+        task.outage = None
+        return TaskResult(task, outcome, executor_event)
+
+    def _settle_sends(self) -> None:
+        """Before a record waits: what its attempt sent (its PENDING) goes out, and is not left for
+        the thread's next record to wait on."""
+        try:
+            self._sink.flush()
+        except OutageError as error:
+            log.debug("sends of a waiting record not acknowledged: %s", error)
+
+    def _wait_for_outage(self, task: Task, error: OutageError) -> TaskResult:
+        self._observer.failure("publish" if isinstance(error, PublishError) else "outage")
+        task.outage = error
+        delay = self._settings.retry.delay(task.attempts)
+        log.info("%s waits %.1fs for the %s outage to end: %s", _where(task), delay, error.dependency, error)
+        return TaskResult(task, None, retry_in_s=delay)
+
+    def _wait_transient(self, task: Task, error: TransientError) -> TaskResult:
+        task.outage = None
+        capacity = isinstance(error, CapacityError)
+        self._observer.failure("capacity" if capacity else "transient")
+        if self._monotonic() - task.first_attempt_s > self._settings.retry.give_up_s:
+            return self._give_up(task, error)
+        if capacity and not task.told_capacity:
+            task.told_capacity = self._tell(task, MSG_WAITING_FOR_CAPACITY.format(error))
+        delay = self._settings.retry.delay(task.attempts, capacity=capacity)
+        log.warning("retrying %s in %.1fs after a transient failure: %s", _where(task), delay, error)
+        return TaskResult(task, None, retry_in_s=delay)
+
+    def _tell(self, task: Task, message: str) -> bool:
+        if task.raw is None:
             return False
+        try:
+            self._emitter.status(task.raw, Status.PENDING, message)
+            self._sink.flush()
+        except OutageError:
+            return False  # said on a later attempt
         return True
 
-    def _give_up(self, record: InboundRecord, error: Exception) -> TaskResult:
+    def _give_up(self, task: Task, error: Exception) -> TaskResult:
         waited = self._settings.retry.give_up_s
         message = f"Benchmark creation failed. SageMaker kept failing for {waited:.0f}s: {error}"
         try:
-            raw = _decode(record)
-            self._emitter.status(raw, Status.ERROR, message)
-            self._dead_letter(record, message)
+            if task.raw is not None:
+                self._emitter.status(task.raw, Status.ERROR, message)
+            self._dead_letter(task.record, message)
             self._sink.flush()
-        except (Unroutable, PublishError):
-            return TaskResult(record, "abandoned", abandoned=True)
-        return TaskResult(record, "gave-up")
+        except OutageError as outage:
+            return self._wait_for_outage(task, outage)
+        return TaskResult(task, "gave-up")
 
-    def _dispatch(self, record: InboundRecord, *, retry: bool) -> tuple[str, dict[str, Any] | None]:
+    def _last_resort(self, task: Task, error: BaseException) -> TaskResult:
+        """The record's handling, error path included, raised: end it with a dead letter that fits."""
+        reason = f"could not be handled: {type(error).__name__}: {error}"
         try:
-            raw = _decode(record)
-        except Unroutable as error:
-            self._dead_letter(record, str(error))
+            log.error("%s %s", _where(task), reason, exc_info=error)
+            self._observer.failure("internal")
+            self._sink.send(self._settings.dead_letter_topic, None, minimal_dead_letter(task.record, reason))
+            self._sink.flush()
+        except BaseException as second:  # not even that went out: the broker is what fails
+            outage = PublishError(f"the dead letter for {_where(task)} was not acknowledged: {second!r}")
+            return self._wait_for_outage(task, outage)
+        return TaskResult(task, "dead-letter")
+
+    def _dispatch(self, task: Task, *, retry: bool) -> tuple[str, dict[str, Any] | None]:
+        if task.raw is None:
+            self._dead_letter(task.record, task.unroutable)
             return "dead-letter", None
-        with log_context(action_id=str(raw["action_id"])):
-            return self._route(record, raw, retry=retry)
+        with log_context(action_id=str(task.raw["action_id"])):
+            return self._route(task.record, task.raw, retry=retry)
 
     def _route(
         self, record: InboundRecord, raw: Mapping[str, Any], *, retry: bool
@@ -402,10 +613,10 @@ class ExecutorLoop:
         except NotForUs as error:
             self._dead_letter(record, str(error))
             return "dead-letter", None
-        except (TransientError, PublishError):
+        except TransientError:
             raise
         except Exception as error:  # a bug: say so to the user and keep the record, then carry on
-            log.exception("unexpected error handling %s", _where(record))
+            log.exception("unexpected error handling %s", _where_record(record))
             self._observer.failure("internal")
             self._emitter.status(
                 raw,
@@ -417,13 +628,28 @@ class ExecutorLoop:
             return "internal-error", None
 
     def _dead_letter(self, record: InboundRecord, reason: str) -> None:
-        log.warning("dead-lettering %s: %s", _where(record), reason.splitlines()[0])
+        log.warning("dead-lettering %s: %s", _where_record(record), (reason.splitlines() or [""])[0])
         self._observer.failure("dead_letter")
-        key = record.key.decode("utf-8", "replace") if record.key is not None else None
+        key = record.key.decode("utf-8", "replace")[:1024] if record.key is not None else None
         self._sink.send(self._settings.dead_letter_topic, key, dead_letter_record(record, reason))
 
 
-def _where(record: InboundRecord) -> str:
+def _take_all(results: queue.Queue[TaskResult], wait_s: float) -> list[TaskResult]:
+    taken = []
+    try:
+        taken.append(results.get(timeout=wait_s) if wait_s else results.get_nowait())
+        while True:
+            taken.append(results.get_nowait())
+    except queue.Empty:
+        pass
+    return taken
+
+
+def _where(task: Task) -> str:
+    return _where_record(task.record)
+
+
+def _where_record(record: InboundRecord) -> str:
     return f"{record.topic}[{record.partition}]@{record.offset}"
 
 
@@ -435,7 +661,7 @@ def _decode(record: InboundRecord) -> Mapping[str, Any]:
         raw = json.loads(record.value.decode("utf-8"))
     except UnicodeDecodeError as error:
         raise Unroutable(f"not UTF-8: {error}") from error
-    except (json.JSONDecodeError, RecursionError) as error:
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, and ints past 4,300 digits
         raise Unroutable(f"not valid JSON: {error}") from error
     if not isinstance(raw, dict):
         raise Unroutable(f"not a JSON object but a {type(raw).__name__}")
@@ -446,13 +672,32 @@ def _decode(record: InboundRecord) -> Mapping[str, Any]:
     return raw
 
 
+def _action_of(raw: Mapping[str, Any], *, is_command: bool) -> str:
+    """The action a record is about: its own, or for a command the action it targets (a cancel)."""
+    if is_command:
+        payload = raw.get("payload")
+        args = payload.get("args") if isinstance(payload, Mapping) else None
+        target = args.get("target_action_id") if isinstance(args, Mapping) else None
+        if target is None and isinstance(args, list) and args:
+            target = args[0]
+        if isinstance(target, str) and target:
+            return target
+    return str(raw["action_id"])
+
+
 def dead_letter_record(record: InboundRecord, reason: str) -> dict[str, Any]:
-    """What goes to the dead-letter topic: where the record came from, why, and the record itself."""
+    """What goes to the dead-letter topic: where the record came from, why, and the record itself.
+
+    Bounded: the reason keeps its last ``DEAD_LETTER_REASON_CHARS`` characters (a traceback ends
+    where it failed), the value its first ``DEAD_LETTER_VALUE_BYTES`` bytes, with its size and digest.
+    """
+    if len(reason) > DEAD_LETTER_REASON_CHARS:
+        reason = reason[:200] + "\n...\n" + reason[-DEAD_LETTER_REASON_CHARS:]
     value: dict[str, Any] = {
         "reason": reason,
         "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
         "timestamp_ms": record.timestamp_ms,
-        "key": record.key.decode("utf-8", "replace") if record.key is not None else None,
+        "key": record.key.decode("utf-8", "replace")[:1024] if record.key is not None else None,
     }
     if record.value is None:
         value["value"] = None
@@ -469,3 +714,26 @@ def dead_letter_record(record: InboundRecord, reason: str) -> dict[str, Any]:
     except UnicodeDecodeError:
         value["value_base64"] = base64.b64encode(kept).decode("ascii")
     return value
+
+
+def minimal_dead_letter(record: InboundRecord, reason: str) -> bytes:
+    """The last-resort dead letter: a few kilobytes of strict JSON, whatever the record holds.
+
+    Source topic, partition and offset, the reason (first 4,000 characters), and an excerpt of the
+    value (its first ``MINIMAL_EXCERPT_BYTES`` bytes, undecodable bytes replaced), with its size and
+    digest: under 64 KiB even when every character needs a JSON escape. Built from plain ints and
+    strings only, so it cannot fail to serialise.
+    """
+    data = record.value or b""
+    return json.dumps(
+        {
+            "reason": reason[:4000],
+            "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
+            "timestamp_ms": record.timestamp_ms,
+            "value_excerpt": data[:MINIMAL_EXCERPT_BYTES].decode("utf-8", "replace"),
+            "value_bytes": len(data),
+            "value_sha256": hashlib.sha256(data).hexdigest(),
+            "minimal": True,
+        },
+        ensure_ascii=True,
+    ).encode("ascii")

@@ -1,9 +1,9 @@
 """What the service tells its operators: Prometheus metrics, liveness and readiness, and the AWS probe.
 
 Owned here: the names, labels and buckets of the ``sm_executor_*`` metrics (:class:`ServiceMetrics`),
-what "live" and "ready" mean (:class:`Health`), and the background check that AWS is reachable
-(:class:`AwsProbe`). Nothing here does I/O of its own except the probe's ``check``, which the caller
-supplies.
+what "live" and "ready" mean (:class:`Health`), and the background checks that AWS and the Kafka
+brokers answer (:class:`DependencyProbe`). Nothing here does I/O of its own except the probes'
+``check``, which the caller supplies.
 
 ``cli`` builds one of each at start-up and hands them to the consumer loop, which reports what it does
 (``consumed``, ``submitted``, ``failure``, ``heartbeat``, ``set_joined`` ...), and to
@@ -13,7 +13,10 @@ supplies.
 * Live = the loop has called :meth:`Health.heartbeat` within ``stale_after_s``. A loop stuck in a call
   that never returns stops beating, and the kubelet restarts the pod. The grace period starts when the
   :class:`Health` is created, so start-up (importing the SDK, joining the group) is not a failure.
-* Ready = the consumer has joined its group and the last AWS check succeeded.
+* Ready = the consumer has joined its group, the last check of each dependency (AWS, the brokers)
+  succeeded, and the loop reports no outage. Otherwise ``/readyz`` gives every reason, with the fix
+  for an outage. The brokers are checked every half session timeout with a session-timeout bound on
+  each check, so losing them turns readiness false within two session timeouts.
 """
 
 from __future__ import annotations
@@ -22,15 +25,27 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from sagemaker_executor.domain.errors import OutageError
 
 log = logging.getLogger(__name__)
 
 # The failure kinds the loop reports; each is exported (at 0) from the start so that rate() and
 # alerts work before the first failure of that kind.
-FAILURE_KINDS: tuple[str, ...] = ("transient", "capacity", "permanent", "internal", "publish", "dead_letter")
+FAILURE_KINDS: tuple[str, ...] = (
+    "transient",
+    "capacity",
+    "outage",
+    "permanent",
+    "internal",
+    "publish",
+    "dead_letter",
+)
+# What an outage can be of (``OutageError.dependency``); each is exported (at 0) from the start.
+DEPENDENCIES: tuple[str, ...] = ("aws", "kafka", "disk")
 
 # From a quick CreateTrainingJob (~50 ms) to a submission that downloads and uploads large scripts.
 SUBMISSION_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
@@ -76,6 +91,14 @@ class ServiceMetrics:
         self._tracked = Gauge(
             "sm_executor_tracked_jobs", "Training jobs being tracked until they end", registry=r
         )
+        self._outage = Gauge(
+            "sm_executor_outage",
+            "1 while the executor's own set-up fails (records wait, fetching is paused), by dependency",
+            ["dependency"],
+            registry=r,
+        )
+        for dependency in DEPENDENCIES:
+            self._outage.labels(dependency=dependency)
 
     def consumed(self, outcome: str) -> None:
         self._consumed.labels(outcome=outcome).inc()
@@ -103,22 +126,32 @@ class ServiceMetrics:
     def set_tracked(self, n: int) -> None:
         self._tracked.set(n)
 
+    def set_outage(self, dependency: str | None) -> None:
+        """Mark ``dependency`` as out (the others as fine); ``None``: no outage."""
+        for name in {*DEPENDENCIES, *([dependency] if dependency else [])}:
+            self._outage.labels(dependency=name).set(1 if name == dependency else 0)
+
     def render(self) -> bytes:
         """The Prometheus text exposition format, version 0.0.4."""
         return generate_latest(self.registry)
 
 
 class Health:
-    """Liveness and readiness, written by the loop and the AWS probe, read by the HTTP server's threads."""
+    """Liveness and readiness, written by the loop and the probes, read by the HTTP server's threads."""
 
-    def __init__(self, stale_after_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        stale_after_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        dependencies: Iterable[str] = ("aws",),
+    ) -> None:
         self._stale_after_s = stale_after_s
         self._clock = clock
         self._lock = threading.Lock()
         self._last_beat = clock()  # the grace period for start-up
         self._joined = False
-        self._aws_ok = False
-        self._aws_detail = "not checked yet"
+        self._dependencies = {name: (False, "not checked yet") for name in dependencies}
+        self._outage = ""
 
     def heartbeat(self) -> None:
         now = self._clock()
@@ -129,10 +162,19 @@ class Health:
         with self._lock:
             self._joined = joined
 
-    def set_aws(self, ok: bool, detail: str = "") -> None:
+    def expect(self, name: str, detail: str = "not checked yet") -> None:
+        """Readiness also needs dependency ``name`` (``aws``, ``kafka``) to pass its check."""
         with self._lock:
-            self._aws_ok = ok
-            self._aws_detail = detail[:_MAX_DETAIL]
+            self._dependencies.setdefault(name, (False, detail))
+
+    def set_dependency(self, name: str, ok: bool, detail: str = "") -> None:
+        with self._lock:
+            self._dependencies[name] = (ok, detail[:_MAX_DETAIL])
+
+    def set_outage(self, reason: str) -> None:
+        """What the loop is waiting on (an outage of its own set-up, with the fix); "" when none."""
+        with self._lock:
+            self._outage = reason[: _MAX_DETAIL * 2]
 
     def liveness(self, now: float | None = None) -> tuple[bool, str]:
         """(live, reason): live while the loop's last heartbeat is at most ``stale_after_s`` old."""
@@ -144,40 +186,52 @@ class Health:
         return False, f"consumer loop stalled: no heartbeat for {age:.0f}s (limit {self._stale_after_s:.0f}s)"
 
     def readiness(self) -> tuple[bool, str]:
-        """(ready, reason): ready once joined to the consumer group with AWS reachable."""
+        """(ready, reason): ready once joined, with every dependency answering and no outage."""
         with self._lock:
-            joined, aws_ok, detail = self._joined, self._aws_ok, self._aws_detail
+            joined, dependencies, outage = self._joined, dict(self._dependencies), self._outage
         missing = []
         if not joined:
             missing.append("not joined to the consumer group")
-        if not aws_ok:
-            missing.append(f"AWS not reachable: {detail}" if detail else "AWS not reachable")
+        for name, (ok, detail) in sorted(dependencies.items()):
+            if not ok:
+                what = _UNREACHABLE.get(name, f"{name} not reachable")
+                missing.append(f"{what}: {detail}" if detail else what)
+        if outage:
+            missing.append(outage)
         if missing:
             return False, "; ".join(missing)
         return True, "ok"
 
 
-class AwsProbe:
-    """Calls ``check`` every ``interval_s`` in a daemon thread and records the result in ``health``.
+_UNREACHABLE = {"aws": "AWS not reachable", "kafka": "Kafka brokers not reachable"}
 
-    ``check`` returns on success and raises on failure; the exception's text becomes the readiness
-    reason. It should be cheap and bounded by the client's own timeouts: a check that hangs delays the
-    next one but never the consumer loop.
+
+class DependencyProbe:
+    """Calls ``check`` every ``interval_s`` in a daemon thread and records the result in ``health``
+    under ``name``.
+
+    ``check`` returns on success and raises on failure; the exception's text (and an ``OutageError``'s
+    fix) becomes the readiness reason. It should be bounded by its client's own timeouts: a check
+    that hangs delays the next one but never the consumer loop.
     """
 
-    def __init__(self, health: Health, check: Callable[[], None], interval_s: float = 30.0) -> None:
+    def __init__(
+        self, health: Health, check: Callable[[], None], interval_s: float = 30.0, *, name: str = "aws"
+    ) -> None:
         self._health = health
         self._check = check
         self._interval_s = interval_s
+        self._name = name
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_ok: bool | None = None
+        health.expect(name)
 
     def start(self) -> None:
         if self._thread is not None:
             return
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="aws-probe", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"{self._name}-probe", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -187,20 +241,24 @@ class AwsProbe:
             self._thread = None
 
     def probe_once(self) -> bool:
-        """Run the check now and record the result; True if AWS answered."""
+        """Run the check now and record the result; True if the dependency answered."""
         try:
             self._check()
         except Exception as error:
             detail = f"{type(error).__name__}: {error}"
+            fix = getattr(error, "fix", "")
+            if fix:
+                detail += f" (fix: {fix})"
             ok = False
         else:
             detail, ok = "", True
-        self._health.set_aws(ok, detail)
+        self._health.set_dependency(self._name, ok, detail)
         if ok != self._last_ok:  # log transitions, not every probe
+            unreachable = _UNREACHABLE.get(self._name, f"{self._name} not reachable")
             if ok:
-                log.info("AWS reachable")
+                log.info("%s", unreachable.replace("not reachable", "reachable"))
             else:
-                log.warning("AWS not reachable: %s", detail[:_MAX_DETAIL])
+                log.warning("%s: %s", unreachable, detail[:_MAX_DETAIL])
         self._last_ok = ok
         return ok
 
@@ -209,7 +267,7 @@ class AwsProbe:
             try:
                 self.probe_once()
             except Exception:  # a bug in the probe must not end it silently
-                log.exception("AWS probe failed unexpectedly")
+                log.exception("%s probe failed unexpectedly", self._name)
             self._stopping.wait(self._interval_s)
 
 
@@ -245,3 +303,11 @@ class LoopObserver:
     def report_lag(self, lag: dict[tuple[str, int], int]) -> None:
         for (topic, partition), value in lag.items():
             self._metrics.set_lag(topic, partition, value)
+
+    def outage(self, error: OutageError | None) -> None:
+        self._metrics.set_outage(error.dependency if error is not None else None)
+        if error is None:
+            self._health.set_outage("")
+        else:
+            fix = f" (fix: {error.fix})" if error.fix else ""
+            self._health.set_outage(f"outage of {error.dependency}, records wait: {error}{fix}")

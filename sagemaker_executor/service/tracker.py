@@ -130,14 +130,20 @@ class JobTracker:
     # --- new jobs ------------------------------------------------------------------------------
 
     def track(self, executor_event: dict[str, Any], partition: int) -> None:
-        """Start tracking the job of ``executor_event``; the loop flushes before committing."""
+        """Start tracking the job of ``executor_event`` and send its tracking record.
+
+        The loop flushes before it commits the input record, and calls this again if that flush
+        failed. A job already tracked (a redelivered submission, or that second call) has its current
+        record sent again, with what was reported so far: the compacted topic keeps the latest one.
+        """
         job = tracked_job(executor_event, partition, int(self._clock() * 1000))
         known = self._tracked.get(job.job_name)
-        if known is not None:
-            return  # a redelivered submission: the record exists with what was reported
-        self._tracked[job.job_name] = job
-        self._sink.send(self._settings.tracking_topic, job.job_name, job.to_json(), partition=partition)
-        self._rewind_cursor(self._clock() - self._settings.overlap_s)
+        if known is None:
+            self._tracked[job.job_name] = job
+            self._rewind_cursor(self._clock() - self._settings.overlap_s)
+        else:
+            job = known
+        self._sink.send(self._settings.tracking_topic, job.job_name, job.to_json(), partition=job.partition)
 
     # --- polling -------------------------------------------------------------------------------
 

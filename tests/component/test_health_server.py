@@ -75,9 +75,9 @@ def test_readiness_needs_the_group_and_aws(server: HealthServer, health: Health)
     assert status == 503
     assert "not joined to the consumer group" in body and "AWS not reachable" in body
     health.set_joined(True)
-    health.set_aws(True)
+    health.set_dependency("aws", True)
     assert get(server, "/readyz") == (200, "text/plain; charset=utf-8", "ok\n")
-    health.set_aws(False, "ClientError: ExpiredToken")
+    health.set_dependency("aws", False, "ClientError: ExpiredToken")
     assert get(server, "/readyz")[:2] == (503, "text/plain; charset=utf-8")
     assert "ExpiredToken" in get(server, "/readyz")[2]
 

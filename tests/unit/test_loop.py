@@ -1,35 +1,45 @@
 """The concurrent loop's bookkeeping: commits never pass an unfinished record, backpressure pauses
-fetching, records of one client on a partition keep their order, shutdown commits what is done."""
+fetching, records run at once whatever their client and in order only per action, shutdown commits
+what is done."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
+from dataclasses import dataclass
 
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings, describe_partitions
 from sagemaker_executor.service.offsets import OffsetLedger
 from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
-from tests.builders import SITE, fetcher_event
+from tests.builders import SITE, cancel_command, fetcher_event
 from tests.fakes import FakeJobs, FakeScripts, FakeSink, FakeSource, record
 
 FETCHER = "BAI_APP_FETCHER"
+
+
+@dataclass
+class Held:
+    future: Future
+    fn: Callable[..., object]
+    args: tuple
 
 
 class HeldExecutor(Executor):
     """Queues tasks; the test runs them when and in the order it wants."""
 
     def __init__(self) -> None:
-        self.tasks: list[tuple[Future, object, tuple]] = []
+        self.tasks: list[Held] = []
 
     def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[override]
         future: Future = Future()
-        self.tasks.append((future, fn, args))
+        self.tasks.append(Held(future, fn, args))
         return future
 
     def run(self, index: int) -> None:
-        future, fn, args = self.tasks.pop(index)
-        future.set_result(fn(*args))
+        held = self.tasks.pop(index)
+        held.future.set_result(held.fn(*held.args))
 
 
 def _loop(tmp_path, records, pool, max_in_flight=16):
@@ -45,7 +55,6 @@ def _loop(tmp_path, records, pool, max_in_flight=16):
         CommandHandler(jobs, emitter, "R"),
         LoopSettings(FETCHER, "CMD", "DLQ", max_in_flight=max_in_flight),
         pool=pool,
-        sleep=lambda s: None,
     )
     return loop, source, sink
 
@@ -103,15 +112,43 @@ def test_backpressure_pauses_fetching_at_the_limit_and_resumes_below_it(tmp_path
     assert not source.paused and len(pool.tasks) == 2
 
 
-def test_records_of_one_client_on_a_partition_keep_their_order(tmp_path) -> None:
-    first, second = fetcher_event(client_id="same"), fetcher_event(client_id="same")
+def test_records_of_one_client_run_at_once(tmp_path) -> None:
+    # A nightly sweep comes from one user: its submissions are independent and must not queue.
+    events = [fetcher_event(client_id="same") for _ in range(3)]
     pool = HeldExecutor()
-    loop, _, _ = _loop(
-        tmp_path, [record(FETCHER, first, 0, key="same"), record(FETCHER, second, 1, key="same")], pool
-    )
+    loop, _, _ = _loop(tmp_path, [record(FETCHER, e, i, key="same") for i, e in enumerate(events)], pool)
     loop.run_once()
-    # the second task was given the first's future: it must wait for it before running
-    assert pool.tasks[1][2][1] is pool.tasks[0][0]
+    assert len(pool.tasks) == 3
+
+
+def test_records_about_one_action_run_in_order_and_the_waiting_one_holds_no_slot(tmp_path) -> None:
+    event, other = fetcher_event(), fetcher_event()
+    pool = HeldExecutor()
+    records = [record(FETCHER, event, 0), record(FETCHER, event, 1), record(FETCHER, other, 2)]
+    loop, source, _ = _loop(tmp_path, records, pool, max_in_flight=2)
+    loop.run_once()
+    loop.run_once()
+    # the duplicate waits behind offset 0 without a slot: the other action got the second one
+    assert [task.args[0].record.offset for task in pool.tasks] == [0, 2]
+    pool.run(0)
+    loop.run_once()
+    assert [task.args[0].record.offset for task in pool.tasks] == [2, 1]
+    pool.run(1)
+    pool.run(0)
+    loop.run_once()
+    assert source.committed == {(FETCHER, 0): 3}
+
+
+def test_a_cancel_waits_for_the_submission_it_targets(tmp_path) -> None:
+    event = fetcher_event()
+    pool = HeldExecutor()
+    records = [record(FETCHER, event, 0), record("CMD", cancel_command(event["action_id"]), 0)]
+    loop, _, _ = _loop(tmp_path, records, pool)
+    loop.run_once()
+    assert [task.args[0].record.topic for task in pool.tasks] == [FETCHER]
+    pool.run(0)
+    loop.run_once()
+    assert [task.args[0].record.topic for task in pool.tasks] == ["CMD"]
 
 
 def test_shutdown_commits_what_is_done_and_leaves_the_rest(tmp_path) -> None:

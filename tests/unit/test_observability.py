@@ -8,7 +8,7 @@ import threading
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sagemaker_executor.service.observability import FAILURE_KINDS, AwsProbe, Health, ServiceMetrics
+from sagemaker_executor.service.observability import FAILURE_KINDS, DependencyProbe, Health, ServiceMetrics
 
 
 def samples(metrics: ServiceMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -113,13 +113,13 @@ def test_ready_needs_both_the_group_and_aws_and_says_what_is_missing() -> None:
     ready, reason = health.readiness()
     assert not ready and "consumer group" not in reason and "AWS" in reason
 
-    health.set_aws(True, "")
+    health.set_dependency("aws", True, "")
     assert health.readiness() == (True, "ok")
 
-    health.set_aws(False, "EndpointConnectionError: Could not connect")
+    health.set_dependency("aws", False, "EndpointConnectionError: Could not connect")
     assert health.readiness() == (False, "AWS not reachable: EndpointConnectionError: Could not connect")
 
-    health.set_aws(True)
+    health.set_dependency("aws", True)
     health.set_joined(False)  # a rebalance took every partition away, or the consumer left
     assert health.readiness() == (False, "not joined to the consumer group")
 
@@ -132,8 +132,8 @@ class RecordingHealth(Health):
         self.reports: list[tuple[bool, str]] = []
         self.reported = threading.Condition()
 
-    def set_aws(self, ok: bool, detail: str = "") -> None:
-        super().set_aws(ok, detail)
+    def set_dependency(self, name: str, ok: bool, detail: str = "") -> None:
+        super().set_dependency(name, ok, detail)
         with self.reported:
             self.reports.append((ok, detail))
             self.reported.notify_all()
@@ -156,7 +156,7 @@ def test_probe_checks_at_once_then_every_interval_and_follows_the_outcome() -> N
             failed.set()
             raise error
 
-    probe = AwsProbe(health, check, interval_s=0.01)
+    probe = DependencyProbe(health, check, interval_s=0.01)
     probe.start()
     try:
         reports = health.wait_for(3)
@@ -169,7 +169,7 @@ def test_probe_checks_at_once_then_every_interval_and_follows_the_outcome() -> N
 
 def test_probe_stops_promptly_even_with_a_long_interval() -> None:
     health = RecordingHealth()
-    probe = AwsProbe(health, lambda: None, interval_s=3600)
+    probe = DependencyProbe(health, lambda: None, interval_s=3600)
     probe.start()
     health.wait_for(1)  # the first check runs at once
     probe.stop(timeout_s=5)
@@ -182,7 +182,7 @@ def test_probe_once_records_the_exception_text() -> None:
     def unreachable() -> None:
         raise ConnectionError("could not connect to sagemaker.us-east-1.amazonaws.com")
 
-    assert AwsProbe(health, unreachable).probe_once() is False
+    assert DependencyProbe(health, unreachable).probe_once() is False
     assert health.readiness()[1].endswith(
         "ConnectionError: could not connect to sagemaker.us-east-1.amazonaws.com"
     )

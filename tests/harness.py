@@ -1,0 +1,87 @@
+"""The whole service layer on in-memory adapters, driven round by round on a clock the test moves.
+
+Used by the unit tests of the loop and its handlers (``tests/unit``). Integration tests use the real
+parts instead (``tests/integration/conftest.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sagemaker_executor.adapters.kafka import InboundRecord
+from sagemaker_executor.domain.errors import OutageError
+from sagemaker_executor.service.commands import CommandHandler
+from sagemaker_executor.service.emitter import StatusEmitter
+from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings, NullObserver
+from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
+from tests.builders import SITE
+from tests.fakes import FakeClock, FakeJobs, FakeScripts, FakeSink, FakeSource, InlineExecutor
+
+FETCHER, CMD, DLQ = "BAI_APP_FETCHER", "CMD_SUBMIT", "DEAD"
+STATUS, EXECUTOR = "BAI_APP_STATUS", "BAI_APP_EXECUTOR"
+
+
+class RecordingObserver(NullObserver):
+    """Keeps what the loop reports that the tests look at: outages, failures, outcomes."""
+
+    def __init__(self) -> None:
+        self.outages: list[OutageError | None] = []
+        self.failures: list[str] = []
+        self.outcomes: list[str] = []
+
+    def outage(self, error: OutageError | None) -> None:
+        self.outages.append(error)
+
+    def failure(self, kind: str) -> None:
+        self.failures.append(kind)
+
+    def consumed(self, outcome: str, latency_s: float | None) -> None:
+        self.outcomes.append(outcome)
+
+
+class Harness:
+    def __init__(
+        self,
+        tmp_path: Any,
+        records: list[InboundRecord],
+        *,
+        sink: FakeSink | None = None,
+        tracker: Any = None,
+        scripts: FakeScripts | None = None,
+        **settings: Any,
+    ) -> None:
+        self.sink = sink or FakeSink()
+        self.source = FakeSource(records, self.sink)
+        self.jobs = FakeJobs()
+        self.clock = FakeClock()
+        self.observer = RecordingObserver()
+        emitter = StatusEmitter(self.sink, status_topic=STATUS, node="test-node", clock_ms=lambda: 1000)
+        self.loop = ExecutorLoop(
+            self.source,
+            self.sink,
+            emitter,
+            SubmissionHandler(
+                self.jobs,
+                scripts or FakeScripts(),
+                emitter,
+                SubmissionSettings(SITE, EXECUTOR, str(tmp_path), 10**6),
+            ),
+            CommandHandler(self.jobs, emitter, "CMD_RETURN"),
+            LoopSettings(FETCHER, CMD, DLQ, **settings),
+            pool=InlineExecutor(),
+            tracker=tracker,
+            observer=self.observer,
+            monotonic=self.clock,
+        )
+
+    def drain(self, rounds: int = 10) -> None:
+        """Run the loop ``rounds`` times, a minute apart: every retry wait (at most 60 s) is over."""
+        for _ in range(rounds):
+            self.loop.run_once()
+            self.clock.advance(61)
+
+    def statuses(self) -> list[tuple[str, str]]:
+        return [(e["payload"]["status"], e["payload"]["message"]) for e in self.sink.on(STATUS)]
+
+    def statuses_of(self, action_id: str) -> list[str]:
+        return [e["payload"]["status"] for e in self.sink.on(STATUS) if e["action_id"] == action_id]
