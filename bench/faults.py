@@ -29,12 +29,16 @@ class Scale:
     pause_seconds: float
     hostile_bad: int
     hostile_valid: int
+    poison_valid: int  # valid submissions of one client among the poison records (one of each kind)
+    credentials_submissions: int
     timeout_s: float  # per scenario, start to finish
 
 
+# The broker pause lasts at least two session timeouts (the tests use 6 s) and 2 s more: /readyz must
+# turn false within it.
 SCALES = {
-    "small": Scale("small", 30, 3, 30, 0.1, 30, 5.0, 100, 30, timeout_s=150),
-    "full": Scale("full", 200, 8, 200, 0.1, 200, 20.0, 1000, 200, timeout_s=900),
+    "small": Scale("small", 30, 3, 30, 0.1, 30, 14.0, 100, 30, 20, 10, timeout_s=150),
+    "full": Scale("full", 200, 8, 200, 0.1, 200, 20.0, 1000, 200, 200, 100, timeout_s=900),
 }
 
 

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sagemaker_executor import SERVICE_NAME, __version__
 from sagemaker_executor.config import (
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from sagemaker_executor.service.observability import Health, LoopObserver
 
 log = logging.getLogger("sagemaker_executor")
+_T = TypeVar("_T")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -156,8 +157,8 @@ def run(settings: Settings) -> int:
 
 
 def _wait_for_aws(
-    resolve: Callable[[], str], stop: _StopSignal, observer: LoopObserver, settings: Settings
-) -> str | None:
+    resolve: Callable[[], _T], stop: _StopSignal, observer: LoopObserver, settings: Settings
+) -> _T | None:
     """``resolve()`` retried through an outage (no credentials, AWS unreachable) with capped backoff;
     None if stopped meanwhile. One WARNING says what is wrong and how to fix it."""
     from sagemaker_executor.domain.errors import OutageError
@@ -208,27 +209,30 @@ def _run_service(settings: Settings, stop: _StopSignal, health: Health, observer
     )
 
     session = make_session(settings.aws_region)
-    try:
-        role_arn = _wait_for_aws(
-            lambda: resolve_role_arn(session, settings.sagemaker_role, settings.aws_retry_attempts),
-            stop,
-            observer,
-            settings,
+
+    def connect_aws() -> tuple[str, SageMakerJobs, ScriptStore]:
+        role = resolve_role_arn(session, settings.sagemaker_role, settings.aws_retry_attempts)
+        jobs = SageMakerJobs(
+            session,
+            default_bucket=settings.sagemaker_output_bucket,
+            retry_attempts=settings.aws_retry_attempts,
         )
+        scripts = ScriptStore(
+            session,
+            settings.aws_retry_attempts,
+            own_buckets=(settings.scripts_exchange_s3_bucket_name, settings.sagemaker_output_bucket),
+        )
+        return role, jobs, scripts
+
+    try:
+        connected = _wait_for_aws(connect_aws, stop, observer, settings)
     except ExecutorError as error:
         log.error("%s", error)
         return 2
-    if stop.received or role_arn is None:
+    if stop.received or connected is None:
         log.info("stopped during start-up")
         return 0
-    jobs = SageMakerJobs(
-        session, default_bucket=settings.sagemaker_output_bucket, retry_attempts=settings.aws_retry_attempts
-    )
-    scripts = ScriptStore(
-        session,
-        settings.aws_retry_attempts,
-        own_buckets=(settings.scripts_exchange_s3_bucket_name, settings.sagemaker_output_bucket),
-    )
+    role_arn, jobs, scripts = connected
 
     options = KafkaOptions(
         bootstrap_servers=settings.kafka_bootstrap_servers,

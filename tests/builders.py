@@ -85,13 +85,13 @@ def cancel_command(
 
 def create_training_job(sm: Any, name: str, **extra: Any) -> str:
     """A minimal CreateTrainingJob straight to a (local) SageMaker client; returns the job's ARN."""
-    arn: str = sm.create_training_job(
-        TrainingJobName=name,
-        AlgorithmSpecification={"TrainingImage": "123.dkr.ecr/img:1", "TrainingInputMode": "File"},
-        RoleArn="arn:aws:iam::123456789012:role/sagemaker",
-        OutputDataConfig={"S3OutputPath": "s3://local-bucket/output"},
-        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
-        StoppingCondition={"MaxRuntimeInSeconds": 3600},
-        **extra,
-    )["TrainingJobArn"]
+    request = {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": "123.dkr.ecr/img:1", "TrainingInputMode": "File"},
+        "RoleArn": "arn:aws:iam::123456789012:role/sagemaker",
+        "OutputDataConfig": {"S3OutputPath": "s3://local-bucket/output"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+    }
+    arn: str = sm.create_training_job(**{**request, **extra})["TrainingJobArn"]
     return arn

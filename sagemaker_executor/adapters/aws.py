@@ -184,4 +184,9 @@ def _describe(error: BaseException) -> str:
 
 
 def client(session: boto3.Session, service: str, retry_attempts: int) -> Any:
-    return session.client(service, config=client_config(retry_attempts))  # type: ignore[call-overload]
+    """A client for ``service``; raises :class:`OutageError` when the credential chain itself fails
+    (botocore resolves credentials here: a broken container or web-identity provider raises)."""
+    try:
+        return session.client(service, config=client_config(retry_attempts))  # type: ignore[call-overload]
+    except BotoCoreError as error:
+        raise classify(error, f"creating the {service} client") from error

@@ -21,6 +21,10 @@ Control endpoints (JSON in and out; errors are ``{"error": ...}`` with 400, 404,
 - ``GET|PUT faults`` → ``{"latency_ms", "error_rate", "error_kind", "seed", "stats"}``; PUT replaces
   the fields given. ``error_kind`` is ``throttling`` (400 ThrottlingException) or ``internal``
   (500 InternalFailure). Faults apply to every AWS call, never to control or ``/moto-api`` paths.
+- ``GET|PUT quotas`` → ``{"ml.p3.16xlarge": 0, ...}``: the account's instance quota per instance
+  type for training jobs; PUT replaces them all. A CreateTrainingJob asking for more instances of a
+  type than its quota is answered ``ResourceLimitExceeded`` in SageMaker's wording (a running job does
+  not count against it: the local SageMaker models the limit, not the utilisation).
 - ``POST reset`` → empties every moto backend, forgets rules and plans, restores the startup default
   timeline and turns faults off.
 """
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
 import random
@@ -172,6 +177,22 @@ def _aws_error(environ: dict[str, Any], start_response: Callable[..., Any], kind
     return [body]
 
 
+def _json_error(start_response: Callable[..., Any], status: int, code: str, message: str) -> list[bytes]:
+    """An error of a JSON-protocol API (SageMaker) as botocore parses it."""
+    body = json.dumps({"__type": code, "message": message}).encode()
+    request_id = str(uuid.uuid4())
+    start_response(
+        f"{status} Bad Request",
+        [
+            ("x-amzn-RequestId", request_id),
+            ("x-amzn-ErrorType", code),
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("Content-Length", str(len(body))),
+        ],
+    )
+    return [body]
+
+
 class ControlError(Exception):
     """A control request that cannot be honoured; ``status`` is its HTTP status."""
 
@@ -195,8 +216,10 @@ class LocalSageMakerApp:
             "clock": {"GET": self._clock},
             "clock/advance": {"POST": self._advance},
             "faults": {"GET": self._get_faults, "PUT": self._put_faults},
+            "quotas": {"GET": lambda _: dict(self._quotas), "PUT": self._put_quotas},
             "reset": {"POST": self._reset},
         }
+        self._quotas: dict[str, int] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -206,7 +229,38 @@ class LocalSageMakerApp:
             error = self._faults.before_call()
             if error is not None:
                 return _aws_error(environ, start_response, error)
+            if self._quotas and environ.get("HTTP_X_AMZ_TARGET") == "SageMaker.CreateTrainingJob":
+                refusal = self._over_quota(environ)
+                if refusal is not None:
+                    return _json_error(start_response, 400, "ResourceLimitExceeded", refusal)
         return self._moto_app(environ, start_response)
+
+    def _over_quota(self, environ: dict[str, Any]) -> str | None:
+        """SageMaker's ResourceLimitExceeded text when the request asks for more than a quota; the body
+        is put back for moto either way."""
+        body = get_input_stream(environ).read()
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        try:
+            config = json.loads(body).get("ResourceConfig") or {}
+            instance_type, count = str(config["InstanceType"]), int(config.get("InstanceCount", 1))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        limit = self._quotas.get(instance_type)
+        if limit is None or count <= limit:
+            return None
+        return (
+            f"The account-level service limit '{instance_type} for training job usage' is {limit} "
+            f"Instances, with current utilization of 0 Instances and a request delta of {count} "
+            "Instances. Please use AWS Service Quotas to request an increase for this quota. If AWS "
+            "Service Quotas is not available, contact AWS support to request an increase for this quota."
+        )
+
+    def _put_quotas(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in payload.values()):
+            raise ControlError(400, "quotas are instance counts: non-negative integers")
+        self._quotas = {str(k): int(v) for k, v in payload.items()}
+        return dict(self._quotas)
 
     def _control(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
@@ -275,6 +329,7 @@ class LocalSageMakerApp:
         moto_api_backend.reset()  # what moto's own /moto-api/reset does
         self._local.reset()
         self._faults.reset()
+        self._quotas = {}
         return {}
 
 
@@ -385,6 +440,11 @@ class LocalSageMakerControl:
 
     def set_faults(self, **changes: Any) -> dict[str, Any]:
         result: dict[str, Any] = self._call("PUT", "faults", changes)
+        return result
+
+    def set_quotas(self, **quotas: int) -> dict[str, int]:
+        """Instance quotas per type (``**{"ml.p3.16xlarge": 0}``), replacing the ones set before."""
+        result: dict[str, int] = self._call("PUT", "quotas", quotas)
         return result
 
     def reset(self) -> None:

@@ -322,6 +322,7 @@ class ExecutorLoop:
     def on_assigned(self, partitions: set[tuple[str, int]]) -> None:
         log.info("partitions assigned: %s", describe_partitions(partitions))
         self._observer.joined(True)
+        self._next_lag_report = 0.0  # export the new partitions' lag at once
         if self._paused:
             self._source.pause_all()  # the new partitions too
         if self._tracker is not None:

@@ -267,3 +267,23 @@ def test_real_clock_server_refuses_to_advance(tmp_path: Path) -> None:
         assert statuses(sm, "job-1") == ("Completed", "Completed")
     finally:
         assert stop_server(running) == 0
+
+
+def test_a_request_over_an_instance_quota_is_refused_as_sagemaker_words_it(
+    server: RunningServer, control: LocalSageMakerControl
+) -> None:
+    sm = client(server, "sagemaker", NO_RETRIES)
+    control.set_quotas(**{"ml.p3.16xlarge": 0, "ml.m5.large": 2})
+    with pytest.raises(ClientError) as excinfo:
+        create_training_job(sm, "over-quota", ResourceConfig=_resources("ml.p3.16xlarge", 1))
+    error = excinfo.value.response["Error"]
+    assert error["Code"] == "ResourceLimitExceeded"
+    assert "is 0 Instances" in error["Message"] and "request delta of 1 Instances" in error["Message"]
+    create_training_job(sm, "within-quota", ResourceConfig=_resources("ml.m5.large", 2))
+    assert [job["name"] for job in control.jobs()] == ["within-quota"]
+    control.reset()
+    assert control._call("GET", "quotas") == {}
+
+
+def _resources(instance_type: str, count: int) -> dict[str, Any]:
+    return {"InstanceType": instance_type, "InstanceCount": count, "VolumeSizeInGB": 1}

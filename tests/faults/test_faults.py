@@ -9,9 +9,11 @@ out. Job tracking is off (``WATCH_JOBS=false``): it is tested in ``tests/integra
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from tests.faults.observe import (
     log_tail,
     stamp,
     tally,
+    uncommitted,
     wait_committed,
     wait_until,
 )
@@ -71,8 +74,6 @@ def _publish_all(p: Pipeline, events: list[dict]) -> int:
 
 
 def _json(event: dict) -> bytes:
-    import json
-
     return json.dumps(event).encode()
 
 
@@ -82,7 +83,12 @@ def _done(p: Pipeline, expected: dict[str, str], jobs_before: set[str]) -> bool:
 
 def _start(p: Pipeline, **env: str) -> Executor:
     # The health endpoint's fixed port would make an immediate restart (or a neighbour) collide.
-    return p.start_executor(HEALTH_PORT="off", **env)
+    return p.start_executor(**{"HEALTH_PORT": "off", **env})
+
+
+def _metrics(executor: Executor) -> str:
+    with urllib.request.urlopen(executor.health_url() + "/metrics", timeout=5) as response:
+        return response.read().decode()
 
 
 def _answered(p: Pipeline) -> int:
@@ -285,18 +291,30 @@ def test_broker_paused_mid_burst_nothing_lost(pipeline: Pipeline, broker, scale:
     p, start = pipeline, time.monotonic()
     jobs_before = set(job_names(p))
     events, expected = _submissions(scale.pause_submissions, _rng("pause"), "pause")
-    executor = _start(p, WATCH_JOBS="false")
+    executor = _start(p, WATCH_JOBS="false", HEALTH_PORT="0")
+    ready_before = wait_until(lambda: executor.readiness()[0] == 200, 60, executors=[executor])
     end = _publish_all(p, events)
     reached = wait_until(
         lambda: _created(p, jobs_before) >= len(events) // 3, scale.timeout_s / 2, executors=[executor]
     )
     paused_at = _created(p, jobs_before)
     broker.pause()
+    paused = time.monotonic()
+    not_ready_after: float | None = None
     try:
-        time.sleep(scale.pause_seconds)  # the fault itself lasts this long
+        # The fault lasts pause_seconds (at least two session timeouts): /readyz must say so within it.
+        while time.monotonic() - paused < scale.pause_seconds:
+            status, reason = executor.readiness()
+            if not_ready_after is None and status == 503 and "Kafka" in reason:
+                not_ready_after = stamp(paused)
+                lag_exported = "sm_executor_consumer_lag{" in _metrics(executor)
+            time.sleep(0.5)
         alive_in_pause = executor.process.poll() is None
     finally:
         broker.resume()
+    resumed = time.monotonic()
+    ready_again = wait_until(lambda: executor.readiness()[0] == 200, 60, executors=[executor])
+    ready_after = stamp(resumed)
     during_pause = _created(p, jobs_before) - paused_at
     complete = wait_until(
         lambda: _done(p, expected, jobs_before),
@@ -319,6 +337,10 @@ def test_broker_paused_mid_burst_nothing_lost(pipeline: Pipeline, broker, scale:
         start=start,
         details={
             "pause_s": scale.pause_seconds,
+            "ready_before_pause": ready_before,
+            "not_ready_after_s": not_ready_after,
+            "lag_exported_while_not_ready": not_ready_after is not None and lag_exported,
+            "ready_again_after_resume_s": ready_after if ready_again else None,
             "jobs_before_pause": paused_at,
             "jobs_created_during_pause": during_pause,
             "pause_reached_mid_burst": reached and paused_at < len(events),
@@ -332,11 +354,23 @@ def test_broker_paused_mid_burst_nothing_lost(pipeline: Pipeline, broker, scale:
             "lost_actions": as_list(t.lost()),
         },
     )
-    counts.held = complete and alive and not t.duplicates() and not t.lost() and lag == 0
+    counts.held = (
+        complete
+        and alive
+        and not t.duplicates()
+        and not t.lost()
+        and lag == 0
+        and not_ready_after is not None
+        and ready_again
+    )
     finish(counts)
     assert alive, "the executor died during or after the broker pause (no restart here)\n" + log_tail(
         [executor]
     )
+    assert ready_before, log_tail([executor])
+    assert not_ready_after is not None, "/readyz stayed 200 while the broker was frozen"
+    assert lag_exported, "the consumer-lag series vanished while the broker was out"
+    assert ready_again, "/readyz did not come back after the broker did\n" + log_tail([executor])
     assert complete, f"lost={as_list(t.lost())}\n{log_tail([executor])}"
     assert t.duplicates() == [] and t.lost() == []
     assert t.seen.error_count() == 0
@@ -453,3 +487,278 @@ def test_hostile_input_service_stays_up_and_answers_each(
     assert leftovers["sources"] == [], "source dirs are removed after each submission"
     assert lag == 0, f"{lag} input records answered but never committed (redelivered after a restart)"
     assert executor.terminate() == 0
+
+
+# --- poison records among a one-client sweep -------------------------------------------------------------
+
+SESSION_TIMEOUT_S = 6.0  # KAFKA_SESSION_TIMEOUT_MS of the integration pipeline
+
+
+def _strict(value: bytes) -> bool:
+    """True when ``value`` is JSON without the non-standard NaN / Infinity tokens."""
+
+    def refuse(token: str) -> None:
+        raise ValueError(token)
+
+    try:
+        json.loads(value, parse_constant=refuse)
+    except ValueError:
+        return False
+    return True
+
+
+def _poison(p: Pipeline, tag: str) -> list[tuple[str, bytes | dict, str]]:
+    """(kind, record, what must answer it) for every kind of record issue 7 found stalling or erroring."""
+    digits = fetcher_event(client_id="one-user")
+    big_int = json.dumps(digits).replace(f'"tstamp": {digits["tstamp"]}', '"tstamp": ' + "7" * 5000)
+    long_name = fetcher_event(client_id="one-user")
+    long_name["client_username"] = "u" * 600_000
+    near_limit = fetcher_event(client_id="one-user")
+    near_limit["payload"]["toml"]["doc"] = ""
+    pad = 1024 * 1024 - 300 - len(json.dumps(near_limit).encode())
+    near_limit["payload"]["toml"]["doc"] = "d" * pad  # fits the broker; its executor event would not
+    zero_quota = fetcher_event(
+        minimal_contents(hardware={"instance_type": "ml.p3.16xlarge", "strategy": "single_node"}),
+        client_id="one-user",
+    )
+    surrogate = fetcher_event(
+        minimal_contents(
+            env={"docker_image": "python:3-alpine", "vars": {"GREETING": "caf\udce9"}},
+        ),
+        client_id="one-user",
+    )
+    deep = "/".join(["d" * 200] * 22) + "/bench.py"  # 4,400 bytes: past the OS's PATH_MAX
+    long_member = fetcher_event(
+        client_id="one-user",
+        scripts=[hostile.upload_tar(p, {deep: b"print(1)\n"}, f"faults-poison-{tag}-deep")],
+    )
+    nan = fetcher_event(
+        minimal_contents(custom_params={"hyper_params": {"lr": float("nan")}}), client_id="one-user"
+    )
+    return [
+        ("int-5000-digits", big_int.encode(), "dead-letter"),
+        ("username-600k", long_name, "answer"),
+        ("event-near-1MiB", near_limit, "error"),
+        ("quota-zero", zero_quota, "error"),
+        ("surrogate-env-var", surrogate, "error"),
+        ("member-path-4400-bytes", long_member, "error"),
+        ("nan-hyperparameter", nan, "error"),
+    ]
+
+
+@scaled
+def test_poison_records_in_a_one_client_sweep_every_record_ends(pipeline: Pipeline, scale: Scale) -> None:
+    p, rng, start = pipeline, _rng("poison"), time.monotonic()
+    tag = uuid.uuid4().hex[:8]
+    jobs_before = set(job_names(p))
+    p.control.set_quotas(**{"ml.p3.16xlarge": 0})
+    valid = [fetcher_event(client_id="one-user") for _ in range(scale.poison_valid)]
+    expected = {e["action_id"]: e["action_id"] for e in valid}
+    poison = _poison(p, tag)
+    batch: list[tuple[str, bytes | dict, str]] = [("valid", e, "success") for e in valid] + poison
+    rng.shuffle(batch)
+    executor = _start(p, WATCH_JOBS="false")
+    try:
+        offsets = []
+        for _, value, _ in batch:
+            data = value if isinstance(value, bytes) else _json(value)
+            future = p.producer.send(p.topics.fetcher, key=b"one-user", value=data)
+            offsets.append(future.get(timeout=30).offset)
+        end = max(offsets) + 1
+        by_offset = dict(zip(offsets, batch, strict=True))
+
+        def ended(offset: int) -> bool:
+            _, value, _ = by_offset[offset]
+            if isinstance(value, bytes):
+                return offset in Seen.of(p).dead_letters
+            return bool(Seen.of(p).statuses.get(value["action_id"]))
+
+        def all_ended() -> bool:
+            drain_all(p)
+            return all(ended(o) for o in offsets) and not tally(p, expected, jobs_before, drain=False).lost()
+
+        complete = wait_until(
+            all_ended,
+            scale.timeout_s,
+            executors=[executor],
+            poll_s=0.5,
+            progress=lambda: _answered(p),
+            stall_s=STALL_S,
+        )
+    finally:
+        p.control.set_quotas()
+    p.drain(timeout_ms=1500)
+    t = tally(p, expected, jobs_before)
+    seen = t.seen
+    alive = executor.process.poll() is None
+    lag = wait_committed(p, executor, end)
+    outcomes: dict[str, str] = {}
+    for offset, (kind, value, _) in by_offset.items():
+        if kind == "valid":
+            continue
+        if isinstance(value, bytes):
+            outcomes[kind] = "dead-letter" if offset in seen.dead_letters else "unanswered"
+        else:
+            statuses = seen.statuses.get(value["action_id"], [])
+            outcomes[kind] = statuses[-1] if statuses else "unanswered"
+    messages = {
+        kind: (seen.messages.get(value["action_id"]) or [""])[-1][:160]
+        for kind, value, _ in poison
+        if isinstance(value, dict)
+    }
+    internal = [k for k, m in messages.items() if m.startswith("Internal error")]
+    not_strict = [topic for topic, values in p.raw.items() for v in values if not _strict(v)]
+    not_once = [
+        a
+        for a in expected
+        if seen.statuses.get(a) != ["PENDING", "SUCCEEDED"] or len(seen.executor_job_ids.get(a, [])) != 1
+    ]
+    poison_jobs = [
+        value["action_id"]
+        for kind, value, must in poison
+        if must == "error" and isinstance(value, dict) and value["action_id"] in t.created
+    ]
+    counts = _counts(
+        "poison",
+        scale,
+        t,
+        sent=len(batch),
+        errors=seen.error_count(),
+        start=start,
+        details={
+            "poison_kinds": len(poison),
+            "valid_sent": len(valid),
+            "executor_alive": alive,
+            "valid_not_exactly_once": len(not_once),
+            "internal_errors": len(internal),
+            "non_strict_json_records": len(not_strict),
+            "jobs_for_refused_records": len(poison_jobs),
+            "uncommitted_input_records": lag,
+            "input_offsets": dict(OFFSETS),
+            "outcomes": outcomes,
+            "messages": messages,
+        },
+    )
+    counts.held = (
+        complete
+        and alive
+        and not not_once
+        and not internal
+        and not not_strict
+        and not poison_jobs
+        and lag == 0
+    )
+    finish(counts)
+    assert alive, log_tail([executor])
+    assert complete, f"outcomes={outcomes}\n{log_tail([executor])}"
+    assert lag == 0, f"{lag} input records never committed: a record stalled its partition"
+    assert not_once == [], {a: seen.statuses.get(a) for a in not_once[:10]}
+    assert t.duplicates() == []
+    expected_ends = {kind: must for kind, _, must in poison}
+    for kind, must in expected_ends.items():
+        got = outcomes[kind]
+        if must == "dead-letter":
+            assert got == "dead-letter", (kind, got)
+        elif must == "error":
+            assert got == "ERROR", (kind, got, messages.get(kind))
+        else:
+            assert got != "unanswered", (kind, got)
+    assert internal == [], {k: messages[k] for k in internal}
+    assert poison_jobs == [], "a refused record created a training job"
+    assert not_strict == [], "a published record holds NaN or Infinity"
+    assert "is 0 Instances" in messages["quota-zero"]
+    assert executor.terminate() == 0
+
+
+# --- no AWS credentials, then a restart with them ----------------------------------------------------------
+
+NO_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "",
+    "AWS_SECRET_ACCESS_KEY": "",
+    "AWS_SESSION_TOKEN": "",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
+    "AWS_CONFIG_FILE": "/nonexistent/config",
+    "AWS_EC2_METADATA_DISABLED": "true",  # no probe of the instance metadata address
+    # An ARN needs no AWS call at start-up: the service starts and meets the outage on each record.
+    "SAGEMAKER_ROLE": "arn:aws:iam::123456789012:role/bai-sagemaker",
+}
+
+
+@scaled
+def test_no_credentials_is_an_outage_then_a_restart_with_them_runs_everything_once(
+    pipeline: Pipeline, scale: Scale
+) -> None:
+    p, rng, start = pipeline, _rng("credentials"), time.monotonic()
+    jobs_before = set(job_names(p))
+    events, expected = _submissions(scale.credentials_submissions, rng, "creds")
+    blind = _start(p, WATCH_JOBS="false", HEALTH_PORT="0", **NO_CREDENTIALS)
+    end = _publish_all(p, events)
+
+    def all_pending() -> bool:
+        drain_all(p)
+        return all("PENDING" in Seen.of(p).statuses.get(a, []) for a in expected)
+
+    consumed = wait_until(all_pending, scale.timeout_s / 2, executors=[blind], poll_s=0.5)
+    time.sleep(2 * SESSION_TIMEOUT_S)  # time for retries: none may turn into an ERROR
+    drain_all(p)
+    during = Seen.of(p)
+    status, reason = blind.readiness()
+    outage_warnings = blind.log_text().count("outage of aws")
+    committed_during = end - uncommitted(p, end)
+    jobs_during = _created(p, jobs_before)
+    blind_exit = blind.terminate()
+
+    fixed = _start(p, WATCH_JOBS="false")
+    complete = wait_until(
+        lambda: _done(p, expected, jobs_before),
+        scale.timeout_s,
+        executors=[fixed],
+        poll_s=0.5,
+        progress=lambda: _answered(p),
+        stall_s=STALL_S,
+    )
+    p.drain(timeout_ms=1500)
+    t = tally(p, expected, jobs_before)
+    lag = wait_committed(p, fixed, end)
+    succeeded_once = [a for a in expected if t.seen.statuses.get(a, []).count("SUCCEEDED") != 1]
+    counts = _counts(
+        "no-credentials",
+        scale,
+        t,
+        sent=len(events),
+        errors=t.seen.error_count(),
+        start=start,
+        details={
+            "all_consumed_without_credentials": consumed,
+            "errors_without_credentials": during.error_count(),
+            "jobs_without_credentials": jobs_during,
+            "committed_without_credentials": committed_during,
+            "readyz_without_credentials": status,
+            "outage_warnings": outage_warnings,
+            "blind_exit_code": blind_exit,
+            "not_succeeded_exactly_once": len(succeeded_once),
+            "uncommitted_input_records": lag,
+            "readyz_reason": reason[:300],
+        },
+    )
+    counts.held = (
+        complete
+        and during.error_count() == 0
+        and jobs_during == 0
+        and status == 503
+        and not succeeded_once
+        and not t.duplicates()
+        and lag == 0
+    )
+    finish(counts)
+    assert consumed, log_tail([blind])
+    assert during.error_count() == 0, "a missing credential reached a user as an ERROR"
+    assert jobs_during == 0 and committed_during == 0
+    assert status == 503 and "credentials" in reason.lower() and "fix" in reason.lower(), reason
+    assert outage_warnings == 1, log_tail([blind])
+    assert blind_exit == 0
+    assert complete, f"lost={as_list(t.lost())}\n{log_tail([fixed])}"
+    assert t.duplicates() == [] and succeeded_once == [], succeeded_once
+    assert t.seen.error_count() == 0
+    assert lag == 0
+    assert fixed.terminate() == 0

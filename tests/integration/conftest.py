@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -103,6 +106,26 @@ class Executor:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def health_url(self, timeout: float = 60) -> str:
+        """``http://127.0.0.1:PORT`` of the executor's health server (started with ``HEALTH_PORT=0``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(r"health and metrics on port (\d+)", self.log_text())
+            if found:
+                return f"http://127.0.0.1:{found[1]}"
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no health port in the executor's log:\n{self.log_text()[-3000:]}")
+
+    def readiness(self) -> tuple[int, str]:
+        """``GET /readyz``: (HTTP status, body)."""
+        try:
+            with urllib.request.urlopen(self.health_url() + "/readyz", timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
 
 @dataclass
 class Pipeline:
@@ -119,6 +142,7 @@ class Pipeline:
     _producer: KafkaProducer | None = None
     _consumer: KafkaConsumer | None = None
     seen: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    raw: dict[str, list[bytes]] = field(default_factory=dict)  # the same records, as published
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SAGEMAKER_", "CONSUMER_"))}
@@ -174,7 +198,10 @@ class Pipeline:
     @property
     def producer(self) -> KafkaProducer:
         if self._producer is None:
-            self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+            # Up to 4 MiB: the tests send records as large as an upstream producer could.
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", max_request_size=4 * 1024 * 1024
+            )
         return self._producer
 
     def publish(self, topic: str, value: dict[str, Any] | bytes, key: str | None = None) -> None:
@@ -204,6 +231,7 @@ class Pipeline:
         consumer = self._ensure_consumer()
         for tp, records in consumer.poll(timeout_ms=timeout_ms).items():
             for r in records:
+                self.raw.setdefault(tp.topic, []).append(r.value)
                 self.seen.setdefault(tp.topic, []).append({"key": r.key, **json.loads(r.value)})
 
     def on(self, topic: str) -> list[dict[str, Any]]:
