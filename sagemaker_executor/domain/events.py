@@ -22,7 +22,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from sagemaker_executor.domain.strictjson import strict_value
+from sagemaker_executor.domain.descriptor import field_path
+from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain.strictjson import first_unfit, strict_value
 
 JSONDict = dict[str, Any]
 
@@ -263,3 +265,24 @@ def _extras(event: Mapping[str, Any]) -> JSONDict:
     """Top-level fields outside the envelope (e.g. the BFF's ``client_sha1``), kept as they are."""
     return {k: v for k, v in event.items() if k not in ENVELOPE_FIELDS and k != "payload"}
 
+
+class EventFieldError(PermanentError, ValueError):
+    """An incoming event field the executor cannot carry on; permanent. Reads ``event field 'x': why``."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"event field '{field}': {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def check_event_text(event: Mapping[str, Any]) -> None:
+    """Raise :class:`EventFieldError` for the first string or key of ``event`` that is not Unicode text.
+
+    Such text (a lone surrogate from a ``\\u`` escape) cannot be encoded for SageMaker, S3 or a tag,
+    so an event holding one is refused, named by its path (``payload.datasets[0].dst``). Numbers are
+    not checked: the envelope's are typed by the models, and a non-finite one that is only passed on
+    is rendered by ``domain.strictjson.strict_value`` when sent.
+    """
+    unfit = first_unfit(event, numbers=False)
+    if unfit is not None:
+        raise EventFieldError(field_path(unfit[0]), unfit[1])

@@ -21,7 +21,7 @@ from typing import IO, Any, BinaryIO, Protocol, cast
 from sagemaker_executor.adapters.sourcedir import build_source_dir
 from sagemaker_executor.domain.descriptor import check_sagemaker_support, parse_descriptor
 from sagemaker_executor.domain.errors import JobAlreadyExists, PermanentError
-from sagemaker_executor.domain.events import FetcherBenchmarkEvent, Status, executor_event
+from sagemaker_executor.domain.events import FetcherBenchmarkEvent, Status, check_event_text, executor_event
 from sagemaker_executor.domain.translation import (
     TAG_ACTION_ID,
     ExecutorSite,
@@ -106,6 +106,7 @@ class SubmissionHandler:
         try:
             event = FetcherBenchmarkEvent.model_validate(raw)
             descriptor = parse_descriptor(contents)
+            check_event_text(raw)
             check_sagemaker_support(descriptor)
             spec = translate(descriptor, event, self._settings.site)
             outcome = self._create(spec)

@@ -152,6 +152,27 @@ def test_event_with_broken_payload_but_known_action_gets_an_error(tmp_path) -> N
     assert status == "ERROR" and "payload.datasets[0]" in message
 
 
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [
+        (("payload", "datasets"), "payload.datasets[0].dst"),
+        (("client_username",), "client_username"),
+    ],
+)
+def test_event_text_that_is_not_unicode_is_refused_by_field(tmp_path, where, field) -> None:
+    """A lone surrogate outside the descriptor could reach a tag or an S3 key and fail to encode there."""
+    event = fetcher_event(datasets=[{"src": "s3://b/k", "path": "/d", "dst": "s3://b/caf\udce9"}])
+    if where == ("client_username",):
+        event["payload"]["datasets"] = []
+        event["client_username"] = "caf\udce9"
+    h = Harness(tmp_path, [record(FETCHER, event)])
+    h.drain()
+    status, message = h.statuses()[-1]
+    assert status == "ERROR"
+    assert message.startswith(f"Cannot process the request: event field '{field}': is not valid Unicode text")
+    assert h.jobs.jobs == {} and h.sink.on(DLQ) == []
+
+
 def test_transient_failure_is_retried_without_repeating_pending_or_committing_early(tmp_path) -> None:
     h = Harness(tmp_path, [record(FETCHER, fetcher_event())])
     h.jobs.transient_failures = 2
@@ -257,6 +278,16 @@ def test_cancel_with_invalid_args_answers_code_2(tmp_path, args) -> None:
     response = _cancel(h, cancel_command("x", args=args))
     assert response["payload"]["return_code"] == 2
     assert response["payload"]["message"].startswith("Cancel command failed: Invalid args")
+
+
+def test_cancel_whose_target_is_not_unicode_text_answers_code_2(tmp_path) -> None:
+    h = Harness(tmp_path, [])
+    response = _cancel(h, cancel_command("caf\udce9"))
+    assert response["payload"]["return_code"] == 2
+    assert response["payload"]["message"].startswith(
+        "Cancel command failed: Invalid args event field 'payload.args.target_action_id': is not valid"
+    )
+    assert response["payload"]["cmd_submit"]["payload"]["args"]["target_action_id"] == "caf\ufffd"
 
 
 def test_unknown_commands_are_ignored(tmp_path) -> None:
