@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
+
 import pytest
 
 from sagemaker_executor.service.commands import CommandHandler
@@ -15,7 +19,7 @@ FETCHER, CMD, DLQ = "BAI_APP_FETCHER", "CMD_SUBMIT", "DEAD"
 
 
 class Harness:
-    def __init__(self, tmp_path, records) -> None:
+    def __init__(self, tmp_path, records, scripts: dict[str, bytes] | None = None) -> None:
         self.sink = FakeSink()
         self.source = FakeSource(records, self.sink)
         self.jobs = FakeJobs()
@@ -29,7 +33,7 @@ class Harness:
             emitter,
             SubmissionHandler(
                 self.jobs,
-                FakeScripts(),
+                FakeScripts(scripts),
                 emitter,
                 SubmissionSettings(SITE, "BAI_APP_EXECUTOR", str(tmp_path), 10**6),
             ),
@@ -104,6 +108,101 @@ def test_invalid_descriptor_ends_as_error_naming_the_field_and_no_job(tmp_path, 
     assert statuses[1][1].startswith("Cannot process the request") and field in statuses[1][1]
     assert h.jobs.jobs == {} and h.sink.on("BAI_APP_EXECUTOR") == []
     assert h.source.committed == {(FETCHER, 0): 1}
+
+
+# --- issue 7, "Why" 8 and 9: user mistakes are the user's ERROR, never an internal error -----------
+
+
+def _script_tar(*names: str) -> bytes:
+    """A script tarball as the anubis client makes it, with a file at each of ``names``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in names:
+            tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    return buffer.getvalue()
+
+
+def _assert_refused_as_the_users_error(h: Harness, *fragments: str) -> str:
+    statuses = h.statuses()
+    assert [s for s, _ in statuses] == ["PENDING", "ERROR"]
+    message = statuses[1][1]
+    assert message.startswith("Cannot process the request: ") and "Internal error" not in message
+    assert all(fragment in message for fragment in fragments), message
+    assert len(message) < 500
+    assert h.jobs.jobs == {} and h.sink.on("BAI_APP_EXECUTOR") == [] and h.sink.on(DLQ) == []
+    assert h.source.committed == {(FETCHER, 0): 1}
+    return message
+
+
+def test_a_lone_surrogate_in_env_vars_is_an_error_naming_the_variable(tmp_path) -> None:
+    """The event JSON holds "caf\\udce9"; json.loads turns it into text no UTF-8 encoder takes."""
+    contents = minimal_contents(env={"docker_image": "img", "vars": {"LANG": "caf\udce9"}})
+    data = json.dumps(fetcher_event(contents)).encode()
+    assert b'"caf\\udce9"' in data
+    h = Harness(tmp_path, [record(FETCHER, data)])
+    h.drain()
+    _assert_refused_as_the_users_error(
+        h, "descriptor field 'env.vars.LANG': is not valid Unicode text", "lone surrogate"
+    )
+
+
+@pytest.mark.parametrize(
+    ("member", "fragments"),
+    [
+        (
+            "/".join(f"{i:03d}" + "d" * 97 for i in range(44)) + "/run.py",  # 4,400 bytes of directories
+            ("is longer than the file system allows (ENAMETOOLONG)", "member '000ddd"),
+        ),
+        ("bench/" + "c" * 300 + "/run.py", ("has a path component longer than 255 bytes",)),
+    ],
+    ids=["4400-byte path", "300-byte component"],
+)
+def test_a_script_member_the_os_refuses_is_an_error_naming_archive_and_member(
+    tmp_path, member, fragments
+) -> None:
+    uri = "s3://scripts-exchange/anubis0/0123abcd.tar"
+    contents = minimal_contents(
+        ml={"benchmark_code": "python bench/run.py", "script": {"script": "0123abcd.tar"}}
+    )
+    event = fetcher_event(contents, scripts=[uri])
+    h = Harness(tmp_path / "tmp", [record(FETCHER, event)], scripts={uri: _script_tar("ok.py", member)})
+    h.drain()
+    _assert_refused_as_the_users_error(
+        h, "benchmark script rejected: script archive '0123abcd.tar': member ", *fragments
+    )
+    assert list((tmp_path / "tmp").iterdir()) == []  # the private workdir is gone with what it held
+
+
+def test_a_nan_hyperparameter_is_an_error_naming_it_and_no_bare_nan_is_published(tmp_path) -> None:
+    """``hyper_params = {lr = nan}`` is valid TOML 1.0; the BFF sends it as a bare NaN."""
+    contents = minimal_contents(custom_params={"hyper_params": {"batch": 32, "lr": float("nan")}})
+    data = json.dumps(fetcher_event(contents)).encode()
+    assert b"NaN" in data  # what Python's json writes, and reads back
+    h = Harness(tmp_path, [record(FETCHER, data)])
+    h.drain()
+    _assert_refused_as_the_users_error(
+        h, "descriptor field 'custom_params.hyper_params.lr': must be a finite number, got NaN"
+    )
+    for sent in h.sink.acked:
+        decoded = json.loads(sent.value, parse_constant=pytest.fail)
+        src = decoded["payload"]["src_event"]["payload"]["toml"]["contents"]["custom_params"]
+        assert src["hyper_params"]["lr"] == "NaN"  # rendered as a string, not null, not bare
+
+
+def test_no_space_for_the_source_dir_is_an_outage_the_loop_retries(tmp_path) -> None:
+    from sagemaker_executor.domain.errors import OutageError
+    from sagemaker_executor.service.emitter import StatusEmitter
+
+    (tmp_path / "full").write_text("")  # TMP_SOURCES_DIR below a file: no directory can be made there
+    sink = FakeSink()
+    emitter = StatusEmitter(sink, status_topic="BAI_APP_STATUS", node="n", clock_ms=lambda: 1000)
+    settings = SubmissionSettings(SITE, "BAI_APP_EXECUTOR", str(tmp_path / "full" / "tmp"), 10**6)
+    handler = SubmissionHandler(FakeJobs(), FakeScripts(), emitter, settings)
+    with pytest.raises(OutageError) as caught:
+        handler.handle(fetcher_event())
+    assert caught.value.dependency == "disk"
+    assert [e["payload"]["status"] for e in sink.on("BAI_APP_STATUS")] == []  # PENDING not yet flushed
+    assert [json.loads(s.value)["payload"]["status"] for s in sink.pending] == ["PENDING"]
 
 
 def test_other_engines_and_schedules_are_ignored_silently(tmp_path) -> None:
