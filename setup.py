@@ -22,6 +22,8 @@ LOCAL = [
 TEST = LOCAL + [
     "pytest>=8",
     "pytest-timeout>=2.3",
+    # Property tests: strict JSON out of any JSON-like value, non-finite numbers and lone surrogates included.
+    "hypothesis>=6.100",
     "ruff>=0.6",
     "mypy>=1.10",
     "types-toml",

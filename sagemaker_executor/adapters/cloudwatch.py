@@ -8,7 +8,6 @@ and never waits. Failures are logged, never raised: these metrics also go out on
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -20,6 +19,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sagemaker_executor.adapters.aws import client
+from sagemaker_executor.domain import strictjson
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +80,8 @@ class CloudWatchPublisher:
         for start in range(0, len(data), 20):
             cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data[start : start + 20])
         if batch.dashboard:
-            cloudwatch.put_dashboard(
-                DashboardName=batch.dashboard, DashboardBody=json.dumps(dashboard_body(batch, dimensions))
-            )
+            body = strictjson.dumps(dashboard_body(batch, dimensions))
+            cloudwatch.put_dashboard(DashboardName=batch.dashboard, DashboardBody=body)
         log.info("published %d metrics of %s to CloudWatch", len(data), batch.job_name)
 
 

@@ -1,14 +1,14 @@
 """The Kafka wrapper (kafka-python 3.x): topic creation, an ``acks=all`` producer whose sends can be
 awaited, and a manually committed consumer.
 
-Called by ``service.loop``. Values go out as UTF-8 JSON with the key the caller gives (``client_id``,
-CONTRACT §2); what comes in is handed over as raw bytes, because deciding what a record means (and
-what to do when it means nothing) is the service's job.
+Called by ``service.loop``. Values go out as strict JSON (``domain.strictjson.encode``: no NaN or
+Infinity token, no lone surrogate) with the key the caller gives (``client_id``, CONTRACT §2); what
+comes in is handed over as raw bytes, because deciding what a record means (and what to do when it
+means nothing) is the service's job.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -27,6 +27,7 @@ from kafka import (
 from kafka.admin import NewTopic
 from kafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
+from sagemaker_executor.domain import strictjson
 from sagemaker_executor.domain.errors import OutageError, PermanentError
 
 log = logging.getLogger(__name__)
@@ -190,10 +191,7 @@ class Publisher:
         self, topic: str, key: str | None, value: dict[str, Any] | bytes | None, partition: int | None = None
     ) -> None:
         """Queue a record; ``None`` is a tombstone. Wait for it with :meth:`flush`."""
-        if value is None or isinstance(value, bytes):
-            data = value
-        else:
-            data = json.dumps(value, separators=(",", ":")).encode("utf-8")
+        data = value if value is None or isinstance(value, bytes) else strictjson.encode(value)
         encoded_key = key.encode("utf-8") if key is not None else None
         try:
             future = self._producer.send(topic, key=encoded_key, value=data, partition=partition)

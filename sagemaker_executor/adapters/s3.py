@@ -1,7 +1,8 @@
 """The S3 wrapper: fetches a benchmark's script tarballs (``payload.scripts[].dst``) with a size limit.
 
 Called by ``service.submission`` while it assembles a job's source directory. Objects are streamed
-into a temporary file, never held in memory whole, and refused past ``max_bytes``.
+into a temporary file, never held in memory whole, and refused past ``max_bytes``. That file failing
+(no space in the system temp dir) is the executor's own ``OutageError("disk")``, not the user's.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sagemaker_executor.adapters.aws import classify, client, error_code
+from sagemaker_executor.adapters.sourcedir import temp_space_outage
 from sagemaker_executor.domain.errors import PermanentError
 
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>.+)$")
@@ -61,7 +63,11 @@ class ScriptStore:
         if int(response.get("ContentLength") or 0) > max_bytes:
             response["Body"].close()
             raise PermanentError(f"benchmark script {uri} is larger than the limit of {max_bytes} bytes")
-        spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 -- handed to the caller, who closes it
+        try:
+            spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 -- handed to the caller, who closes it
+        except OSError as error:
+            response["Body"].close()
+            raise temp_space_outage(error, f"spooling benchmark script {uri}") from error
         try:
             written = 0
             for chunk in response["Body"].iter_chunks(_CHUNK):
@@ -70,7 +76,10 @@ class ScriptStore:
                     raise PermanentError(
                         f"benchmark script {uri} is larger than the limit of {max_bytes} bytes"
                     )
-                spool.write(chunk)
+                try:
+                    spool.write(chunk)
+                except OSError as error:
+                    raise temp_space_outage(error, f"spooling benchmark script {uri}") from error
             spool.seek(0)
             return spool
         except (ClientError, BotoCoreError) as error:

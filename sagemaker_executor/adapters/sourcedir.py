@@ -4,7 +4,8 @@ Called by the submission path before the SageMaker adapter hands the directory t
 ``source_dir`` (the SDK tars and uploads it). :func:`build_source_dir` writes the generated entry files
 (``domain.entrypoint``), unpacks every ``ml.script`` archive into the directory root next to them, as
 the original did, and writes the root ``requirements.txt`` that SageMaker's training toolkit
-pip-installs. :func:`extract_tar_safely` is the one place an archive touches the disk.
+pip-installs, in a :func:`private_workdir`. :func:`extract_tar_safely` is the one place an archive
+touches the disk.
 
 Security decisions (the archive comes from any Anubis user):
 
@@ -24,6 +25,11 @@ Security decisions (the archive comes from any Anubis user):
   files, not a file from an earlier archive, not a duplicate member.
 * A rejected archive leaves nothing behind: everything it created is removed again, and nothing is
   ever written outside the destination. The destination is expected to be a fresh private directory.
+* Whose fault a failure is: a member the file system refuses (a path longer than it allows, bytes it
+  will not take as a name, ...) is a refused archive, which the user sees in an ERROR naming the
+  archive and the member (names in messages are cut to 120 characters). The executor's own disk
+  failing (full, over quota, read-only, not writable) is ``OutageError("disk")``: retried, never the
+  user's ERROR. Any other ``OSError`` is unexpected and propagates as it is.
 
 The archive is read as a stream (plain or gzip'd tar), so ``fileobj`` only needs ``read()``.
 """
@@ -31,19 +37,25 @@ The archive is read as a stream (plain or gzip'd tar), so ``fileobj`` only needs
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
+import logging
 import os
 import re
 import shlex
+import shutil
 import stat
 import tarfile
+import tempfile
 import zlib
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from sagemaker_executor.domain.entrypoint import validate_requirements
-from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain.errors import OutageError, PermanentError
+
+log = logging.getLogger(__name__)
 
 REQUIREMENTS_TXT = "requirements.txt"
 
@@ -57,6 +69,27 @@ _COPY_CHUNK = 1024 * 1024
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 # Errors that mean "this is not a readable (gzip'd) tar stream".
 _READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+# What an OSError while unpacking means. The executor's own temp space failing is not the user's fault:
+# an OutageError, retried until an operator fixes it.
+_DISK_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EIO,
+        errno.EMFILE,
+        errno.ENFILE,
+    }
+)
+# The file system refusing what a member asks for (its name's length or bytes, its depth, its size):
+# the archive's fault, a refused archive. Any other errno is unexpected and left to propagate.
+_MEMBER_ERRNOS = frozenset(
+    {errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL, errno.ENOTDIR, errno.ELOOP, errno.EMLINK, errno.EFBIG}
+)
+_DISK_FIX = "free space (or inodes, or quota) in TMP_SOURCES_DIR, or make it writable by the executor"
+_SHOWN_NAME_CHARS = 120  # an archive or member name in a message; longer ones keep their start and end
 # Top-level directory names that can be written after "-r" in requirements.txt without pip reading
 # them as a comment ("#"), an environment variable ("${...}"), an option or a continuation.
 _REQUIREMENTS_DIR_NAME = re.compile(r"[A-Za-z0-9_.+@][A-Za-z0-9_.+@ -]*")
@@ -66,13 +99,23 @@ class UnsafeArchiveError(PermanentError, ValueError):
     """A script archive that was refused (unsafe, too large, or not a readable tar); permanent."""
 
     def __init__(self, archive_name: str, member: str | None, reason: str) -> None:
-        where = f"script archive {archive_name!r}"
+        where = f"script archive {shown_name(archive_name)}"
         if member is not None:
-            where += f": member {member!r}"
+            where += f": member {shown_name(member)}"
         super().__init__(f"{where} {reason}")
         self.archive_name = archive_name
         self.member = member
         self.reason = reason
+
+
+def shown_name(name: str) -> str:
+    """``repr(name)``, cut in the middle to at most :data:`_SHOWN_NAME_CHARS` characters (ASCII-safe
+    for lone surrogates, since ``repr`` escapes them)."""
+    text = repr(name)
+    if len(text) <= _SHOWN_NAME_CHARS:
+        return text
+    keep = (_SHOWN_NAME_CHARS - 3) // 2
+    return f"{text[:keep]}...{text[-keep:]}"
 
 
 class _Readable(Protocol):
@@ -131,7 +174,11 @@ def extract_tar_safely(
     Returns the unpacked members' paths relative to ``dest`` (``/``-separated, normalised), in archive
     order. ``reserved`` are top-level names the archive may not create (the generated entry files).
     Raises :class:`UnsafeArchiveError`, naming ``archive_name``, the member and the reason, after
-    removing everything this call created; see the module docstring for what is refused.
+    removing everything this call created; see the module docstring for what is refused. An
+    ``OSError`` while creating a member is the archive's fault when the file system refuses the
+    member itself (ENAMETOOLONG, EILSEQ, EINVAL, ...: :class:`UnsafeArchiveError`), and
+    ``OutageError("disk")`` when the executor's disk fails (ENOSPC, EDQUOT, EROFS, EACCES, ...); any
+    other errno propagates unchanged.
     """
     root = Path(os.path.realpath(dest))
     if not root.is_dir():
@@ -176,14 +223,65 @@ def _extract(
             extracted.append(relative or ".")
             if not parts:
                 continue  # the archive's "./" entry: dest itself
-            if member.isdir():
-                _make_dirs(root, parts, created, archive_name, member.name)
-                continue
-            _make_dirs(root, parts[:-1], created, archive_name, member.name)
-            written += _write_file(
-                tar, member, root.joinpath(*parts), max_total_bytes - written, created, archive_name
-            )
+            try:
+                if member.isdir():
+                    _make_dirs(root, parts, created, archive_name, member.name)
+                    continue
+                _make_dirs(root, parts[:-1], created, archive_name, member.name)
+                written += _write_file(
+                    tar, member, root.joinpath(*parts), max_total_bytes - written, created, archive_name
+                )
+            except OSError as error:
+                refusal = _refused_by_os(error, archive_name, member.name, relative, root)
+                if refusal is None:
+                    raise
+                raise refusal from error
     return [name for name in extracted if name != "."]
+
+
+def _refused_by_os(
+    error: OSError, archive_name: str, member: str, relative: str, root: Path
+) -> UnsafeArchiveError | OutageError | None:
+    """Whose fault an OSError raised while creating ``member`` is: the archive's (a refused archive),
+    the executor's temp space (an outage), or nobody known (None: let it propagate as a bug)."""
+    code = errno.errorcode.get(error.errno or 0, str(error.errno))
+    if error.errno in _DISK_ERRNOS:
+        return temp_space_outage(error, f"unpacking benchmark scripts into {str(root)!r}")
+    if error.errno not in _MEMBER_ERRNOS:
+        return None
+    if error.errno == errno.ENAMETOOLONG:
+        size = len(relative.encode("utf-8", "surrogateescape"))
+        reason = f"cannot be created: its path of {size} bytes is longer than the file system allows ({code})"
+    else:
+        reason = f"cannot be created: the file system refuses it ({code}: {error.strerror})"
+    return UnsafeArchiveError(archive_name, member, reason)
+
+
+@contextlib.contextmanager
+def private_workdir(root: Path, prefix: str) -> Iterator[Path]:
+    """A new private (0o700) directory named ``<prefix>...`` under ``root``, which is created if missing;
+    removed with everything in it afterwards (what cannot be removed is logged, not raised).
+
+    Raises ``OutageError("disk")`` when ``root`` cannot hold it: that is the executor's set-up
+    (``TMP_SOURCES_DIR``), never the user's fault.
+    """
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    except OSError as error:
+        raise temp_space_outage(error, f"creating a temporary directory in {str(root)!r}") from error
+    try:
+        yield workdir
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        if workdir.exists():
+            log.warning("could not remove all of %s from the temp space", workdir)
+
+
+def temp_space_outage(error: OSError, doing: str) -> OutageError:
+    """The executor's own temp space failed while ``doing`` something: ``OutageError("disk")``."""
+    code = errno.errorcode.get(error.errno or 0, str(error.errno))
+    return OutageError("disk", f"{doing} failed: {error.strerror or error} ({code})", _DISK_FIX)
 
 
 @contextlib.contextmanager
@@ -387,9 +485,26 @@ def build_source_dir(
     has one (the anubis client tars a directory under its own name), then ``requirements`` (the
     descriptor's extra lines). It is written only if any of these exists.
 
-    Raises :class:`UnsafeArchiveError` for a refused archive and ``EntryPointError`` for a bad
-    requirement line; ``ValueError`` if ``dest`` is not empty or an entry file name is not a plain name.
+    Raises :class:`UnsafeArchiveError` for a refused archive (including a member the file system
+    refuses) and ``EntryPointError`` for a bad requirement line; ``OutageError("disk")`` when the
+    executor's own disk fails (no space, read-only, no permission); ``ValueError`` if ``dest`` is not
+    empty or an entry file name is not a plain name.
     """
+    try:
+        _build_source_dir(dest, archives, entry_files, requirements, max_total_bytes)
+    except OSError as error:
+        if error.errno not in _DISK_ERRNOS:
+            raise
+        raise temp_space_outage(error, f"assembling the source dir {str(dest)!r}") from error
+
+
+def _build_source_dir(
+    dest: Path,
+    archives: Iterable[tuple[str, BinaryIO]],
+    entry_files: Mapping[str, str],
+    requirements: Sequence[str],
+    max_total_bytes: int,
+) -> None:
     extra = validate_requirements(requirements)
     dest.mkdir(parents=True, exist_ok=True)
     if any(dest.iterdir()):

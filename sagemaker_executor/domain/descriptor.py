@@ -4,7 +4,8 @@ Owns the shape of `payload.toml.contents` (the descriptor TOML parsed to a table
 descriptor must satisfy, as one frozen pydantic model per TOML table. The service calls
 `parse_descriptor` on each `BAI_APP_FETCHER` event and then `check_sagemaker_support`; translation
 reads the returned `Descriptor`. Every problem surfaces as a `DescriptorError` that names the first
-offending field in document order, whatever JSON-like value comes in.
+offending field in document order, whatever JSON-like value comes in; a value with no strict JSON
+form (NaN, an infinity, text with a lone surrogate) is one of those problems (see `parse_descriptor`).
 
 Rules follow CONTRACT.md §8 with the original's bugs fixed (§10): unknown keys are a
 `DescriptorError`, single-node jobs may have one instance, and `info.task_name` is accepted.
@@ -25,6 +26,7 @@ from pydantic.fields import FieldInfo
 
 from sagemaker_executor.domain.cron import cron_problem
 from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain.strictjson import first_unfit
 
 ROOT = "<root>"
 SAGEMAKER_ENGINE = "aws.sagemaker"
@@ -582,8 +584,12 @@ def field_path(loc: Sequence[str | int]) -> str:
     return path or ROOT
 
 
-def _first_problem(error: ValidationError, data: object) -> DescriptorError:
+def _first_problem(
+    error: ValidationError, data: object, unfit: tuple[tuple[str | int, ...], str] | None
+) -> DescriptorError:
     problems = [_reason(e) for e in error.errors(include_url=False)]
+    if unfit is not None:
+        problems.append(unfit)  # after pydantic's: at the same place, its "must be an integer" says more
     loc, reason = min(problems, key=lambda problem: _document_position(data, problem[0]))
     return DescriptorError(field_path(loc), reason)
 
@@ -592,14 +598,26 @@ def _first_problem(error: ValidationError, data: object) -> DescriptorError:
 
 
 def parse_descriptor(contents: Mapping[str, Any]) -> Descriptor:
-    """Validate descriptor contents (TOML parsed to a table); raise DescriptorError, nothing else."""
+    """Validate descriptor contents (TOML parsed to a table); raise DescriptorError, nothing else.
+
+    Every value is first checked to have a strict JSON form (``domain.strictjson.first_unfit``): no
+    NaN or infinity (valid TOML 1.0, but no JSON has them, and they would reach SageMaker and the
+    executor event), no string or key that is not Unicode text (a lone surrogate from a ``\\u``
+    escape, which nothing downstream can encode). Such a value is refused wherever it sits, even in
+    the free-form ``custom_params.hyper_params``; the first problem in document order is reported,
+    whichever check found it.
+    """
     data: object = contents
     if isinstance(contents, Mapping) and not isinstance(contents, dict):
         data = dict(contents)
+    unfit = first_unfit(data)
     try:
-        return Descriptor.model_validate(data)
+        descriptor = Descriptor.model_validate(data)
     except ValidationError as error:
-        raise _first_problem(error, data) from None
+        raise _first_problem(error, data, unfit) from None
+    if unfit is not None:
+        raise DescriptorError(field_path(unfit[0]), unfit[1])
+    return descriptor
 
 
 def parse_descriptor_toml(text: str) -> Descriptor:

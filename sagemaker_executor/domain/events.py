@@ -7,6 +7,8 @@ The service layer calls these; the Kafka adapter only moves the JSON produced by
 Round-tripping is lossless: every model keeps fields it does not know (``extra="allow"``; the BFF adds
 ``client_sha1`` and ``date``), and :func:`to_wire` writes exactly the fields that were read or set, so a
 record that is passed through (``src_event``, ``cmd_submit``) keeps every field under its own name.
+What such a copy holds that strict JSON cannot (NaN, a lone surrogate) is rendered first by
+``domain.strictjson.strict_value``; pydantic would turn the one into null and fail on the other.
 Fields the executor relies on are typed; fields it only passes on (``visited[].tstamp``) are lenient,
 because the pipeline's Python services never checked them and real records vary.
 """
@@ -19,6 +21,10 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from sagemaker_executor.domain.descriptor import field_path
+from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain.strictjson import first_unfit, strict_value
 
 JSONDict = dict[str, Any]
 
@@ -235,7 +241,7 @@ def status_event(
     if target_action_id is not None:
         envelope["action_id"] = target_action_id
     payload = StatusMessagePayload(
-        message=message, status=status, src_event=dict(src_event) if src_event is not None else None
+        message=message, status=status, src_event=strict_value(src_event) if src_event is not None else None
     )
     return {**envelope, "payload": to_wire(payload)}
 
@@ -250,7 +256,7 @@ def executor_event(fetcher_event: Mapping[str, Any], job_name: str) -> JSONDict:
 def command_response(command_event: Mapping[str, Any], return_code: int, message: str) -> JSONDict:
     """The ``CommandResponseEvent``: a copy of the command's envelope with a response payload (§4.4)."""
     payload = CommandResponsePayload(
-        return_code=return_code, message=message, cmd_submit=dict(command_event), return_value=None
+        return_code=return_code, message=message, cmd_submit=strict_value(command_event), return_value=None
     )
     return {**envelope_of(command_event), "payload": to_wire(payload)}
 
@@ -258,3 +264,25 @@ def command_response(command_event: Mapping[str, Any], return_code: int, message
 def _extras(event: Mapping[str, Any]) -> JSONDict:
     """Top-level fields outside the envelope (e.g. the BFF's ``client_sha1``), kept as they are."""
     return {k: v for k, v in event.items() if k not in ENVELOPE_FIELDS and k != "payload"}
+
+
+class EventFieldError(PermanentError, ValueError):
+    """An incoming event field the executor cannot carry on; permanent. Reads ``event field 'x': why``."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"event field '{field}': {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def check_event_text(event: Mapping[str, Any]) -> None:
+    """Raise :class:`EventFieldError` for the first string or key of ``event`` that is not Unicode text.
+
+    Such text (a lone surrogate from a ``\\u`` escape) cannot be encoded for SageMaker, S3 or a tag,
+    so an event holding one is refused, named by its path (``payload.datasets[0].dst``). Numbers are
+    not checked: the envelope's are typed by the models, and a non-finite one that is only passed on
+    is rendered by ``domain.strictjson.strict_value`` when sent.
+    """
+    unfit = first_unfit(event, numbers=False)
+    if unfit is not None:
+        raise EventFieldError(field_path(unfit[0]), unfit[1])

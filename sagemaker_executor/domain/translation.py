@@ -16,7 +16,6 @@ Where this differs from the original engine, on purpose (CONTRACT §10):
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -139,9 +138,14 @@ def job_name_for(action_id: str, custom_name: str | None = None) -> str:
 
 
 def volume_size_gb(event: FetcherBenchmarkEvent) -> int:
-    """The original's estimate: ``max(30, int(1.1 * ceil(total dataset bytes / GiB)))``."""
+    """The original's estimate: ``max(30, int(1.1 * ceil(total dataset bytes / GiB)))``.
+
+    In integers: the same result for every size below 600 EiB, and an absurd ``size_info`` (a
+    400-digit ``total_size`` is valid JSON) gives a volume SageMaker refuses instead of an
+    ``OverflowError`` in float division.
+    """
     total = sum(ds.size_info.total_size for ds in event.payload.datasets if ds.size_info is not None)
-    return max(MIN_VOLUME_GB, int(1.1 * math.ceil(total / GIB)))
+    return max(MIN_VOLUME_GB, -(-total // GIB) * 11 // 10)
 
 
 def input_channels(event: FetcherBenchmarkEvent, nodata_uri: str) -> dict[str, str]:

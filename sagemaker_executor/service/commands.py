@@ -16,7 +16,12 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from sagemaker_executor.domain.errors import JobNotFound, PermanentError
-from sagemaker_executor.domain.events import CommandRequestEvent, Status, command_response
+from sagemaker_executor.domain.events import (
+    CommandRequestEvent,
+    Status,
+    check_event_text,
+    command_response,
+)
 from sagemaker_executor.domain.translation import TAG_ACTION_ID, TAG_CLIENT_ID, job_name_for
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.outcomes import describe_validation_error
@@ -50,6 +55,7 @@ class CommandHandler:
             return "ignored"
         try:
             event = CommandRequestEvent.model_validate(raw)
+            check_event_text(raw)
             target, _cascade = _cancel_args(event.payload.args)
         except (ValidationError, ValueError) as error:
             reason = describe_validation_error(error) if isinstance(error, ValidationError) else str(error)

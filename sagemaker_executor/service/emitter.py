@@ -1,19 +1,21 @@
 """Publishing the service's events the way every Anubis service does (CONTRACT §3 "Sending").
 
 ``StatusEmitter`` stamps each outgoing event (new ``message_id``, ``type`` = topic, ``visited`` +=
-this service, ``tstamp`` = now), keys it by ``client_id`` and hands it to the publisher. The handlers in
+this service, ``tstamp`` = now), serialises it as strict JSON (``domain.strictjson``: a NaN or a lone
+surrogate copied from the input is rendered, never sent bare), keys it by ``client_id`` and hands it
+to the publisher. The handlers in
 ``service.submission`` and ``service.commands`` use it; the loop flushes it before committing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from sagemaker_executor import SERVICE_NAME, __version__
+from sagemaker_executor.domain import strictjson
 from sagemaker_executor.domain.events import JSONDict, Status, stamp_for_send, status_event
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,7 @@ class StatusEmitter:
             node=self._node,
             now_ms=self._clock_ms(),
         )
-        return stamped, json.dumps(stamped, separators=(",", ":")).encode("utf-8")
+        return stamped, strictjson.encode(stamped)
 
     def status(
         self,

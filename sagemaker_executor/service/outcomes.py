@@ -16,12 +16,14 @@ from sagemaker_executor.adapters.sourcedir import UnsafeArchiveError
 from sagemaker_executor.domain.descriptor import DescriptorError
 from sagemaker_executor.domain.entrypoint import EntryPointError
 from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain.events import EventFieldError
 
 # Errors a handler converts to an ERROR status (anything else is a bug and is logged as one).
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     PermanentError,
     DescriptorError,
     EntryPointError,
+    EventFieldError,
     UnsafeArchiveError,
     tarfile.TarError,
     ValidationError,
@@ -48,7 +50,7 @@ def _short(value: object, limit: int = 80) -> str:
 
 def user_message(error: BaseException) -> str:
     """The ERROR status message for an expected failure of a submission."""
-    if isinstance(error, DescriptorError | EntryPointError):
+    if isinstance(error, DescriptorError | EntryPointError | EventFieldError):
         return f"Cannot process the request: {error}"
     if isinstance(error, ValidationError):
         return f"Cannot process the request: {describe_validation_error(error)}"

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol, cast
 
-from sagemaker_executor.adapters.sourcedir import build_source_dir
+from sagemaker_executor.adapters.sourcedir import build_source_dir, private_workdir
 from sagemaker_executor.domain.descriptor import check_sagemaker_support, parse_descriptor
 from sagemaker_executor.domain.errors import JobAlreadyExists, PermanentError
-from sagemaker_executor.domain.events import FetcherBenchmarkEvent, Status, executor_event
+from sagemaker_executor.domain.events import FetcherBenchmarkEvent, Status, check_event_text, executor_event
 from sagemaker_executor.domain.translation import (
     TAG_ACTION_ID,
     ExecutorSite,
@@ -106,6 +105,7 @@ class SubmissionHandler:
         try:
             event = FetcherBenchmarkEvent.model_validate(raw)
             descriptor = parse_descriptor(contents)
+            check_event_text(raw)
             check_sagemaker_support(descriptor)
             spec = translate(descriptor, event, self._settings.site)
             outcome = self._create(spec)
@@ -152,11 +152,8 @@ class SubmissionHandler:
         if spec.entry_point is None:
             yield None
             return
-        root = Path(self._settings.tmp_sources_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=f"{spec.job_name}-", dir=root) as workdir:
-            source_dir = Path(workdir) / "source"
-            source_dir.mkdir()
+        with private_workdir(Path(self._settings.tmp_sources_dir), f"{spec.job_name}-") as workdir:
+            source_dir = workdir / "source"
             with contextlib.ExitStack() as opened:
 
                 def archives() -> Iterator[tuple[str, BinaryIO]]:

@@ -21,6 +21,7 @@ from sagemaker_executor.domain.descriptor import (
     parse_descriptor_toml,
 )
 from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain.strictjson import first_unfit
 from tests.conftest import SAMPLES
 
 SAMPLE_DIRS = ("descriptors", "docs-examples")
@@ -618,6 +619,61 @@ HOSTILE: list[tuple[str, Any, str, str]] = [
         "info.description",
         "must be a string",
     ),
+    # Values with no strict JSON form (issue 7): Python's json.loads and TOML 1.0 let them in.
+    (
+        "NaN hyperparameter",
+        _with(_base(), "custom_params.hyper_params.lr", float("nan")),
+        "custom_params.hyper_params.lr",
+        "must be a finite number, got NaN",
+    ),
+    (
+        "infinity in a list",
+        _with(_base(), "custom_params.hyper_params.steps", [1.0, float("inf")]),
+        "custom_params.hyper_params.steps[1]",
+        "got Infinity",
+    ),
+    (
+        "minus infinity",
+        _with(_base(), "custom_params.hyper_params.x", {"y": float("-inf")}),
+        "custom_params.hyper_params.x.y",
+        "got -Infinity",
+    ),
+    (
+        "NaN in an integer field",
+        _with(_base(), "hardware.distributed.num_instances", float("nan")),
+        "hardware.distributed.num_instances",
+        "must be an integer >= 1, got nan (float)",
+    ),
+    (
+        "lone surrogate in env.vars",
+        _with(_base(), "env.vars.LANG", "caf\udce9"),
+        "env.vars.LANG",
+        "character 4 is a lone surrogate '\\udce9'",
+    ),
+    (
+        "lone surrogate in a free-form key",
+        _with(_base(), "custom_params.hyper_params.caf\udce9", 1),
+        "custom_params.hyper_params['caf\\udce9']",
+        "the key is not valid Unicode text",
+    ),
+    (
+        "lone surrogate in a description",
+        _with(_base(), "info.description", "\ud800"),
+        "info.description",
+        "is not valid Unicode text",
+    ),
+    (
+        "unfit values are found in document order",
+        {"info": {"description": "\udfff"}, "spec_version": 2, "hardware": {}, "env": {}},
+        "info.description",
+        "lone surrogate",
+    ),
+    (
+        "other problems before an unfit value come first",
+        {**_with(_base(), "info.description", 5), "custom_params": {"hyper_params": {"a": float("nan")}}},
+        "info.description",
+        "must be a string",
+    ),
     (
         "missing keys come after present ones",
         {
@@ -658,6 +714,20 @@ def test_toml_problems(text: str, fragment: str) -> None:
     with pytest.raises(DescriptorError) as caught:
         parse_descriptor_toml(text)
     assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["nan", "+nan", "-nan", "inf", "+inf", "-inf"])
+def test_toml_non_finite_numbers_are_refused_by_name(value: str) -> None:
+    """Valid TOML 1.0, but no JSON has them: issue 7, "Why" 9."""
+    text = (
+        'spec_version = "0.1.0"\n[info]\ndescription = "d"\nexecution_engine = "aws.sagemaker"\n'
+        '[hardware]\ninstance_type = "ml.c5.xlarge"\n[env]\ndocker_image = "i"\n'
+        f"[custom_params]\nhyper_params = {{batch = 32, lr = {value}}}\n"
+    )
+    with pytest.raises(DescriptorError) as caught:
+        parse_descriptor_toml(text)
+    assert caught.value.field == "custom_params.hyper_params.lr"
+    assert "must be a finite number" in caught.value.reason
 
 
 @pytest.mark.parametrize(
@@ -870,6 +940,7 @@ def _random_value(rng: random.Random, depth: int) -> Any:
                 "(",
                 "\0",
                 "é" * 3,
+                "caf\udce9",
             ]
         )
     if kind == 7:
@@ -923,6 +994,7 @@ def _assert_only_descriptor_errors(contents: Any) -> None:
         assert err.field and err.reason
         assert str(err) == f"descriptor field '{err.field}': {err.reason}"
         return
+    assert first_unfit(contents) is None, "a descriptor with no strict JSON form was accepted"
     with contextlib.suppress(DescriptorError):
         check_sagemaker_support(d)
 

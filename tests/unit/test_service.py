@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
+
 import pytest
 
-from tests.builders import cancel_command, fetcher_event, minimal_contents
-from tests.fakes import record
+from sagemaker_executor.service.emitter import StatusEmitter
+from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
+from tests.builders import SITE, cancel_command, fetcher_event, minimal_contents
+from tests.fakes import FakeJobs, FakeScripts, FakeSink, record
 from tests.harness import CMD, DLQ, FETCHER, Harness
 
 
@@ -68,6 +74,101 @@ def test_invalid_descriptor_ends_as_error_naming_the_field_and_no_job(tmp_path, 
     assert h.source.committed == {(FETCHER, 0): 1}
 
 
+# --- issue 7, "Why" 8 and 9: user mistakes are the user's ERROR, never an internal error -----------
+
+
+def _script_tar(*names: str) -> bytes:
+    """A script tarball as the anubis client makes it, with a file at each of ``names``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in names:
+            tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    return buffer.getvalue()
+
+
+def _assert_refused_as_the_users_error(h: Harness, *fragments: str) -> str:
+    statuses = h.statuses()
+    assert [s for s, _ in statuses] == ["PENDING", "ERROR"]
+    message = statuses[1][1]
+    assert message.startswith("Cannot process the request: ") and "Internal error" not in message
+    assert all(fragment in message for fragment in fragments), message
+    assert len(message) < 500
+    assert h.jobs.jobs == {} and h.sink.on("BAI_APP_EXECUTOR") == [] and h.sink.on(DLQ) == []
+    assert h.source.committed == {(FETCHER, 0): 1}
+    return message
+
+
+def test_a_lone_surrogate_in_env_vars_is_an_error_naming_the_variable(tmp_path) -> None:
+    """The event JSON holds "caf\\udce9"; json.loads turns it into text no UTF-8 encoder takes."""
+    contents = minimal_contents(env={"docker_image": "img", "vars": {"LANG": "caf\udce9"}})
+    data = json.dumps(fetcher_event(contents)).encode()
+    assert b'"caf\\udce9"' in data
+    h = Harness(tmp_path, [record(FETCHER, data)])
+    h.drain()
+    _assert_refused_as_the_users_error(
+        h, "descriptor field 'env.vars.LANG': is not valid Unicode text", "lone surrogate"
+    )
+
+
+@pytest.mark.parametrize(
+    ("member", "fragments"),
+    [
+        (
+            "/".join(f"{i:03d}" + "d" * 97 for i in range(44)) + "/run.py",  # 4,400 bytes of directories
+            ("is longer than the file system allows (ENAMETOOLONG)", "member '000ddd"),
+        ),
+        ("bench/" + "c" * 300 + "/run.py", ("has a path component longer than 255 bytes",)),
+    ],
+    ids=["4400-byte path", "300-byte component"],
+)
+def test_a_script_member_the_os_refuses_is_an_error_naming_archive_and_member(
+    tmp_path, member, fragments
+) -> None:
+    uri = "s3://scripts-exchange/anubis0/0123abcd.tar"
+    contents = minimal_contents(
+        ml={"benchmark_code": "python bench/run.py", "script": {"script": "0123abcd.tar"}}
+    )
+    event = fetcher_event(contents, scripts=[uri])
+    scripts = FakeScripts({uri: _script_tar("ok.py", member)})
+    h = Harness(tmp_path / "tmp", [record(FETCHER, event)], scripts=scripts)
+    h.drain()
+    _assert_refused_as_the_users_error(
+        h, "benchmark script rejected: script archive '0123abcd.tar': member ", *fragments
+    )
+    assert list((tmp_path / "tmp").iterdir()) == []  # the private workdir is gone with what it held
+
+
+def test_a_nan_hyperparameter_is_an_error_naming_it_and_no_bare_nan_is_published(tmp_path) -> None:
+    """``hyper_params = {lr = nan}`` is valid TOML 1.0; the BFF sends it as a bare NaN."""
+    contents = minimal_contents(custom_params={"hyper_params": {"batch": 32, "lr": float("nan")}})
+    data = json.dumps(fetcher_event(contents)).encode()
+    assert b"NaN" in data  # what Python's json writes, and reads back
+    h = Harness(tmp_path, [record(FETCHER, data)])
+    h.drain()
+    _assert_refused_as_the_users_error(
+        h, "descriptor field 'custom_params.hyper_params.lr': must be a finite number, got NaN"
+    )
+    for sent in h.sink.acked:
+        decoded = json.loads(sent.value, parse_constant=pytest.fail)
+        src = decoded["payload"]["src_event"]["payload"]["toml"]["contents"]["custom_params"]
+        assert src["hyper_params"]["lr"] == "NaN"  # rendered as a string, not null, not bare
+
+
+def test_no_space_for_the_source_dir_is_an_outage_the_loop_retries(tmp_path) -> None:
+    from sagemaker_executor.domain.errors import OutageError
+
+    (tmp_path / "full").write_text("")  # TMP_SOURCES_DIR below a file: no directory can be made there
+    sink = FakeSink()
+    emitter = StatusEmitter(sink, status_topic="BAI_APP_STATUS", node="n", clock_ms=lambda: 1000)
+    settings = SubmissionSettings(SITE, "BAI_APP_EXECUTOR", str(tmp_path / "full" / "tmp"), 10**6)
+    handler = SubmissionHandler(FakeJobs(), FakeScripts(), emitter, settings)
+    with pytest.raises(OutageError) as caught:
+        handler.handle(fetcher_event())
+    assert caught.value.dependency == "disk"
+    assert [e["payload"]["status"] for e in sink.on("BAI_APP_STATUS")] == []  # PENDING not yet flushed
+    assert [json.loads(s.value)["payload"]["status"] for s in sink.pending] == ["PENDING"]
+
+
 def test_other_engines_and_schedules_are_ignored_silently(tmp_path) -> None:
     other = minimal_contents(info={"description": "k8s", "execution_engine": "default"})
     cron = minimal_contents(
@@ -112,6 +213,27 @@ def test_event_with_broken_payload_but_known_action_gets_an_error(tmp_path) -> N
     h.drain()
     status, message = h.statuses()[-1]
     assert status == "ERROR" and "payload.datasets[0]" in message
+
+
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [
+        (("payload", "datasets"), "payload.datasets[0].dst"),
+        (("client_username",), "client_username"),
+    ],
+)
+def test_event_text_that_is_not_unicode_is_refused_by_field(tmp_path, where, field) -> None:
+    """A lone surrogate outside the descriptor could reach a tag or an S3 key and fail to encode there."""
+    event = fetcher_event(datasets=[{"src": "s3://b/k", "path": "/d", "dst": "s3://b/caf\udce9"}])
+    if where == ("client_username",):
+        event["payload"]["datasets"] = []
+        event["client_username"] = "caf\udce9"
+    h = Harness(tmp_path, [record(FETCHER, event)])
+    h.drain()
+    status, message = h.statuses()[-1]
+    assert status == "ERROR"
+    assert message.startswith(f"Cannot process the request: event field '{field}': is not valid Unicode text")
+    assert h.jobs.jobs == {} and h.sink.on(DLQ) == []
 
 
 def test_transient_failure_is_retried_without_repeating_pending_or_committing_early(tmp_path) -> None:
@@ -218,6 +340,16 @@ def test_cancel_with_invalid_args_answers_code_2(tmp_path, args) -> None:
     response = _cancel(h, cancel_command("x", args=args))
     assert response["payload"]["return_code"] == 2
     assert response["payload"]["message"].startswith("Cancel command failed: Invalid args")
+
+
+def test_cancel_whose_target_is_not_unicode_text_answers_code_2(tmp_path) -> None:
+    h = Harness(tmp_path, [])
+    response = _cancel(h, cancel_command("caf\udce9"))
+    assert response["payload"]["return_code"] == 2
+    assert response["payload"]["message"].startswith(
+        "Cancel command failed: Invalid args event field 'payload.args.target_action_id': is not valid"
+    )
+    assert response["payload"]["cmd_submit"]["payload"]["args"]["target_action_id"] == "caf\ufffd"
 
 
 def test_unknown_commands_are_ignored(tmp_path) -> None:

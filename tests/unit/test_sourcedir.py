@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import os
@@ -17,6 +18,7 @@ from sagemaker_executor.adapters.sourcedir import (
     UnsafeArchiveError,
     build_source_dir,
     extract_tar_safely,
+    private_workdir,
 )
 from sagemaker_executor.domain.entrypoint import (
     ENTRY_POINT,
@@ -24,7 +26,7 @@ from sagemaker_executor.domain.entrypoint import (
     EntryPointError,
     render_entry_files,
 )
-from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain.errors import OutageError, PermanentError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -286,6 +288,132 @@ def test_the_exact_limit_is_allowed(tmp_path: Path) -> None:
     data = tar_bytes(file("a", b"a" * 600), file("b", b"b" * 400))
     extract_tar_safely(io.BytesIO(data), tmp_path, archive_name="a.tar", max_total_bytes=1000, max_members=2)
     assert (tmp_path / "b").stat().st_size == 400
+
+
+# --- what the OS refuses: the archive's fault or the executor's disk ------------------------------
+
+
+def nested_dirs(total_bytes: int, component: int = 100) -> str:
+    """A member path of ``total_bytes`` bytes made of directories, each component legal on its own."""
+    parts, size = [], 0
+    while size < total_bytes:
+        parts.append(f"{len(parts):03d}" + "d" * (component - 3))
+        size += component + 1
+    return "/".join(parts)[:total_bytes].rstrip("/")
+
+
+def test_a_member_path_longer_than_the_os_allows_is_a_refused_archive(sandbox: Path) -> None:
+    """Issue 7, "Why" 8: 4,400 bytes of nested directories used to escape as an OSError."""
+    deep = nested_dirs(4400)
+    data = tar_bytes(file("ok.py"), directory(deep), file(deep + "/run.py"), fmt=tarfile.PAX_FORMAT)
+    before = snapshot(sandbox)
+    with pytest.raises(UnsafeArchiveError) as caught:
+        extract_tar_safely(io.BytesIO(data), sandbox / "dest", archive_name="deep.tar", max_total_bytes=MiB)
+    message = str(caught.value)
+    assert message.startswith("script archive 'deep.tar': member '000ddd")
+    assert "is longer than the file system allows (ENAMETOOLONG)" in message
+    assert "..." in message and len(message) < 300  # the 4,400-byte name is cut in the middle
+    assert caught.value.member == deep
+    assert snapshot(sandbox) == before
+
+
+def test_a_300_byte_path_component_is_refused_with_a_short_message(sandbox: Path) -> None:
+    data = tar_bytes(file("bench/" + "c" * 300 + "/run.py"), fmt=tarfile.PAX_FORMAT)
+    with pytest.raises(UnsafeArchiveError) as caught:
+        extract_tar_safely(io.BytesIO(data), sandbox / "dest", archive_name="c.tar", max_total_bytes=MiB)
+    assert "has a path component longer than 255 bytes" in str(caught.value)
+    assert len(str(caught.value)) < 250
+    assert snapshot(sandbox / "dest") == {}
+
+
+def refusing(monkeypatch: pytest.MonkeyPatch, code: int, name: str = "victim") -> None:
+    """Make the OS refuse to create any file or directory whose name contains ``name`` with ``code``:
+    how a full, read-only or non-UTF-8 file system answers (none of which a test can mount here)."""
+    real_mkdir, real_open = os.mkdir, os.open
+
+    def check(path: object) -> None:
+        if name in os.fsdecode(path):  # type: ignore[arg-type]
+            raise OSError(code, os.strerror(code), os.fsdecode(path))  # type: ignore[arg-type]
+
+    def mkdir(path, mode=0o777, *args, **kwargs):  # type: ignore[no-untyped-def]
+        check(path)
+        return real_mkdir(path, mode, *args, **kwargs)
+
+    def open_(path, flags, mode=0o777, *args, **kwargs):  # type: ignore[no-untyped-def]
+        check(path)
+        return real_open(path, flags, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", open_)
+
+
+VICTIMS = {"file": [file("ok.py"), file("victim.py")], "directory": [file("ok.py"), directory("a/victim")]}
+
+
+@pytest.mark.parametrize("kind", list(VICTIMS))
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES])
+def test_the_executors_disk_failing_is_an_outage_not_the_users_error(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch, code: int, kind: str
+) -> None:
+    data = tar_bytes(*VICTIMS[kind])
+    before = snapshot(sandbox)
+    refusing(monkeypatch, code)
+    with pytest.raises(OutageError) as caught:
+        extract_tar_safely(io.BytesIO(data), sandbox / "dest", archive_name="s.tar", max_total_bytes=MiB)
+    assert caught.value.dependency == "disk" and caught.value.fix
+    assert errno.errorcode[code] in str(caught.value)
+    assert not isinstance(caught.value, PermanentError)
+    monkeypatch.undo()
+    assert snapshot(sandbox) == before
+
+
+@pytest.mark.parametrize("kind", list(VICTIMS))
+@pytest.mark.parametrize("code", [errno.EILSEQ, errno.EINVAL, errno.ENAMETOOLONG])
+def test_a_member_the_file_system_refuses_is_a_refused_archive(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch, code: int, kind: str
+) -> None:
+    data = tar_bytes(*VICTIMS[kind])
+    before = snapshot(sandbox)
+    refusing(monkeypatch, code)
+    with pytest.raises(UnsafeArchiveError) as caught:
+        extract_tar_safely(io.BytesIO(data), sandbox / "dest", archive_name="s.tar", max_total_bytes=MiB)
+    assert str(caught.value).startswith("script archive 's.tar': member ")
+    assert "victim" in str(caught.value) and errno.errorcode[code] in str(caught.value)
+    monkeypatch.undo()
+    assert snapshot(sandbox) == before
+
+
+def test_an_unknown_os_error_is_left_to_propagate_as_a_bug(sandbox: Path, monkeypatch) -> None:
+    before = snapshot(sandbox)
+    refusing(monkeypatch, errno.EBUSY)
+    with pytest.raises(OSError) as caught:
+        extract_tar_safely(
+            io.BytesIO(tar_bytes(*VICTIMS["file"])),
+            sandbox / "dest",
+            archive_name="s.tar",
+            max_total_bytes=MiB,
+        )
+    assert caught.value.errno == errno.EBUSY
+    monkeypatch.undo()
+    assert snapshot(sandbox) == before
+
+
+def test_no_space_for_the_entry_files_is_an_outage(tmp_path: Path, monkeypatch) -> None:
+    refusing(monkeypatch, errno.ENOSPC, name=ENTRY_SCRIPT)
+    with pytest.raises(OutageError, match="ENOSPC"):
+        build_source_dir(tmp_path / "s", [], ENTRY, [], MiB)
+
+
+def test_private_workdir_is_removed_after_use_and_a_bad_root_is_an_outage(tmp_path: Path) -> None:
+    with private_workdir(tmp_path / "new" / "root", "job-") as workdir:
+        assert workdir.parent == tmp_path / "new" / "root" and workdir.name.startswith("job-")
+        (workdir / "source").mkdir()
+        (workdir / "source" / "f").write_text("x")
+    assert not workdir.exists()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(OutageError) as caught, private_workdir(tmp_path / "a-file" / "root", "job-"):
+        pass
+    assert caught.value.dependency == "disk" and "TMP_SOURCES_DIR" in caught.value.fix
 
 
 # --- build_source_dir ---------------------------------------------------------------------------
