@@ -24,6 +24,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sagemaker_executor.adapters.aws import classify, client, error_code, error_message
+from sagemaker_executor.adapters.sourcedir import temp_space_outage
 from sagemaker_executor.domain.descriptor import Framework
 from sagemaker_executor.domain.errors import JobAlreadyExists, JobNotFound, OutageError, PermanentError
 from sagemaker_executor.domain.translation import TrainingJobSpec
@@ -181,7 +182,10 @@ class SageMakerJobs:
         bucket, prefix = _split_output(spec.output_path)
         key = "/".join(part for part in (prefix, spec.job_name, "source", "sourcedir.tar.gz") if part)
         with tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024) as archive:
-            pack_source_dir(source_dir, archive)
+            try:
+                pack_source_dir(source_dir, archive)
+            except OSError as error:  # past 16 MiB the archive spills to the executor's temp space
+                raise temp_space_outage(error, "packing the benchmark's source") from error
             archive.seek(0)
             try:
                 self._s3.put_object(Bucket=bucket, Key=key, Body=archive)

@@ -19,7 +19,7 @@ from typing import IO, Any, BinaryIO, Protocol, cast
 
 from sagemaker_executor.adapters.sourcedir import build_source_dir, private_workdir
 from sagemaker_executor.domain.descriptor import check_sagemaker_support, parse_descriptor
-from sagemaker_executor.domain.errors import JobAlreadyExists, PermanentError
+from sagemaker_executor.domain.errors import JobAlreadyExists, JobNotFound, PermanentError, TransientError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent, Status, check_event_text, executor_event
 from sagemaker_executor.domain.translation import (
     TAG_ACTION_ID,
@@ -134,7 +134,12 @@ class SubmissionHandler:
 
     def _adopt_existing(self, spec: TrainingJobSpec) -> Outcome:
         """The name is taken: ours from an earlier attempt (redelivery), or somebody else's job."""
-        job = self._jobs.describe(spec.job_name)
+        try:
+            job = self._jobs.describe(spec.job_name)
+        except JobNotFound as error:  # SageMaker's reads may lag its writes: ask again later
+            raise TransientError(
+                f"training job {spec.job_name} exists but cannot be described yet"
+            ) from error
         owner = self._jobs.tags(job["TrainingJobArn"]).get(TAG_ACTION_ID)
         if owner == spec.action_id:
             log.info("training job %s already exists for action %s: earlier attempt", spec.job_name, owner)

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from sagemaker_executor.adapters.aws import classify
 from sagemaker_executor.adapters.kafka import CommitError, PublishError
-from sagemaker_executor.domain.errors import CapacityError, OutageError
+from sagemaker_executor.domain.errors import CapacityError, JobNotFound, OutageError
 from sagemaker_executor.service.loop import minimal_dead_letter
 from tests.builders import cancel_command, fetcher_event
 from tests.fakes import FakeSink, record
@@ -240,3 +240,42 @@ def test_a_retried_record_says_pending_once(tmp_path, attempts: int) -> None:
     h.drain()
     assert h.statuses_of(event["action_id"]) == ["PENDING", "SUCCEEDED"]
     assert h.jobs.create_calls == attempts + 1
+
+
+def nested(depth: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(depth):
+        value = {"n": value}
+    return value
+
+
+@pytest.mark.parametrize("depth", [300, 600, 950])
+def test_a_deeply_nested_event_ends_even_when_its_statuses_cannot_be_serialised(tmp_path, depth) -> None:
+    # Statuses copy the event: past a few hundred levels pydantic (then Python) refuses to serialise
+    # it, on the happy path and on the error path alike.
+    event = fetcher_event()
+    event["payload"]["extra"] = nested(depth)
+    after = fetcher_event()
+    h = Harness(tmp_path, [record(FETCHER, event, 0), record(FETCHER, after, 1)])
+    h.drain(3)
+    assert h.source.committed == {(FETCHER, 0): 2}
+    assert h.statuses_of(after["action_id"]) == ["PENDING", "SUCCEEDED"]
+    answered = h.statuses_of(event["action_id"]) or [d for d in h.sink.on(DLQ) if d["source"]["offset"] == 0]
+    assert answered
+
+
+def test_a_name_in_use_that_cannot_be_described_yet_is_asked_again(tmp_path) -> None:
+    event = fetcher_event()
+    h = Harness(tmp_path, [record(FETCHER, event, 0), record(FETCHER, event, 1)])
+    original, lagging = h.jobs.describe, {"left": 1}
+
+    def describe(job_name):
+        if lagging["left"]:
+            lagging["left"] -= 1
+            raise JobNotFound(job_name)
+        return original(job_name)
+
+    h.jobs.describe = describe  # type: ignore[method-assign]
+    h.drain(6)
+    assert h.statuses_of(event["action_id"]) == ["PENDING", "SUCCEEDED", "PENDING", "SUCCEEDED"]
+    assert h.source.committed == {(FETCHER, 0): 2} and "internal" not in h.observer.failures
