@@ -29,7 +29,7 @@ from sagemaker_executor.config import (
 from sagemaker_executor.logs import configure_logging
 
 if TYPE_CHECKING:
-    from sagemaker_executor.service.observability import Health, LoopObserver
+    from sagemaker_executor.service.observability import Health, LoopObserver, ServiceMetrics
 
 log = logging.getLogger("sagemaker_executor")
 _T = TypeVar("_T")
@@ -150,7 +150,7 @@ def run(settings: Settings) -> int:
         log.info("health and metrics on port %d: /healthz /readyz /metrics", server.port)
     observer = LoopObserver(metrics, health)
     try:
-        return _run_service(settings, stop, health, observer)
+        return _run_service(settings, stop, metrics, health, observer)
     finally:
         if server is not None:
             server.stop()
@@ -180,7 +180,9 @@ def _wait_for_aws(
         delay = min(delay * 2, settings.retry_backoff_max_seconds)
 
 
-def _run_service(settings: Settings, stop: _StopSignal, health: Health, observer: LoopObserver) -> int:
+def _run_service(
+    settings: Settings, stop: _StopSignal, metrics: ServiceMetrics, health: Health, observer: LoopObserver
+) -> int:
     from sagemaker_executor.adapters.aws import make_session
     from sagemaker_executor.adapters.cloudwatch import CloudWatchPublisher
     from sagemaker_executor.adapters.kafka import (
@@ -330,13 +332,14 @@ def _run_service(settings: Settings, stop: _StopSignal, health: Health, observer
     subscriber.listen(loop.on_assigned, loop.on_revoked)
     session_s = settings.kafka_session_timeout_ms / 1000
     probes = [
-        DependencyProbe(health, jobs.ping, name="aws"),
+        DependencyProbe(health, jobs.ping, name="aws", metrics=metrics),
         # Every half session timeout, each check bounded by one: a lost broker shows within two.
         DependencyProbe(
             health,
             BrokerCheck(options, timeout_ms=settings.kafka_session_timeout_ms),
             session_s / 2,
             name="kafka",
+            metrics=metrics,
         ),
     ]
     for probe in probes:

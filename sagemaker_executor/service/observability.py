@@ -97,6 +97,12 @@ class ServiceMetrics:
             ["dependency"],
             registry=r,
         )
+        self._up = Gauge(
+            "sm_executor_dependency_up",
+            "1 when the last readiness check of a dependency (aws, kafka) succeeded",
+            ["dependency"],
+            registry=r,
+        )
         for dependency in DEPENDENCIES:
             self._outage.labels(dependency=dependency)
 
@@ -125,6 +131,9 @@ class ServiceMetrics:
 
     def set_tracked(self, n: int) -> None:
         self._tracked.set(n)
+
+    def set_dependency_up(self, dependency: str, up: bool) -> None:
+        self._up.labels(dependency=dependency).set(1 if up else 0)
 
     def set_outage(self, dependency: str | None) -> None:
         """Mark ``dependency`` as out (the others as fine); ``None``: no outage."""
@@ -216,9 +225,16 @@ class DependencyProbe:
     """
 
     def __init__(
-        self, health: Health, check: Callable[[], None], interval_s: float = 30.0, *, name: str = "aws"
+        self,
+        health: Health,
+        check: Callable[[], None],
+        interval_s: float = 30.0,
+        *,
+        name: str = "aws",
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self._health = health
+        self._metrics = metrics
         self._check = check
         self._interval_s = interval_s
         self._name = name
@@ -253,6 +269,8 @@ class DependencyProbe:
         else:
             detail, ok = "", True
         self._health.set_dependency(self._name, ok, detail)
+        if self._metrics is not None:
+            self._metrics.set_dependency_up(self._name, ok)
         if ok != self._last_ok:  # log transitions, not every probe
             unreachable = _UNREACHABLE.get(self._name, f"{self._name} not reachable")
             if ok:

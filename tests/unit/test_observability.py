@@ -186,3 +186,47 @@ def test_probe_once_records_the_exception_text() -> None:
     assert health.readiness()[1].endswith(
         "ConnectionError: could not connect to sagemaker.us-east-1.amazonaws.com"
     )
+
+
+def test_a_broker_probe_failure_makes_readiness_false_with_the_fix_and_exports_it() -> None:
+    from sagemaker_executor.adapters.kafka import KafkaOutage
+
+    health = Health(dependencies=("aws", "kafka"))
+    health.set_joined(True)
+    health.set_dependency("aws", True)
+    metrics = ServiceMetrics()
+    broker_up = {"ok": False}
+
+    def check() -> None:
+        if not broker_up["ok"]:
+            raise KafkaOutage("Kafka brokers not answering: KafkaTimeoutError()")
+
+    probe = DependencyProbe(health, check, name="kafka", metrics=metrics)
+    assert probe.probe_once() is False
+    ready, reason = health.readiness()
+    assert (
+        not ready and reason.startswith("Kafka brokers not reachable") and "KAFKA_BOOTSTRAP_SERVERS" in reason
+    )
+    assert 'sm_executor_dependency_up{dependency="kafka"} 0.0' in metrics.render().decode()
+    broker_up["ok"] = True
+    assert probe.probe_once() is True
+    assert health.readiness() == (True, "ok")
+    assert 'sm_executor_dependency_up{dependency="kafka"} 1.0' in metrics.render().decode()
+
+
+def test_an_outage_the_loop_waits_on_is_in_readiness_and_the_outage_gauge_until_it_ends() -> None:
+    from sagemaker_executor.domain.errors import OutageError
+    from sagemaker_executor.service.observability import LoopObserver
+
+    health, metrics = Health(dependencies=()), ServiceMetrics()
+    health.set_joined(True)
+    observer = LoopObserver(metrics, health)
+    observer.outage(OutageError("aws", "AWS credentials: expired", "renew them"))
+    ready, reason = health.readiness()
+    assert not ready and "outage of aws" in reason and "renew them" in reason
+    exported = metrics.render().decode()
+    assert 'sm_executor_outage{dependency="aws"} 1.0' in exported
+    assert 'sm_executor_outage{dependency="kafka"} 0.0' in exported
+    observer.outage(None)
+    assert health.readiness() == (True, "ok")
+    assert 'sm_executor_outage{dependency="aws"} 0.0' in metrics.render().decode()
