@@ -26,6 +26,7 @@ TEST = LOCAL + [
     "mypy>=1.10",
     "types-toml",
     "import-linter>=2.0",
+    "hypothesis>=6.100",
 ]
 # `make bench`: the throughput benchmark's plot.
 BENCH = LOCAL + ["matplotlib>=3.8"]
