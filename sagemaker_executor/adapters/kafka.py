@@ -8,7 +8,6 @@ what to do when it means nothing) is the service's job.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -28,6 +27,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
 from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain.limits import encode_json
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,10 @@ class PublishError(Exception):
 
 
 class RecordTooLarge(PermanentError):
-    """A record over the producer's size limit: sending it again cannot help."""
+    """A record over the producer's size limit: sending it again cannot help.
+
+    The service sizes what it sends beforehand (``domain.limits``), so this is the last guard only.
+    """
 
 
 def ensure_topics(
@@ -175,10 +178,7 @@ class Publisher:
         self, topic: str, key: str | None, value: dict[str, Any] | bytes | None, partition: int | None = None
     ) -> None:
         """Queue a record; ``None`` is a tombstone. Wait for it with :meth:`flush`."""
-        if value is None or isinstance(value, bytes):
-            data = value
-        else:
-            data = json.dumps(value, separators=(",", ":")).encode("utf-8")
+        data = value if value is None or isinstance(value, bytes) else encode_json(value)
         encoded_key = key.encode("utf-8") if key is not None else None
         try:
             future = self._producer.send(topic, key=encoded_key, value=data, partition=partition)

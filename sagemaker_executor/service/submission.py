@@ -5,6 +5,8 @@ client. The sequence follows CONTRACT §5.1; what differs from the original is t
 failure ends as an ERROR status with a reason (never an escaped exception), and that a job which
 already exists *for this action* counts as the success of an earlier attempt (Kafka redelivers after
 a crash), so its SUCCEEDED status and executor event are published again instead of an ERROR.
+
+An event whose ids are too long to answer under (``domain.limits``) is raised as :class:`NotForUs`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sagemaker_executor.adapters.sourcedir import build_source_dir
 from sagemaker_executor.domain.descriptor import check_sagemaker_support, parse_descriptor
 from sagemaker_executor.domain.errors import JobAlreadyExists, PermanentError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent, Status, executor_event
+from sagemaker_executor.domain.limits import unanswerable
 from sagemaker_executor.domain.translation import (
     TAG_ACTION_ID,
     ExecutorSite,
@@ -58,7 +61,8 @@ class SubmissionResult:
 
 
 class NotForUs(Exception):
-    """The record cannot be routed (no descriptor contents): it goes to the dead-letter topic."""
+    """The record cannot be routed (no descriptor contents) or answered (its ids are too long to file
+    an answer under): it goes to the dead-letter topic."""
 
 
 class TrainingJobs(Protocol):
@@ -91,8 +95,9 @@ class SubmissionHandler:
     def handle(self, raw: Mapping[str, Any], *, retry: bool = False) -> SubmissionResult:
         """Handle one event. ``retry``: an earlier attempt already said PENDING for this very record.
 
-        Raises :class:`NotForUs` when the record carries no descriptor to route by, and lets
-        :class:`~sagemaker_executor.domain.errors.TransientError` through for the loop to retry.
+        Raises :class:`NotForUs` when the record carries no descriptor to route by or cannot be
+        answered, and lets :class:`~sagemaker_executor.domain.errors.TransientError` through for the
+        loop to retry.
         """
         contents = _descriptor_contents(raw)
         engine, scheduling = routing(contents)
@@ -101,6 +106,9 @@ class SubmissionHandler:
                 "ignoring action %s: engine %r, scheduling %r", raw.get("action_id"), engine, scheduling
             )
             return SubmissionResult(Outcome.IGNORED)
+        problem = unanswerable(raw)
+        if problem is not None:
+            raise NotForUs(problem)
         if not retry:
             self._emitter.status(raw, Status.PENDING, MSG_PENDING)
         try:
