@@ -172,6 +172,7 @@ def run(settings: Settings) -> int:
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
+        max_request_bytes=settings.kafka_max_request_bytes,
     )
     topics = [
         settings.consumer_topic,

@@ -27,7 +27,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
 from sagemaker_executor.domain.errors import PermanentError
-from sagemaker_executor.domain.limits import encode_json
+from sagemaker_executor.domain.limits import DEFAULT_MAX_REQUEST_BYTES, encode_json
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class KafkaOptions:
     heartbeat_interval_ms: int = 3000
     max_poll_interval_ms: int = 300000
     request_timeout_ms: int = 30000
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # the producer's max.request.size
 
 
 class PublishError(Exception):
@@ -59,7 +60,7 @@ class PublishError(Exception):
 
 
 class RecordTooLarge(PermanentError):
-    """A record over the producer's size limit: sending it again cannot help.
+    """A record over the producer's size limit (``max_request_bytes``): sending it again cannot help.
 
     The service sizes what it sends beforehand (``domain.limits``), so this is the last guard only.
     """
@@ -171,6 +172,7 @@ class Publisher:
             max_in_flight_requests_per_connection=1,  # keeps a client's records in order across retries
             request_timeout_ms=options.request_timeout_ms,
             linger_ms=2,
+            max_request_size=options.max_request_bytes,
         )
         self._local = threading.local()
 

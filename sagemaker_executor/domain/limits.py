@@ -40,6 +40,11 @@ from typing import Any
 
 JSONDict = dict[str, Any]
 
+DEFAULT_MAX_REQUEST_BYTES = 1_048_576
+"""The largest record the executor sends unless ``KAFKA_MAX_REQUEST_BYTES`` says otherwise: the default
+of the Kafka producer's ``max.request.size`` (kafka-python's ``max_request_size``), just under the
+broker's default ``message.max.bytes`` (1,048,588)."""
+
 KAFKA_RECORD_OVERHEAD_BYTES = 128
 """What a record adds to its key and value when kafka-python checks ``max_request_size``
 (``DefaultRecordBatchBuilder.estimate_size_in_bytes``): a 61-byte batch header (record format v2), at
@@ -77,6 +82,10 @@ MAX_EXTRA_NAME_BYTES = 64
 MAX_MESSAGE_BYTES = 16_384
 """The longest status or response message. The executor's own are short; the longest expected is a
 job's final metrics (SageMaker: at most 40 metrics, names of at most 255 characters)."""
+
+MIN_REQUEST_BYTES = MAX_STATUS_BYTES + MAX_ID_BYTES + KAFKA_RECORD_OVERHEAD_BYTES
+"""The smallest ``KAFKA_MAX_REQUEST_BYTES`` accepted: every status the BFF can store, with its key
+(the client id), must be sendable."""
 
 VISIT_FIELDS = ("svc", "tstamp", "version", "node")
 ANSWER_FIELDS = ("action_id", "client_id")

@@ -3,10 +3,15 @@ through the loop."""
 
 from __future__ import annotations
 
+import pytest
+
+from sagemaker_executor.adapters import kafka as kafka_adapter
 from sagemaker_executor.domain.limits import (
-    MAX_ID_BYTES,
+    DEFAULT_MAX_REQUEST_BYTES,
     MAX_STATUS_BYTES,
     MAX_TEXT_BYTES,
+    MIN_REQUEST_BYTES,
+    record_size,
 )
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import StatusEmitter
@@ -50,7 +55,7 @@ def _assert_every_answer_fits(h: Harness) -> None:
     assert answers
     for sent in answers:
         assert len(sent.value) <= MAX_STATUS_BYTES
-        assert len(sent.key.encode()) <= MAX_ID_BYTES
+        assert record_size(sent.key, sent.value) <= MIN_REQUEST_BYTES
 
 
 # --- issue 7.2: a large envelope is answerable -----------------------------------------------------
@@ -120,3 +125,50 @@ def test_a_cancel_of_a_target_id_too_long_to_exist_is_invalid_args(tmp_path) -> 
     assert "'target_action_id' is 600000 bytes" in response["payload"]["message"]
     assert h.sink.on(STATUS) == []
     _assert_every_answer_fits(h)
+
+
+# --- the setting reaches the producer ----------------------------------------------------------------
+
+
+def test_the_publisher_gives_the_producer_the_configured_max_request_size(monkeypatch) -> None:
+    made: dict = {}
+
+    class Producer:
+        def __init__(self, **config) -> None:
+            made.update(config)
+
+    monkeypatch.setattr(kafka_adapter, "KafkaProducer", Producer)
+    kafka_adapter.Publisher(kafka_adapter.KafkaOptions(["b:9092"], "c", "g", max_request_bytes=400_000))
+    assert made["max_request_size"] == 400_000
+    kafka_adapter.Publisher(kafka_adapter.KafkaOptions(["b:9092"], "c", "g"))
+    assert made["max_request_size"] == DEFAULT_MAX_REQUEST_BYTES == 1_048_576
+
+
+def _settings(**environ: str):
+    from sagemaker_executor.config import load_settings
+
+    required = {
+        "SAGEMAKER_OUTPUT_BUCKET": "bucket",
+        "SAGEMAKER_NODATASET": "s3://b/none",
+        "SAGEMAKER_ROLE": "role",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    flags = {k: v for k, v in environ.items() if k.islower()}
+    return load_settings(flags, {**required, **{k: v for k, v in environ.items() if k.isupper()}})
+
+
+def test_kafka_max_request_bytes_defaults_to_one_mib_and_is_an_env_var_and_a_flag() -> None:
+    assert _settings().kafka_max_request_bytes == 1_048_576
+    assert _settings(KAFKA_MAX_REQUEST_BYTES="2000000").kafka_max_request_bytes == 2_000_000
+    flagged = _settings(KAFKA_MAX_REQUEST_BYTES="2000000", kafka_max_request_bytes="3000000")
+    assert flagged.kafka_max_request_bytes == 3_000_000
+
+
+def test_kafka_max_request_bytes_must_leave_room_for_a_status_the_bff_can_store() -> None:
+    from sagemaker_executor.config import ConfigError
+
+    assert (
+        _settings(KAFKA_MAX_REQUEST_BYTES=str(MIN_REQUEST_BYTES)).kafka_max_request_bytes == MIN_REQUEST_BYTES
+    )
+    with pytest.raises(ConfigError, match=f"KAFKA_MAX_REQUEST_BYTES .* must be at least {MIN_REQUEST_BYTES}"):
+        _settings(KAFKA_MAX_REQUEST_BYTES=str(MIN_REQUEST_BYTES - 1))

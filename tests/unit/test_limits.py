@@ -122,7 +122,7 @@ def _check_answers_fit(event: dict, message: str) -> None:
     assert len(sink.acked) == 3
     for sent in sink.acked:
         assert len(sent.value) <= limits.MAX_STATUS_BYTES
-        assert len(sent.key.encode()) <= limits.MAX_ID_BYTES
+        assert limits.record_size(sent.key, sent.value) <= limits.MIN_REQUEST_BYTES
         answer = json.loads(sent.value)
         assert (answer["action_id"], answer["client_id"]) == (event["action_id"], event["client_id"])
 
