@@ -240,7 +240,11 @@ def run(settings: Settings) -> int:
             scripts,
             emitter,
             SubmissionSettings(
-                site, settings.producer_topic, settings.tmp_sources_dir, settings.max_script_bytes
+                site,
+                settings.producer_topic,
+                settings.tmp_sources_dir,
+                settings.max_script_bytes,
+                settings.kafka_max_request_bytes,
             ),
         ),
         CommandHandler(jobs, emitter, settings.cmd_return_topic),

@@ -77,7 +77,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("kafka_max_poll_interval_ms", "longest time between polls before the group evicts us", "300000"),
     Option(
         "kafka_max_request_bytes",
-        f"largest record sent (the producer's max.request.size; at least {MIN_REQUEST_BYTES})",
+        "largest record sent (the producer's max.request.size); a submission whose executor event "
+        f"would be larger is refused with ERROR (at least {MIN_REQUEST_BYTES})",
         str(DEFAULT_MAX_REQUEST_BYTES),
     ),
     Option("max_script_bytes", "largest total unpacked size of a benchmark's script tarballs", str(1024**3)),

@@ -5,8 +5,9 @@ Owned here: the byte limits every outgoing record must respect (the Kafka produc
 exactly what the Kafka publisher sends), and the rule that bounds what a status event or a command
 response copies from the event it answers. ``domain.events`` applies the rule when it builds a status
 (its envelope and ``src_event``) or a command response (its envelope and ``cmd_submit``);
-``service.emitter`` omits a copied payload that would not fit; ``adapters.kafka`` serialises with
-:func:`encode_json`.
+``service.emitter`` omits a copied payload that would not fit; ``service.submission`` refuses, before
+any side effect, an event whose executor event or tracking record would not fit (:class:`EventTooLarge`);
+``adapters.kafka`` serialises with :func:`encode_json`.
 
 Sizes are the bytes of the JSON form as sent: compact separators, non-ASCII escaped as ``\\uXXXX``.
 
@@ -37,6 +38,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from sagemaker_executor.domain.errors import PermanentError
 
 JSONDict = dict[str, Any]
 
@@ -90,6 +93,26 @@ MIN_REQUEST_BYTES = MAX_STATUS_BYTES + MAX_ID_BYTES + KAFKA_RECORD_OVERHEAD_BYTE
 VISIT_FIELDS = ("svc", "tstamp", "version", "node")
 ANSWER_FIELDS = ("action_id", "client_id")
 _VISIT_VALUE_BYTES = (MAX_VISITED_ENTRY_BYTES - 64) // len(VISIT_FIELDS)  # 64: braces, names, commas
+_MAX_FIELD_DEPTH = 32  # how deep :func:`largest_field` looks; past that a path names nothing useful
+
+
+class EventTooLarge(PermanentError):
+    """An outgoing record built from the input would be over the Kafka producer's limit.
+
+    Raised before any side effect, so the answer is an ERROR and nothing else. The message is for the
+    user: it starts like the original's validation errors and names the field that takes the room.
+    """
+
+    def __init__(self, size: int, limit: int, field: str, field_size: int) -> None:
+        super().__init__(
+            f"Cannot process the request: the benchmark is too large to pass on: it would take a "
+            f"{size}-byte Kafka record, over the limit of {limit} bytes; its largest field is "
+            f"'{field}' ({field_size} bytes)"
+        )
+        self.size = size
+        self.limit = limit
+        self.field = field
+        self.field_size = field_size
 
 
 def encode_json(value: Any) -> bytes:
@@ -214,3 +237,29 @@ def id_problem(name: str, value: Any) -> str | None:
         if size > MAX_ID_BYTES:
             return f"'{name}' is {size} bytes, over the {MAX_ID_BYTES} bytes an answer can carry"
     return None
+
+
+def largest_field(value: Any) -> tuple[str, int]:
+    """``(path, bytes)`` of the field that takes most of ``value``'s room, e.g. ``payload.toml.doc``.
+
+    Starting at the top, it goes into the largest member for as long as that member holds at least a
+    quarter of its parent: so a single huge string is named itself, and a list of many small items is
+    named as the list (``payload.datasets``). Paths are written like ``payload.datasets[3].src``.
+    """
+    path, node, size = "", value, json_size(value)
+    for _ in range(_MAX_FIELD_DEPTH):
+        members: list[tuple[str, Any]]
+        if isinstance(node, Mapping):
+            members = [(f"{path}.{key}" if path else str(key), item) for key, item in node.items()]
+        elif isinstance(node, list):
+            members = [(f"{path}[{index}]", item) for index, item in enumerate(node)]
+        else:
+            break
+        if not members:
+            break
+        sized = [(json_size(item), where, item) for where, item in members]
+        biggest, where, item = max(sized, key=lambda entry: entry[0])
+        if biggest * 4 < size:
+            break
+        path, node, size = where, item, biggest
+    return path or "<root>", size

@@ -1,7 +1,10 @@
-"""Everything sent fits (issue 7): huge inputs still get answers that fit. In-memory adapters,
-through the loop."""
+"""Everything sent fits (issue 7): huge inputs still get answers that fit, and an action whose executor
+event could not be sent is refused before any side effect. In-memory adapters, through the loop."""
 
 from __future__ import annotations
+
+import base64
+import json
 
 import pytest
 
@@ -11,26 +14,48 @@ from sagemaker_executor.domain.limits import (
     MAX_STATUS_BYTES,
     MAX_TEXT_BYTES,
     MIN_REQUEST_BYTES,
+    encode_json,
+    json_size,
     record_size,
 )
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings
 from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
+from sagemaker_executor.service.tracker import JobTracker, TrackerSettings
 from tests.builders import SITE, cancel_command, fetcher_event, minimal_contents
 from tests.fakes import FakeJobs, FakeScripts, FakeSink, FakeSource, InlineExecutor, record
 
 FETCHER, CMD, DLQ = "BAI_APP_FETCHER", "CMD_SUBMIT", "DEAD"
-STATUS, EXECUTOR, RETURN = "BAI_APP_STATUS", "BAI_APP_EXECUTOR", "CMD_RETURN"
+STATUS, EXECUTOR, RETURN, TRACKING = "BAI_APP_STATUS", "BAI_APP_EXECUTOR", "CMD_RETURN", "SM_EXECUTOR_JOBS"
+
+
+class TrackedJobs(FakeJobs):
+    def list_changed(self, since) -> list:
+        return []
+
+
+class NoState:
+    def load(self, partitions) -> list:
+        return []
 
 
 class Harness:
-    def __init__(self, tmp_path, records) -> None:
+    def __init__(
+        self, tmp_path, records, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, *, tracking: bool = False
+    ) -> None:
         self.sink = FakeSink()
         self.source = FakeSource(records, self.sink)
-        self.jobs = FakeJobs()
+        self.jobs = TrackedJobs()
         emitter = StatusEmitter(self.sink, status_topic=STATUS, node="test-node", clock_ms=lambda: 1000)
-        settings = SubmissionSettings(SITE, EXECUTOR, str(tmp_path), 10**6)
+        settings = SubmissionSettings(SITE, EXECUTOR, str(tmp_path), 10**6, max_request_bytes)
+        tracker = JobTracker(
+            self.jobs,
+            self.sink,
+            emitter,
+            NoState(),
+            TrackerSettings(FETCHER, TRACKING, "METRICS", "us-east-1"),
+        )
         self.loop = ExecutorLoop(
             self.source,
             self.sink,
@@ -38,6 +63,7 @@ class Harness:
             SubmissionHandler(self.jobs, FakeScripts(), emitter, settings),
             CommandHandler(self.jobs, emitter, RETURN),
             LoopSettings(FETCHER, CMD, DLQ),
+            tracker=tracker if tracking else None,
             pool=InlineExecutor(),
             sleep=lambda _s: None,
         )
@@ -48,6 +74,17 @@ class Harness:
 
     def statuses(self) -> list[dict]:
         return self.sink.on(STATUS)
+
+
+def _descriptor_event(var_chars: int, **fields) -> dict:
+    """A valid submission whose descriptor holds an env var of ``var_chars`` characters, in the TOML
+    text (``payload.toml.doc``, base64 as the BFF sends it) and in ``contents``."""
+    contents = minimal_contents(env={"docker_image": "img:1", "vars": {"BIG": "x" * var_chars}})
+    event = fetcher_event(contents)
+    doc = f'[env]\ndocker_image = "img:1"\nvars = {{ BIG = "{"x" * var_chars}" }}\n'
+    event["payload"]["toml"]["doc"] = base64.b64encode(doc.encode()).decode()
+    event.update(fields)
+    return event
 
 
 def _assert_every_answer_fits(h: Harness) -> None:
@@ -125,6 +162,104 @@ def test_a_cancel_of_a_target_id_too_long_to_exist_is_invalid_args(tmp_path) -> 
     assert "'target_action_id' is 600000 bytes" in response["payload"]["message"]
     assert h.sink.on(STATUS) == []
     _assert_every_answer_fits(h)
+
+
+# --- issue 7.3: an executor event too large for the broker is refused before the job exists --------
+
+
+def test_an_event_whose_executor_event_would_not_fit_is_refused_before_anything_else(tmp_path) -> None:
+    event = _descriptor_event(500_000)
+    assert 1_000_000 < len(json.dumps(event)) < 1_300_000  # about 1 MB, as in the issue
+    h = Harness(tmp_path, [record(FETCHER, event)])
+    h.run()
+    statuses = h.statuses()
+    assert [s["payload"]["status"] for s in statuses] == ["ERROR"]  # no PENDING to contradict
+    message = statuses[0]["payload"]["message"]
+    assert message.startswith("Cannot process the request: the benchmark is too large to pass on")
+    assert "'payload.toml.doc' (666" in message and "over the limit of 1048576 bytes" in message
+    assert h.jobs.create_calls == 0 and h.sink.on(EXECUTOR) == []
+    _assert_every_answer_fits(h)
+    assert h.source.committed == {(FETCHER, 0): 1}
+
+
+def test_the_limit_is_the_configured_one_and_names_the_biggest_field(tmp_path) -> None:
+    event = fetcher_event()
+    event["client_username"] = "u" * 450_000
+    small = Harness(tmp_path, [record(FETCHER, event)], max_request_bytes=MIN_REQUEST_BYTES)
+    small.run()
+    (status,) = small.statuses()
+    message = status["payload"]["message"]
+    assert f"over the limit of {MIN_REQUEST_BYTES} bytes" in message
+    assert "'client_username' (450002 bytes)" in message
+    assert small.jobs.create_calls == 0
+    default = Harness(tmp_path, [record(FETCHER, event)])
+    default.run()
+    assert [s["payload"]["status"] for s in default.statuses()] == ["PENDING", "SUCCEEDED"]
+
+
+def _sent_records(tmp_path, event: dict) -> tuple[int, int]:
+    """Record sizes of the executor event and of the job's first tracking record, as sent."""
+    h = Harness(tmp_path, [record(FETCHER, event)], tracking=True)
+    h.run()
+    (executor,) = [s for s in h.sink.acked if s.topic == EXECUTOR]
+    tracking = next(s for s in h.sink.acked if s.topic == TRACKING)
+    assert tracking.value["partition"] == 0 and tracking.value["reported"] is None
+    return record_size(executor.key, executor.value), record_size(tracking.key, encode_json(tracking.value))
+
+
+def test_the_check_counts_the_records_exactly_as_they_are_sent(tmp_path) -> None:
+    """With a job name of SageMaker's longest (63), the limit at which an event still passes is exactly
+    the larger record as sent; the tracking record is counted at its largest: with a 10-digit partition
+    and a state of two 64-character SageMaker statuses. One byte less and the event is refused."""
+    event = _descriptor_event(1000)
+    event["payload"]["toml"]["contents"]["custom_params"] = {"sagemaker_job_name": "j" * 63}
+    executor_size, tracking_size = _sent_records(tmp_path, event)
+    largest_state = json_size({"status": "x" * 64, "secondary": "x" * 64}) - json_size(None)
+    threshold = max(executor_size, tracking_size + len(str(2**31 - 1)) - len("0") + largest_state)
+    fits = Harness(tmp_path, [record(FETCHER, event)], max_request_bytes=threshold)
+    fits.run()
+    assert [s["payload"]["status"] for s in fits.statuses()] == ["PENDING", "SUCCEEDED"]
+    refused = Harness(tmp_path, [record(FETCHER, event)], max_request_bytes=threshold - 1)
+    refused.run()
+    assert [s["payload"]["status"] for s in refused.statuses()] == ["ERROR"]
+    assert refused.jobs.create_calls == 0
+
+
+def test_without_a_tracking_record_the_executor_event_alone_is_counted(tmp_path) -> None:
+    """Labels that are not a table make no tracking record (validation rejects them): the executor
+    event, stamped as sent, is then what is measured."""
+    event = _descriptor_event(1000)
+    event["payload"]["toml"]["contents"]["custom_params"] = {"sagemaker_job_name": "j" * 63}
+    executor_size, _ = _sent_records(tmp_path, event)
+    contents = event["payload"]["toml"]["contents"]
+    before = json_size(contents)
+    contents["info"]["labels"] = "not a table"
+    contents["env"]["vars"]["BIG"] = "x" * (1000 - (json_size(contents) - before))  # the same size
+    at_limit = Harness(tmp_path, [record(FETCHER, event)], max_request_bytes=executor_size)
+    at_limit.run()
+    assert [s["payload"]["status"] for s in at_limit.statuses()] == ["PENDING", "ERROR"]
+    assert "info.labels" in at_limit.statuses()[1]["payload"]["message"]
+    refused = Harness(tmp_path, [record(FETCHER, event)], max_request_bytes=executor_size - 1)
+    refused.run()
+    (status,) = refused.statuses()
+    assert "too large to pass on" in status["payload"]["message"]
+
+
+def test_a_descriptor_too_large_only_for_its_tracking_record_is_refused_too(tmp_path) -> None:
+    """The tracking record repeats ``custom_params.dashboard``: it can be over the limit when the executor
+    event is not, and the tracker would then fail after SUCCEEDED."""
+    event = _descriptor_event(10)
+    event["payload"]["toml"]["contents"]["custom_params"] = {
+        "sagemaker_job_name": "j" * 63,
+        "dashboard": "d" * 300_000,
+    }
+    executor_size, _ = _sent_records(tmp_path, event)
+    h = Harness(tmp_path, [record(FETCHER, event)], max_request_bytes=executor_size + 1000)
+    h.run()
+    (status,) = h.statuses()
+    assert status["payload"]["status"] == "ERROR"
+    assert "'payload.toml.contents.custom_params.dashboard'" in status["payload"]["message"]
+    assert h.jobs.create_calls == 0
 
 
 # --- the setting reaches the producer ----------------------------------------------------------------

@@ -95,6 +95,16 @@ def test_ids_too_long_to_file_an_answer_under_make_an_event_unanswerable() -> No
     assert "'client_id' is 1200 bytes" in str(limits.unanswerable(fetcher_event(client_id="é" * 200)))
 
 
+def test_the_largest_field_is_the_one_that_takes_the_room() -> None:
+    event = fetcher_event()
+    event["payload"]["toml"]["doc"] = "A" * 500_000
+    assert limits.largest_field(event) == ("payload.toml.doc", 500_002)
+    event["client_username"] = "u" * 900_000
+    assert limits.largest_field(event) == ("client_username", 900_002)
+    many = fetcher_event(datasets=[{"src": f"s3://b/{i}", "path": "/p"} for i in range(20_000)])
+    assert limits.largest_field(many)[0] == "payload.datasets"
+
+
 def _worst_envelope(char: str, size: int, visited: int, extras: int) -> dict:
     text = char * size
     return {
