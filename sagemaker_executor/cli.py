@@ -244,6 +244,7 @@ def _run_service(
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
+        max_request_bytes=settings.kafka_max_request_bytes,
     )
     topics = [
         settings.consumer_topic,
@@ -310,7 +311,11 @@ def _run_service(
             scripts,
             emitter,
             SubmissionSettings(
-                site, settings.producer_topic, settings.tmp_sources_dir, settings.max_script_bytes
+                site,
+                settings.producer_topic,
+                settings.tmp_sources_dir,
+                settings.max_script_bytes,
+                settings.kafka_max_request_bytes,
             ),
         ),
         CommandHandler(jobs, emitter, settings.cmd_return_topic),

@@ -227,7 +227,10 @@ def _publish(
 ) -> int:
     tail = StatusTail(settings) if follow else None
     options = KafkaOptions(
-        settings.kafka_bootstrap_servers, client_id="sagemaker-executor-client", group_id=""
+        settings.kafka_bootstrap_servers,
+        client_id="sagemaker-executor-client",
+        group_id="",
+        max_request_bytes=settings.kafka_max_request_bytes,
     )
     publisher = Publisher(options)
     try:

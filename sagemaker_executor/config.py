@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from sagemaker_executor.domain.limits import DEFAULT_MAX_REQUEST_BYTES, MIN_REQUEST_BYTES
+
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
@@ -73,6 +75,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("kafka_session_timeout_ms", "consumer group session timeout", "10000"),
     Option("kafka_heartbeat_interval_ms", "consumer group heartbeat interval", "3000"),
     Option("kafka_max_poll_interval_ms", "longest time between polls before the group evicts us", "300000"),
+    Option(
+        "kafka_max_request_bytes",
+        "largest record sent (the producer's max.request.size); a submission whose executor event "
+        f"would be larger is refused with ERROR (at least {MIN_REQUEST_BYTES})",
+        str(DEFAULT_MAX_REQUEST_BYTES),
+    ),
     Option("max_script_bytes", "largest total unpacked size of a benchmark's script tarballs", str(1024**3)),
     Option("aws_retry_attempts", "attempts per AWS call on throttling, 5xx and connection errors", "8"),
     Option("service_node", "this replica's name in events' visited list (default: hostname)", ""),
@@ -125,6 +133,7 @@ class Settings:
     kafka_session_timeout_ms: int
     kafka_heartbeat_interval_ms: int
     kafka_max_poll_interval_ms: int
+    kafka_max_request_bytes: int
     max_script_bytes: int
     aws_retry_attempts: int
     service_node: str
@@ -304,6 +313,8 @@ def load_settings(
         kafka_session_timeout_ms=integer("kafka_session_timeout_ms", 1000),
         kafka_heartbeat_interval_ms=integer("kafka_heartbeat_interval_ms", 100),
         kafka_max_poll_interval_ms=integer("kafka_max_poll_interval_ms", 1000),
+        # Every status the BFF can store must be sendable (domain.limits.MIN_REQUEST_BYTES).
+        kafka_max_request_bytes=integer("kafka_max_request_bytes", MIN_REQUEST_BYTES),
         max_script_bytes=integer("max_script_bytes", 1),
         aws_retry_attempts=integer("aws_retry_attempts", 1),
         service_node=raw.get("service_node", "") or socket.gethostname(),

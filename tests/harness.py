@@ -10,15 +10,29 @@ from typing import Any
 
 from sagemaker_executor.adapters.kafka import InboundRecord
 from sagemaker_executor.domain.errors import OutageError
+from sagemaker_executor.domain.limits import DEFAULT_MAX_REQUEST_BYTES
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings, NullObserver
 from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
+from sagemaker_executor.service.tracker import JobTracker, TrackerSettings
 from tests.builders import SITE
 from tests.fakes import FakeClock, FakeJobs, FakeScripts, FakeSink, FakeSource, InlineExecutor
 
 FETCHER, CMD, DLQ = "BAI_APP_FETCHER", "CMD_SUBMIT", "DEAD"
-STATUS, EXECUTOR = "BAI_APP_STATUS", "BAI_APP_EXECUTOR"
+STATUS, EXECUTOR, RETURN, TRACKING = "BAI_APP_STATUS", "BAI_APP_EXECUTOR", "CMD_RETURN", "SM_EXECUTOR_JOBS"
+
+
+class ListableJobs(FakeJobs):
+    """FakeJobs that the real job tracker can poll (nothing ever changes)."""
+
+    def list_changed(self, since: Any) -> list[Any]:
+        return []
+
+
+class NoTrackingState:
+    def load(self, partitions: Any) -> list[Any]:
+        return []
 
 
 class RecordingObserver(NullObserver):
@@ -47,15 +61,27 @@ class Harness:
         *,
         sink: FakeSink | None = None,
         tracker: Any = None,
+        tracking: bool = False,
         scripts: FakeScripts | None = None,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         **settings: Any,
     ) -> None:
+        """``tracker``: a stand-in for the job tracker; ``tracking``: the real one (on the same sink,
+        with an empty state topic); ``settings``: :class:`LoopSettings` fields."""
         self.sink = sink or FakeSink()
         self.source = FakeSource(records, self.sink)
-        self.jobs = FakeJobs()
+        self.jobs = ListableJobs()
         self.clock = FakeClock()
         self.observer = RecordingObserver()
         emitter = StatusEmitter(self.sink, status_topic=STATUS, node="test-node", clock_ms=lambda: 1000)
+        if tracking:
+            tracker = JobTracker(
+                self.jobs,
+                self.sink,
+                emitter,
+                NoTrackingState(),
+                TrackerSettings(FETCHER, TRACKING, "METRICS", "us-east-1"),
+            )
         self.loop = ExecutorLoop(
             self.source,
             self.sink,
@@ -64,9 +90,9 @@ class Harness:
                 self.jobs,
                 scripts or FakeScripts(),
                 emitter,
-                SubmissionSettings(SITE, EXECUTOR, str(tmp_path), 10**6),
+                SubmissionSettings(SITE, EXECUTOR, str(tmp_path), 10**6, max_request_bytes),
             ),
-            CommandHandler(self.jobs, emitter, "CMD_RETURN"),
+            CommandHandler(self.jobs, emitter, RETURN),
             LoopSettings(FETCHER, CMD, DLQ, **settings),
             pool=InlineExecutor(),
             tracker=tracker,

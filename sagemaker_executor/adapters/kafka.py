@@ -29,6 +29,7 @@ from kafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError
 
 from sagemaker_executor.domain import strictjson
 from sagemaker_executor.domain.errors import OutageError, PermanentError
+from sagemaker_executor.domain.limits import DEFAULT_MAX_REQUEST_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class KafkaOptions:
     heartbeat_interval_ms: int = 3000
     max_poll_interval_ms: int = 300000
     request_timeout_ms: int = 30000
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # the producer's max.request.size
 
 
 FIX_BROKER = "check that the brokers in KAFKA_BOOTSTRAP_SERVERS are up and reachable from the pod"
@@ -75,7 +77,10 @@ class CommitError(KafkaOutage):
 
 
 class RecordTooLarge(PermanentError):
-    """A record over the producer's size limit: sending it again cannot help."""
+    """A record over the producer's size limit (``max_request_bytes``): sending it again cannot help.
+
+    The service sizes what it sends beforehand (``domain.limits``), so this is the last guard only.
+    """
 
 
 def ensure_topics(
@@ -184,6 +189,7 @@ class Publisher:
             max_in_flight_requests_per_connection=1,  # keeps a client's records in order across retries
             request_timeout_ms=options.request_timeout_ms,
             linger_ms=2,
+            max_request_size=options.max_request_bytes,
         )
         self._local = threading.local()
 

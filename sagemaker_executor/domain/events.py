@@ -11,6 +11,10 @@ What such a copy holds that strict JSON cannot (NaN, a lone surrogate) is render
 ``domain.strictjson.strict_value``; pydantic would turn the one into null and fail on the other.
 Fields the executor relies on are typed; fields it only passes on (``visited[].tstamp``) are lenient,
 because the pipeline's Python services never checked them and real records vary.
+
+What a status or a command response copies from the event it answers is bounded by the rule of
+``domain.limits``, so an answer always fits however large the input was; the executor event is a
+complete copy, and the submission handler refuses an input whose executor event would not fit.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 
 from sagemaker_executor.domain.descriptor import field_path
 from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain.limits import bounded_copy, bounded_message
 from sagemaker_executor.domain.strictjson import first_unfit, strict_value
 
 JSONDict = dict[str, Any]
@@ -235,13 +240,19 @@ def status_event(
     src_event: Mapping[str, Any] | None,
     target_action_id: str | None = None,
 ) -> JSONDict:
-    """A status event answering ``handled`` (CONTRACT §3 "Status"): visited reset, payload replaced."""
-    envelope = envelope_of(handled)
+    """A status event answering ``handled`` (CONTRACT §3 "Status"): visited reset, payload replaced.
+
+    The envelope, ``src_event`` and ``message`` are bounded copies (``domain.limits``); ``src_event``'s
+    payload is whole, for the emitter to omit if the status would be too large for the BFF.
+    """
+    envelope = bounded_copy(envelope_of(handled), ENVELOPE_FIELDS)
     envelope["visited"] = []
     if target_action_id is not None:
         envelope["action_id"] = target_action_id
     payload = StatusMessagePayload(
-        message=message, status=status, src_event=strict_value(src_event) if src_event is not None else None
+        message=bounded_message(message),
+        status=status,
+        src_event=strict_value(bounded_copy(src_event, ENVELOPE_FIELDS)) if src_event is not None else None,
     )
     return {**envelope, "payload": to_wire(payload)}
 
@@ -254,11 +265,18 @@ def executor_event(fetcher_event: Mapping[str, Any], job_name: str) -> JSONDict:
 
 
 def command_response(command_event: Mapping[str, Any], return_code: int, message: str) -> JSONDict:
-    """The ``CommandResponseEvent``: a copy of the command's envelope with a response payload (§4.4)."""
+    """The ``CommandResponseEvent``: a copy of the command's envelope with a response payload (§4.4).
+
+    Bounded like a status: the envelope, ``cmd_submit`` and ``message`` are bounded copies
+    (``domain.limits``), ``cmd_submit``'s payload whole, for the emitter to omit if it is too large.
+    """
     payload = CommandResponsePayload(
-        return_code=return_code, message=message, cmd_submit=strict_value(command_event), return_value=None
+        return_code=return_code,
+        message=bounded_message(message),
+        cmd_submit=strict_value(bounded_copy(command_event, ENVELOPE_FIELDS)),
+        return_value=None,
     )
-    return {**envelope_of(command_event), "payload": to_wire(payload)}
+    return {**bounded_copy(envelope_of(command_event), ENVELOPE_FIELDS), "payload": to_wire(payload)}
 
 
 def _extras(event: Mapping[str, Any]) -> JSONDict:

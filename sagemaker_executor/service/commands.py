@@ -5,6 +5,10 @@ from the target action (the default name), else by the ``anubis-action-id`` tag 
 carries -- so a job with a custom ``sagemaker_job_name`` is found too (the original could not,
 §10.7). A job tagged with another client's id is treated as not found: a client cancels only its own
 benchmarks. Untagged jobs (created by the original service) are cancelled by name as before.
+
+A command whose ``action_id`` or ``client_id`` is too long to answer under (``domain.limits``) is
+raised as :class:`~sagemaker_executor.service.submission.NotForUs`, for the loop to dead-letter; a
+``target_action_id`` that long is invalid args (no action has such an id).
 """
 
 from __future__ import annotations
@@ -16,15 +20,12 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from sagemaker_executor.domain.errors import JobNotFound, PermanentError
-from sagemaker_executor.domain.events import (
-    CommandRequestEvent,
-    Status,
-    check_event_text,
-    command_response,
-)
+from sagemaker_executor.domain.events import CommandRequestEvent, Status, check_event_text
+from sagemaker_executor.domain.limits import id_problem, unanswerable
 from sagemaker_executor.domain.translation import TAG_ACTION_ID, TAG_CLIENT_ID, job_name_for
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.outcomes import describe_validation_error
+from sagemaker_executor.service.submission import NotForUs
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,18 @@ class CommandHandler:
         self._return_topic = cmd_return_topic
 
     def handle(self, raw: Mapping[str, Any]) -> str:
-        """Handle one command; returns what happened, for logs and metrics."""
+        """Handle one command; returns what happened, for logs and metrics.
+
+        Raises :class:`NotForUs` for a cancel that cannot be answered (its ids are too long).
+        """
         payload = raw.get("payload")
         command = payload.get("command") if isinstance(payload, Mapping) else None
         if command != "cancel":
             log.debug("ignoring command %r of action %s", command, raw.get("action_id"))
             return "ignored"
+        problem = unanswerable(raw)
+        if problem is not None:
+            raise NotForUs(problem)
         try:
             event = CommandRequestEvent.model_validate(raw)
             check_event_text(raw)
@@ -118,7 +125,7 @@ class CommandHandler:
         return "failed"
 
     def _respond(self, raw: Mapping[str, Any], code: int, message: str) -> None:
-        self._emitter.send(command_response(raw, code, message), self._return_topic)
+        self._emitter.respond(raw, code, message, self._return_topic)
 
 
 def _cancel_args(args: Any) -> tuple[str, bool]:
@@ -134,6 +141,9 @@ def _cancel_args(args: Any) -> tuple[str, bool]:
         raise ValueError("cancel() needs target_action_id")
     if not isinstance(target, str) or not target:
         raise ValueError("target_action_id must be a non-empty string")
+    problem = id_problem("target_action_id", target)
+    if problem is not None:
+        raise ValueError(f"{problem}: no action has such an id")
     if not isinstance(cascade, bool):
         raise ValueError("cascade must be true or false")
     return target, cascade

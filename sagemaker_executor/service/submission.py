@@ -5,6 +5,14 @@ client. The sequence follows CONTRACT §5.1; what differs from the original is t
 failure ends as an ERROR status with a reason (never an escaped exception), and that a job which
 already exists *for this action* counts as the success of an earlier attempt (Kafka redelivers after
 a crash), so its SUCCEEDED status and executor event are published again instead of an ERROR.
+
+Everything sent fits (``domain.limits``). Before PENDING, the two records a job will need are built
+as they would be sent, with the longest job name SageMaker allows: the executor event (stamped) and
+the job's tracking record for ``service.tracker`` (the executor event again, plus labels, dashboard,
+region and the longest state), whether or not tracking is on. If either record (value, key and
+kafka-python's record overhead) would be over ``max_request_bytes`` (``KAFKA_MAX_REQUEST_BYTES``), the
+only answer is an ERROR naming the largest field: no PENDING, no job, so never SUCCEEDED and then
+silence. An event whose ids are too long to answer under is raised as :class:`NotForUs`.
 """
 
 from __future__ import annotations
@@ -18,9 +26,19 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol, cast
 
 from sagemaker_executor.adapters.sourcedir import build_source_dir, private_workdir
+from sagemaker_executor.domain import strictjson
 from sagemaker_executor.domain.descriptor import check_sagemaker_support, parse_descriptor
 from sagemaker_executor.domain.errors import JobAlreadyExists, JobNotFound, PermanentError, TransientError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent, Status, check_event_text, executor_event
+from sagemaker_executor.domain.lifecycle import JobState
+from sagemaker_executor.domain.limits import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    EventTooLarge,
+    largest_field,
+    record_size,
+    unanswerable,
+)
+from sagemaker_executor.domain.tracking import tracked_job
 from sagemaker_executor.domain.translation import (
     TAG_ACTION_ID,
     ExecutorSite,
@@ -37,6 +55,12 @@ log = logging.getLogger(__name__)
 ENGINE = "aws.sagemaker"
 MSG_PENDING = "Processing benchmark submission request..."
 MSG_SUCCEEDED = "Benchmark successfully created..."
+
+# For sizing records before the job name and the job's state are known: the longest of each.
+_LONGEST_JOB_NAME = "x" * 63  # SageMaker's TrainingJobName is 1-63 characters (translation.JOB_NAME_RE)
+_LONGEST_PARTITION = 2**31 - 1  # Kafka partition numbers are int32
+_LONGEST_MS = 10**13 - 1  # epoch milliseconds have 13 digits until the year 2286
+_LONGEST_STATUS = "x" * 64  # SageMaker's (secondary) status names: 24 characters at most so far
 
 
 class Outcome(Enum):
@@ -57,7 +81,8 @@ class SubmissionResult:
 
 
 class NotForUs(Exception):
-    """The record cannot be routed (no descriptor contents): it goes to the dead-letter topic."""
+    """The record cannot be routed (no descriptor contents) or answered (its ids are too long to file
+    an answer under): it goes to the dead-letter topic."""
 
 
 class TrainingJobs(Protocol):
@@ -76,6 +101,7 @@ class SubmissionSettings:
     producer_topic: str
     tmp_sources_dir: str
     max_script_bytes: int
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # the Kafka producer's max.request.size
 
 
 class SubmissionHandler:
@@ -90,8 +116,9 @@ class SubmissionHandler:
     def handle(self, raw: Mapping[str, Any], *, retry: bool = False) -> SubmissionResult:
         """Handle one event. ``retry``: an earlier attempt already said PENDING for this very record.
 
-        Raises :class:`NotForUs` when the record carries no descriptor to route by, and lets
-        :class:`~sagemaker_executor.domain.errors.TransientError` through for the loop to retry.
+        Raises :class:`NotForUs` when the record carries no descriptor to route by or cannot be
+        answered, and lets :class:`~sagemaker_executor.domain.errors.TransientError` through for the
+        loop to retry.
         """
         contents = _descriptor_contents(raw)
         engine, scheduling = routing(contents)
@@ -100,6 +127,13 @@ class SubmissionHandler:
                 "ignoring action %s: engine %r, scheduling %r", raw.get("action_id"), engine, scheduling
             )
             return SubmissionResult(Outcome.IGNORED)
+        problem = unanswerable(raw)
+        if problem is not None:
+            raise NotForUs(problem)
+        try:
+            self._check_fits(raw)
+        except EventTooLarge as error:
+            return self._reject(raw, error)
         if not retry:
             self._emitter.status(raw, Status.PENDING, MSG_PENDING)
         try:
@@ -110,14 +144,36 @@ class SubmissionHandler:
             spec = translate(descriptor, event, self._settings.site)
             outcome = self._create(spec)
         except EXPECTED_ERRORS as error:
-            message = user_message(error)
-            log.warning("action %s rejected: %s", raw.get("action_id"), message)
-            self._emitter.status(raw, Status.ERROR, message)
-            return SubmissionResult(Outcome.ERROR)
+            return self._reject(raw, error)
         outgoing = executor_event(raw, spec.job_name)
         self._emitter.status(raw, Status.SUCCEEDED, MSG_SUCCEEDED, src_event=outgoing)
         self._emitter.send(outgoing, self._settings.producer_topic)
         return SubmissionResult(outcome, outgoing)
+
+    def _reject(self, raw: Mapping[str, Any], error: BaseException) -> SubmissionResult:
+        message = user_message(error)
+        log.warning("action %s rejected: %s", raw.get("action_id"), message)
+        self._emitter.status(raw, Status.ERROR, message)
+        return SubmissionResult(Outcome.ERROR)
+
+    def _check_fits(self, raw: Mapping[str, Any]) -> None:
+        """Raises :class:`EventTooLarge`, naming ``raw``'s largest field, if the executor event or the
+        tracking record of a job for ``raw`` would be a record over ``max_request_bytes``."""
+        outgoing = executor_event(raw, _LONGEST_JOB_NAME)
+        sizes = {
+            "executor event": record_size(
+                str(raw["client_id"]), self._emitter.encoded(outgoing, self._settings.producer_topic)
+            )
+        }
+        tracking = _tracking_record(outgoing)
+        if tracking is not None:
+            sizes["tracking record"] = record_size(_LONGEST_JOB_NAME, tracking)
+        what, size = max(sizes.items(), key=lambda item: item[1])
+        limit = self._settings.max_request_bytes
+        if size > limit:
+            field, field_size = largest_field(outgoing)
+            log.info("action %s: its %s would be %d bytes", raw.get("action_id"), what, size)
+            raise EventTooLarge(size, limit, field, field_size)
 
     def _create(self, spec: TrainingJobSpec) -> Outcome:
         with log_context(job_name=spec.job_name):
@@ -176,6 +232,20 @@ class SubmissionHandler:
                     max_total_bytes=self._settings.max_script_bytes,
                 )
             yield source_dir
+
+
+def _tracking_record(outgoing: Mapping[str, Any]) -> bytes | None:
+    """The job's largest tracking record (``service.tracker``) as the publisher would send it.
+
+    None when the descriptor's ``info.labels`` or ``custom_params`` are not tables: validation rejects
+    such a descriptor before any job exists, so no tracking record will be sent.
+    """
+    try:
+        job = tracked_job(outgoing, _LONGEST_PARTITION, _LONGEST_MS)
+    except (AttributeError, TypeError):
+        return None
+    job = job.with_reported(JobState(job.job_name, _LONGEST_STATUS, _LONGEST_STATUS))
+    return strictjson.encode(job.to_json())
 
 
 def _descriptor_contents(raw: Mapping[str, Any]) -> Mapping[str, Any]:
