@@ -316,6 +316,7 @@ def _run_service(
                 settings.tmp_sources_dir,
                 settings.max_script_bytes,
                 settings.kafka_max_request_bytes,
+                tracking=settings.watch_jobs,
             ),
         ),
         CommandHandler(jobs, emitter, settings.cmd_return_topic),
@@ -325,6 +326,7 @@ def _run_service(
             settings.dead_letter_topic,
             max_in_flight=settings.max_in_flight,
             shutdown_grace_s=settings.shutdown_grace_seconds,
+            max_request_bytes=settings.kafka_max_request_bytes,
             retry=RetryPolicy(
                 base_s=settings.retry_backoff_seconds,
                 cap_s=settings.retry_backoff_max_seconds,

@@ -287,6 +287,9 @@ def load_settings(
             f"{label('watch_interval_seconds')} must be seconds between 0.1 and 3600, got {interval_text!r}"
         )
         interval = 10.0
+    node = raw.get("service_node", "") or socket.gethostname()
+    if len(node) > 253:  # a DNS name at most (RFC 1035): it goes into every event's visited list
+        problems.append(f"{label('service_node')} must be at most 253 characters, got {len(node)}")
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
     if not region and not client:
         problems.append("AWS_DEFAULT_REGION (or AWS_REGION) is required: the region the jobs run in")
@@ -317,7 +320,7 @@ def load_settings(
         kafka_max_request_bytes=integer("kafka_max_request_bytes", MIN_REQUEST_BYTES),
         max_script_bytes=integer("max_script_bytes", 1),
         aws_retry_attempts=integer("aws_retry_attempts", 1),
-        service_node=raw.get("service_node", "") or socket.gethostname(),
+        service_node=node,
         scripts_exchange_s3_bucket_name=raw.get("scripts_exchange_s3_bucket_name", "") or bucket,
         max_in_flight=integer("max_in_flight", 1),
         shutdown_grace_seconds=seconds("shutdown_grace_seconds", 0, 3600),

@@ -64,10 +64,12 @@ class Harness:
         tracking: bool = False,
         scripts: FakeScripts | None = None,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        tracking_record: bool = True,
         **settings: Any,
     ) -> None:
         """``tracker``: a stand-in for the job tracker; ``tracking``: the real one (on the same sink,
-        with an empty state topic); ``settings``: :class:`LoopSettings` fields."""
+        with an empty state topic); ``tracking_record``: whether submissions count a tracking record
+        in their size check (``WATCH_JOBS``); ``settings``: :class:`LoopSettings` fields."""
         self.sink = sink or FakeSink()
         self.source = FakeSource(records, self.sink)
         self.jobs = ListableJobs()
@@ -90,7 +92,9 @@ class Harness:
                 self.jobs,
                 scripts or FakeScripts(),
                 emitter,
-                SubmissionSettings(SITE, EXECUTOR, str(tmp_path), 10**6, max_request_bytes),
+                SubmissionSettings(
+                    SITE, EXECUTOR, str(tmp_path), 10**6, max_request_bytes, tracking=tracking_record
+                ),
             ),
             CommandHandler(self.jobs, emitter, RETURN),
             LoopSettings(FETCHER, CMD, DLQ, **settings),

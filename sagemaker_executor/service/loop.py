@@ -57,8 +57,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sagemaker_executor.adapters.kafka import CommitError, InboundRecord, PublishError
+from sagemaker_executor.domain import strictjson
 from sagemaker_executor.domain.errors import CapacityError, OutageError, TransientError
 from sagemaker_executor.domain.events import Status
+from sagemaker_executor.domain.limits import DEFAULT_MAX_REQUEST_BYTES, record_size
 from sagemaker_executor.logs import log_context
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import RecordSink, StatusEmitter
@@ -72,6 +74,7 @@ LAG_REPORT_INTERVAL_S = 15.0
 DEAD_LETTER_VALUE_BYTES = 256 * 1024
 DEAD_LETTER_REASON_CHARS = 16 * 1024  # a traceback is long; its end says where it failed
 MINIMAL_EXCERPT_BYTES = 1024
+LOGGED_ID_CHARS = 200  # an action id in the logs; longer ones are not answered anyway (domain.limits)
 BUSY_POLL_MS = 50  # commits and tracking may lag this much; shorter polls cost CPU for nothing
 MSG_WAITING_FOR_CAPACITY = "Waiting for SageMaker capacity (an account limit is reached); will retry: {}"
 
@@ -154,6 +157,7 @@ class LoopSettings:
     max_records: int = 100
     shutdown_grace_s: float = 30.0
     retry: RetryPolicy = RetryPolicy()
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # a dead letter over this goes out minimal
 
     @property
     def held_limit(self) -> int:
@@ -600,7 +604,7 @@ class ExecutorLoop:
         if task.raw is None:
             self._dead_letter(task.record, task.unroutable)
             return "dead-letter", None
-        with log_context(action_id=str(task.raw["action_id"])):
+        with log_context(action_id=str(task.raw["action_id"])[:LOGGED_ID_CHARS]):
             return self._route(task.record, task.raw, retry=retry)
 
     def _route(
@@ -632,7 +636,10 @@ class ExecutorLoop:
         log.warning("dead-lettering %s: %s", _where_record(record), (reason.splitlines() or [""])[0])
         self._observer.failure("dead_letter")
         key = record.key.decode("utf-8", "replace")[:1024] if record.key is not None else None
-        self._sink.send(self._settings.dead_letter_topic, key, dead_letter_record(record, reason))
+        letter = strictjson.encode(dead_letter_record(record, reason))
+        if record_size(key, letter) > self._settings.max_request_bytes:  # escapes can grow it 6-fold
+            letter = minimal_dead_letter(record, reason)
+        self._sink.send(self._settings.dead_letter_topic, key, letter)
 
 
 def _take_all(results: queue.Queue[TaskResult], wait_s: float) -> list[TaskResult]:

@@ -102,6 +102,7 @@ class SubmissionSettings:
     tmp_sources_dir: str
     max_script_bytes: int
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # the Kafka producer's max.request.size
+    tracking: bool = True  # jobs are tracked (WATCH_JOBS): their tracking record must fit too
 
 
 class SubmissionHandler:
@@ -165,7 +166,7 @@ class SubmissionHandler:
                 str(raw["client_id"]), self._emitter.encoded(outgoing, self._settings.producer_topic)
             )
         }
-        tracking = _tracking_record(outgoing)
+        tracking = _tracking_record(outgoing) if self._settings.tracking else None
         if tracking is not None:
             sizes["tracking record"] = record_size(_LONGEST_JOB_NAME, tracking)
         what, size = max(sizes.items(), key=lambda item: item[1])

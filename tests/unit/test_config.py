@@ -263,3 +263,10 @@ def test_redacted_holds_no_credentials() -> None:
 
     assert "very-secret" not in logged
     assert "token-secret" not in logged
+
+
+def test_a_service_node_longer_than_a_dns_name_is_refused() -> None:
+    # It goes into the visited list of every event sent: an unbounded one would break the size rule.
+    with pytest.raises(ConfigError, match="SERVICE_NODE"):
+        load_settings(no_flags(), {**DEPLOYED, "SERVICE_NODE": "n" * 254})
+    assert load_settings(no_flags(), {**DEPLOYED, "SERVICE_NODE": "n" * 253}).service_node == "n" * 253

@@ -209,6 +209,22 @@ def test_a_descriptor_too_large_only_for_its_tracking_record_is_refused_too(tmp_
     assert status["payload"]["status"] == "ERROR"
     assert "'payload.toml.contents.custom_params.dashboard'" in status["payload"]["message"]
     assert h.jobs.create_calls == 0
+    # Without job tracking (WATCH_JOBS=false) there is no tracking record to fit: the job runs.
+    untracked = Harness(
+        tmp_path, [record(FETCHER, event)], max_request_bytes=executor_size + 1000, tracking_record=False
+    )
+    untracked.drain()
+    assert [s["payload"]["status"] for s in untracked.sink.on(STATUS)] == ["PENDING", "SUCCEEDED"]
+
+
+def test_a_dead_letter_whose_escapes_would_not_fit_goes_out_minimal(tmp_path) -> None:
+    # 300 KB of NUL bytes is valid UTF-8 but not JSON; as a JSON string each NUL takes 6 bytes.
+    h = Harness(tmp_path, [record(FETCHER, b"\x00" * 300_000)])
+    h.drain()
+    (sent,) = [s for s in h.sink.acked if s.topic == DLQ]
+    assert len(sent.value) < 64 * 1024 and json.loads(sent.value)["minimal"] is True
+    assert json.loads(sent.value)["reason"].startswith("not valid JSON")
+    assert h.source.committed == {(FETCHER, 0): 1}
 
 
 # --- the setting reaches the producer ----------------------------------------------------------------
