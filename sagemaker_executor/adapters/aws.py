@@ -166,8 +166,8 @@ def classify(error: BaseException, what: str, *, own: str | None = None) -> Exce
         if code == "ResourceLimitExceeded":
             if quota_can_never_fit(error_message(error)):
                 return PermanentError(
-                    f"Benchmark creation failed. The account's quota is below what the job asks for, "
-                    f"so waiting cannot help; ask for a quota increase or a smaller job. {described}"
+                    f"Benchmark creation failed. {described} The account's quota is below what the job "
+                    "asks for, so waiting cannot help: ask for a quota increase or a smaller job."
                 )
             return CapacityError(described)
     if is_transient(error):

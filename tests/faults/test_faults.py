@@ -15,6 +15,7 @@ import random
 import time
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,10 @@ def _publish_all(p: Pipeline, events: list[dict]) -> int:
 
 def _json(event: dict) -> bytes:
     return json.dumps(event).encode()
+
+
+def _compact(event: dict) -> bytes:
+    return json.dumps(event, separators=(",", ":")).encode()
 
 
 def _done(p: Pipeline, expected: dict[str, str], jobs_before: set[str]) -> bool:
@@ -507,24 +512,37 @@ def _strict(value: bytes) -> bool:
     return True
 
 
-def _poison(p: Pipeline, tag: str) -> list[tuple[str, bytes | dict, str]]:
-    """(kind, record, what must answer it) for every kind of record issue 7 found stalling or erroring."""
+@dataclass(frozen=True)
+class Poison:
+    """One record of the poison scenario: its bytes as published, and how it must end."""
+
+    kind: str
+    data: bytes
+    action_id: str | None  # None: nobody to answer, it must be dead-lettered
+    must: str  # "dead-letter", "error" (an ERROR status, no job), "answer" (any status), "success"
+
+
+def _event(kind: str, event: dict, must: str, data: bytes | None = None) -> Poison:
+    return Poison(kind, data if data is not None else _json(event), event["action_id"], must)
+
+
+def _poison(p: Pipeline, tag: str) -> list[Poison]:
+    """One record of every kind issue 7 found stalling a partition or erroring, from one client."""
     digits = fetcher_event(client_id="one-user")
     big_int = json.dumps(digits).replace(f'"tstamp": {digits["tstamp"]}', '"tstamp": ' + "7" * 5000)
     long_name = fetcher_event(client_id="one-user")
     long_name["client_username"] = "u" * 600_000
     near_limit = fetcher_event(client_id="one-user")
     near_limit["payload"]["toml"]["doc"] = ""
-    pad = 1024 * 1024 - 300 - len(json.dumps(near_limit).encode())
-    near_limit["payload"]["toml"]["doc"] = "d" * pad  # fits the broker; its executor event would not
+    # 150 bytes under 1 MiB as the BFF sends it (compact): it fits the broker; its executor event (the
+    # same plus the job and a visited entry) would not.
+    near_limit["payload"]["toml"]["doc"] = "d" * (1024 * 1024 - 150 - len(_compact(near_limit)))
     zero_quota = fetcher_event(
         minimal_contents(hardware={"instance_type": "ml.p3.16xlarge", "strategy": "single_node"}),
         client_id="one-user",
     )
     surrogate = fetcher_event(
-        minimal_contents(
-            env={"docker_image": "python:3-alpine", "vars": {"GREETING": "caf\udce9"}},
-        ),
+        minimal_contents(env={"docker_image": "python:3-alpine", "vars": {"GREETING": "caf\udce9"}}),
         client_id="one-user",
     )
     deep = "/".join(["d" * 200] * 22) + "/bench.py"  # 4,400 bytes: past the OS's PATH_MAX
@@ -536,46 +554,47 @@ def _poison(p: Pipeline, tag: str) -> list[tuple[str, bytes | dict, str]]:
         minimal_contents(custom_params={"hyper_params": {"lr": float("nan")}}), client_id="one-user"
     )
     return [
-        ("int-5000-digits", big_int.encode(), "dead-letter"),
-        ("username-600k", long_name, "answer"),
-        ("event-near-1MiB", near_limit, "error"),
-        ("quota-zero", zero_quota, "error"),
-        ("surrogate-env-var", surrogate, "error"),
-        ("member-path-4400-bytes", long_member, "error"),
-        ("nan-hyperparameter", nan, "error"),
+        Poison("int-5000-digits", big_int.encode(), None, "dead-letter"),
+        _event("username-600k", long_name, "answer"),
+        _event("event-near-1MiB", near_limit, "error", _compact(near_limit)),
+        _event("quota-zero", zero_quota, "error"),
+        _event("surrogate-env-var", surrogate, "error"),
+        _event("member-path-4400-bytes", long_member, "error"),
+        _event("nan-hyperparameter", nan, "error"),
     ]
+
+
+def _outcome(record: Poison, offset: int, seen: Seen) -> str:
+    """How a record ended: "dead-letter", its last status, or "unanswered"."""
+    if record.action_id is None:
+        return "dead-letter" if offset in seen.dead_letters else "unanswered"
+    statuses = seen.statuses.get(record.action_id, [])
+    return statuses[-1] if statuses else "unanswered"
 
 
 @scaled
 def test_poison_records_in_a_one_client_sweep_every_record_ends(pipeline: Pipeline, scale: Scale) -> None:
     p, rng, start = pipeline, _rng("poison"), time.monotonic()
-    tag = uuid.uuid4().hex[:8]
     jobs_before = set(job_names(p))
     p.control.set_quotas(**{"ml.p3.16xlarge": 0})
     valid = [fetcher_event(client_id="one-user") for _ in range(scale.poison_valid)]
     expected = {e["action_id"]: e["action_id"] for e in valid}
-    poison = _poison(p, tag)
-    batch: list[tuple[str, bytes | dict, str]] = [("valid", e, "success") for e in valid] + poison
+    poison = _poison(p, uuid.uuid4().hex[:8])
+    batch = [_event("valid", e, "success") for e in valid] + poison
     rng.shuffle(batch)
+    # Jobs that hostile-but-valid records may create (their action id is the job name).
+    others = frozenset(r.action_id for r in poison if r.must == "answer" and r.action_id)
     executor = _start(p, WATCH_JOBS="false")
     try:
-        offsets = []
-        for _, value, _ in batch:
-            data = value if isinstance(value, bytes) else _json(value)
-            future = p.producer.send(p.topics.fetcher, key=b"one-user", value=data)
-            offsets.append(future.get(timeout=30).offset)
-        end = max(offsets) + 1
-        by_offset = dict(zip(offsets, batch, strict=True))
-
-        def ended(offset: int) -> bool:
-            _, value, _ = by_offset[offset]
-            if isinstance(value, bytes):
-                return offset in Seen.of(p).dead_letters
-            return bool(Seen.of(p).statuses.get(value["action_id"]))
+        futures = [p.producer.send(p.topics.fetcher, key=b"one-user", value=r.data) for r in batch]
+        by_offset = {f.get(timeout=30).offset: r for f, r in zip(futures, batch, strict=True)}
+        end = max(by_offset) + 1
 
         def all_ended() -> bool:
             drain_all(p)
-            return all(ended(o) for o in offsets) and not tally(p, expected, jobs_before, drain=False).lost()
+            seen = Seen.of(p)
+            ended = all(_outcome(r, o, seen) != "unanswered" for o, r in by_offset.items())
+            return ended and not tally(p, expected, jobs_before, drain=False, others=others).lost()
 
         complete = wait_until(
             all_ended,
@@ -588,24 +607,12 @@ def test_poison_records_in_a_one_client_sweep_every_record_ends(pipeline: Pipeli
     finally:
         p.control.set_quotas()
     p.drain(timeout_ms=1500)
-    t = tally(p, expected, jobs_before)
+    t = tally(p, expected, jobs_before, others=others)
     seen = t.seen
     alive = executor.process.poll() is None
     lag = wait_committed(p, executor, end)
-    outcomes: dict[str, str] = {}
-    for offset, (kind, value, _) in by_offset.items():
-        if kind == "valid":
-            continue
-        if isinstance(value, bytes):
-            outcomes[kind] = "dead-letter" if offset in seen.dead_letters else "unanswered"
-        else:
-            statuses = seen.statuses.get(value["action_id"], [])
-            outcomes[kind] = statuses[-1] if statuses else "unanswered"
-    messages = {
-        kind: (seen.messages.get(value["action_id"]) or [""])[-1][:160]
-        for kind, value, _ in poison
-        if isinstance(value, dict)
-    }
+    outcomes = {r.kind: _outcome(r, o, seen) for o, r in by_offset.items() if r.kind != "valid"}
+    messages = {r.kind: (seen.messages.get(r.action_id) or [""])[-1][:400] for r in poison if r.action_id}
     internal = [k for k, m in messages.items() if m.startswith("Internal error")]
     not_strict = [topic for topic, values in p.raw.items() for v in values if not _strict(v)]
     not_once = [
@@ -613,11 +620,14 @@ def test_poison_records_in_a_one_client_sweep_every_record_ends(pipeline: Pipeli
         for a in expected
         if seen.statuses.get(a) != ["PENDING", "SUCCEEDED"] or len(seen.executor_job_ids.get(a, [])) != 1
     ]
-    poison_jobs = [
-        value["action_id"]
-        for kind, value, must in poison
-        if must == "error" and isinstance(value, dict) and value["action_id"] in t.created
-    ]
+    wrong_ends = {
+        r.kind: outcomes[r.kind]
+        for r in poison
+        if (r.must == "dead-letter" and outcomes[r.kind] != "dead-letter")
+        or (r.must == "error" and outcomes[r.kind] != "ERROR")
+        or outcomes[r.kind] == "unanswered"
+    }
+    refused_with_jobs = [r.kind for r in poison if r.must == "error" and r.action_id in t.created]
     counts = _counts(
         "poison",
         scale,
@@ -630,43 +640,30 @@ def test_poison_records_in_a_one_client_sweep_every_record_ends(pipeline: Pipeli
             "valid_sent": len(valid),
             "executor_alive": alive,
             "valid_not_exactly_once": len(not_once),
+            "wrong_ends": len(wrong_ends),
             "internal_errors": len(internal),
             "non_strict_json_records": len(not_strict),
-            "jobs_for_refused_records": len(poison_jobs),
+            "jobs_for_refused_records": len(refused_with_jobs),
             "uncommitted_input_records": lag,
             "input_offsets": dict(OFFSETS),
             "outcomes": outcomes,
             "messages": messages,
         },
     )
-    counts.held = (
-        complete
-        and alive
-        and not not_once
-        and not internal
-        and not not_strict
-        and not poison_jobs
-        and lag == 0
-    )
+    counts.held = complete and alive and lag == 0 and not t.duplicates()
+    counts.held &= not (not_once or wrong_ends or internal or not_strict or refused_with_jobs)
     finish(counts)
     assert alive, log_tail([executor])
     assert complete, f"outcomes={outcomes}\n{log_tail([executor])}"
     assert lag == 0, f"{lag} input records never committed: a record stalled its partition"
     assert not_once == [], {a: seen.statuses.get(a) for a in not_once[:10]}
     assert t.duplicates() == []
-    expected_ends = {kind: must for kind, _, must in poison}
-    for kind, must in expected_ends.items():
-        got = outcomes[kind]
-        if must == "dead-letter":
-            assert got == "dead-letter", (kind, got)
-        elif must == "error":
-            assert got == "ERROR", (kind, got, messages.get(kind))
-        else:
-            assert got != "unanswered", (kind, got)
+    assert wrong_ends == {}, {k: messages.get(k) for k in wrong_ends}
     assert internal == [], {k: messages[k] for k in internal}
-    assert poison_jobs == [], "a refused record created a training job"
+    assert refused_with_jobs == [], "a refused record created a training job"
     assert not_strict == [], "a published record holds NaN or Infinity"
     assert "is 0 Instances" in messages["quota-zero"]
+    assert "payload.toml.doc" in messages["event-near-1MiB"]
     assert executor.terminate() == 0
 
 
