@@ -56,7 +56,7 @@ GRANTED_NOT_CALLED = {
     "sagemaker:AddTags": "CreateTrainingJob with Tags (every job carries anubis-action-id and "
     "anubis-client-id) needs it (a dependent action of sagemaker:CreateTrainingJob)",
     "s3:ListBucket": "without it S3 answers GetObject of a missing script with AccessDenied instead of "
-    "NoSuchKey, and a missing script in the executor's own bucket would be taken for an outage",
+    "NoSuchKey, and a missing script in one of the executor's own buckets would be taken for an outage",
 }
 
 # Callers whose AWS calls are not the service's.
