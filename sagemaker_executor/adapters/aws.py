@@ -10,11 +10,18 @@ is still failing after that surfaces as one of ``domain.errors``' kinds, decided
 * throttling and 5xx -- :class:`TransientError`; a quota that is used up -- :class:`CapacityError`;
 * a quota whose limit is below what the job asks for (it can never clear), and everything else --
   :class:`PermanentError`, shown to the user.
+
+Every client is built by :func:`client` (and every session by :func:`make_session`), so this is also
+where the test suite listens to the AWS actions the service performs: with ``SM_EXECUTOR_RECORD_AWS_CALLS``
+naming a file, each call appends one line to it, which ``tests/iam_policy.py`` compares with
+``deploy/iam-policy.json``. Unset (always, outside the tests), nothing is registered.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from typing import Any
 
 import boto3
@@ -106,9 +113,17 @@ _QUOTA = re.compile(
 )
 
 
+# Names a file to append "<service>:<Operation> <calling module>" to for every AWS call (test-only).
+RECORD_CALLS_ENV = "SM_EXECUTOR_RECORD_AWS_CALLS"
+_RECORDER_ID = "sm-executor-record-aws-calls"
+
+
 def make_session(region: str) -> boto3.Session:
     """A boto3 session for ``region``; credentials and ``AWS_ENDPOINT_URL`` come from the environment."""
-    return boto3.Session(region_name=region)
+    session = boto3.Session(region_name=region)
+    # On the session too, so that clients the SageMaker SDK builds from it are heard as well.
+    _record_calls(session.events)
+    return session
 
 
 def client_config(retry_attempts: int, call_timeout_s: float = 60.0) -> Config:
@@ -187,6 +202,43 @@ def client(session: boto3.Session, service: str, retry_attempts: int) -> Any:
     """A client for ``service``; raises :class:`OutageError` when the credential chain itself fails
     (botocore resolves credentials here: a broken container or web-identity provider raises)."""
     try:
-        return session.client(service, config=client_config(retry_attempts))  # type: ignore[call-overload]
+        built = session.client(service, config=client_config(retry_attempts))  # type: ignore[call-overload]
     except BotoCoreError as error:
         raise classify(error, f"creating the {service} client") from error
+    _record_calls(built.meta.events)
+    return built
+
+
+def _record_calls(events: Any) -> None:
+    """With ``SM_EXECUTOR_RECORD_AWS_CALLS`` set, append every call made through ``events`` to that file.
+
+    The line names the IAM-style action (the event's service part is the lower-cased service id, which
+    for the services used here is also the IAM prefix) and the first module of this package on the
+    stack, so the tests can tell the service's calls from the ``submit`` client's. Registered once per
+    emitter (a client's emitter is copied from its session's, handlers included).
+    """
+    path = os.environ.get(RECORD_CALLS_ENV)
+    if not path:
+        return
+
+    def record(event_name: str, model: Any, **_: Any) -> None:
+        service = event_name.split(".")[1]
+        line = f"{service}:{model.name} {_calling_module()}\n".encode()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)  # one write on an O_APPEND file: lines from threads and processes never mix
+        finally:
+            os.close(fd)
+
+    events.register("before-call", record, unique_id=_RECORDER_ID)
+
+
+def _calling_module() -> str:
+    """The innermost module of this package, other than this one, that led to the current call."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = str(frame.f_globals.get("__name__", ""))
+        if name.startswith("sagemaker_executor.") and name != __name__:
+            return name
+        frame = frame.f_back  # type: ignore[assignment]
+    return "-"
