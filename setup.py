@@ -10,6 +10,8 @@ RUNTIME = [
     "boto3>=1.34",
     # 3.x has no Estimator classes and does not let the caller choose the job name.
     "sagemaker>=2.200,<3",
+    # PEP 440 versions: which framework versions get SageMaker metrics, as the SDK decides it.
+    "packaging>=22",
     "pydantic>=2.5,<3",
     "toml>=0.10",
     "prometheus-client>=0.20",
