@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import socket
+import subprocess
+import sys
+import textwrap
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -178,6 +182,62 @@ def test_create_talks_only_to_the_endpoint_and_makes_exactly_two_aws_calls(
     assert job["status"] == "InProgress"
     uploaded = session.client("s3").list_objects_v2(Bucket=SITE.output_bucket)["Contents"]
     assert {o["Key"] for o in uploaded} == {f"{s.job_name}/source/sourcedir.tar.gz" for s in specs}
+
+
+# ---------------------------------------------------------------------------- without the SDK
+
+
+# Run in a child process where ``import sagemaker`` fails, as in the default install (no ``sdk`` extra).
+WITHOUT_SDK = textwrap.dedent(
+    """
+    import importlib, json, pkgutil, sys
+    sys.modules["sagemaker"] = None  # any import of the SDK now raises ImportError
+    import boto3
+    import sagemaker_executor
+    from sagemaker_executor.adapters.sagemaker import SageMakerJobs
+    from sagemaker_executor.domain.errors import PermanentError
+    from tests.component.test_sagemaker_adapter import make_source_dir, make_spec
+    from pathlib import Path
+
+    skip = ("sagemaker_executor.local", "sagemaker_executor.adapters.sagemaker_sdk")  # test-only, SDK path
+    for module in pkgutil.walk_packages(sagemaker_executor.__path__, "sagemaker_executor."):
+        if not module.name.startswith(skip):
+            importlib.import_module(module.name)
+    session = boto3.Session(region_name="us-east-1")
+    spec = make_spec()
+    SageMakerJobs(session, default_bucket="sm-output", retry_attempts=2).create(
+        spec, make_source_dir(spec, Path(sys.argv[1]))
+    )
+    try:
+        SageMakerJobs(session, default_bucket="sm-output", retry_attempts=2, request_builder="sdk")
+        refused = None
+    except PermanentError as error:
+        refused = str(error)
+    loaded = [m for m, v in sys.modules.items() if m.split(".")[0] == "sagemaker" and v is not None]
+    print(json.dumps({"job": spec.job_name, "sdk_modules": loaded, "refused": refused}))
+    """
+)
+
+
+def test_the_default_path_runs_where_the_sdk_cannot_be_imported(
+    session: boto3.Session, control: LocalSageMakerControl, tmp_path: Path
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SDK, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["sdk_modules"] == []
+    assert control.job(outcome["job"])["status"] == "InProgress"
+    assert "pip install 'sagemaker-executor[sdk]'" in outcome["refused"]
 
 
 # ---------------------------------------------------------------------------- lookups and stop
