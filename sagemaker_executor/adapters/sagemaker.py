@@ -6,7 +6,9 @@ made here; every botocore error leaves as one of ``domain.errors``' kinds (see `
 
 The request is built by ``domain.request.create_training_job_request`` and sent with boto3 (the default,
 ``REQUEST_BUILDER=boto3``), or by an SDK 2.x Estimator (``REQUEST_BUILDER=sdk``, the ``sdk`` extra,
-``adapters.sagemaker_sdk``, imported only then); both send the same request.
+``adapters.sagemaker_sdk``, imported only then); both send the same request. Either way each
+``CreateTrainingJob`` attempt first takes a token from ``adapters.pacing`` when a rate is set
+(``SAGEMAKER_CREATE_RATE``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sagemaker_executor.adapters.aws import classify, client, error_code, error_message
+from sagemaker_executor.adapters.pacing import TokenBucket
 from sagemaker_executor.adapters.sourcedir import temp_space_outage
 from sagemaker_executor.domain.errors import JobAlreadyExists, JobNotFound, OutageError, PermanentError
 from sagemaker_executor.domain.request import create_training_job_request
@@ -31,6 +34,8 @@ from sagemaker_executor.domain.translation import TrainingJobSpec
 
 RequestBuilderName = Literal["boto3", "sdk"]
 REQUEST_BUILDERS: tuple[RequestBuilderName, ...] = ("boto3", "sdk")
+# botocore's event for each HTTP attempt of CreateTrainingJob (so retries are paced too).
+CREATE_ATTEMPT_EVENT = "before-send.sagemaker.CreateTrainingJob"
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +78,9 @@ class SageMakerJobs:
     """Creates, finds and stops training jobs. Safe to call from several threads at once.
 
     ``request_builder``: ``"boto3"`` (:func:`create_training_job_request`) or ``"sdk"`` (an SDK
-    Estimator; :class:`PermanentError` if the SDK is not installed).
+    Estimator; :class:`PermanentError` if the SDK is not installed). ``create_rate``: the most
+    ``CreateTrainingJob`` attempts per second, ``None`` for no pacing; ``create_pacer`` replaces the
+    bucket it would build (tests inject a clock that way).
     """
 
     def __init__(
@@ -83,6 +90,8 @@ class SageMakerJobs:
         default_bucket: str,
         retry_attempts: int,
         request_builder: RequestBuilderName = "boto3",
+        create_rate: float | None = None,
+        create_pacer: TokenBucket | None = None,
     ) -> None:
         if request_builder not in REQUEST_BUILDERS:
             raise ValueError(f"request_builder must be one of {REQUEST_BUILDERS}, got {request_builder!r}")
@@ -94,6 +103,9 @@ class SageMakerJobs:
             from sagemaker_executor.adapters.sagemaker_sdk import SdkEstimatorPath
 
             self._start = SdkEstimatorPath(session, self._client, default_bucket=default_bucket).start
+        self.create_pacer = create_pacer if create_pacer is not None else _bucket(create_rate)
+        if self.create_pacer is not None:
+            self._client.meta.events.register(CREATE_ATTEMPT_EVENT, self._pace)
 
     @property
     def boto_client(self) -> Any:
@@ -125,6 +137,11 @@ class SageMakerJobs:
             raise classify(error, "SageMaker returned error", own=FIX_CREATE) from error
         except BotoCoreError as error:
             raise classify(error, "SageMaker could not be reached", own=FIX_CREATE) from error
+
+    def _pace(self, **_: Any) -> None:
+        """botocore ``before-send`` handler: waits for a token; returns None so the request goes out."""
+        if self.create_pacer is not None:
+            self.create_pacer.acquire()
 
     def _start_with_boto3(self, spec: TrainingJobSpec, code_uri: str | None) -> None:
         self._client.create_training_job(**create_training_job_request(spec, code_uri, self._region))
@@ -214,6 +231,10 @@ class SageMakerJobs:
             raise classify(error, f"stopping training job {job_name}", own=FIX_LOOKUPS) from error
         except BotoCoreError as error:
             raise classify(error, f"stopping training job {job_name}", own=FIX_LOOKUPS) from error
+
+
+def _bucket(rate: float | None) -> TokenBucket | None:
+    return TokenBucket(rate) if rate else None
 
 
 def _role_refused(message: str) -> bool:

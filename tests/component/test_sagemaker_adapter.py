@@ -24,6 +24,7 @@ from typing import Any
 import boto3
 import pytest
 
+from sagemaker_executor.adapters.pacing import TokenBucket
 from sagemaker_executor.adapters.sagemaker import SageMakerJobs, resolve_role_arn
 from sagemaker_executor.adapters.sourcedir import build_source_dir
 from sagemaker_executor.domain.descriptor import parse_descriptor
@@ -184,7 +185,43 @@ def test_create_talks_only_to_the_endpoint_and_makes_exactly_two_aws_calls(
     assert {o["Key"] for o in uploaded} == {f"{s.job_name}/source/sourcedir.tar.gz" for s in specs}
 
 
-# ---------------------------------------------------------------------------- without the SDK
+# ---------------------------------------------------------------------------- pacing and the SDK
+
+
+@pytest.mark.parametrize("builder", ["boto3", "sdk"])
+def test_every_create_training_job_attempt_waits_for_a_token_and_nothing_else_does(
+    session: boto3.Session, control: LocalSageMakerControl, tmp_path: Path, builder: Any
+) -> None:
+    slept: list[float] = []
+    pacer = TokenBucket(2, 1, clock=lambda: 0.0, sleep=slept.append)  # time stands still
+    jobs = SageMakerJobs(
+        session,
+        default_bucket=SITE.output_bucket,
+        retry_attempts=2,
+        request_builder=builder,
+        create_pacer=pacer,
+    )
+    specs = [make_spec() for _ in range(3)]
+
+    for spec in specs:
+        jobs.create(spec, make_source_dir(spec, tmp_path))  # a PutObject and a CreateTrainingJob each
+    jobs.describe(specs[0].job_name)
+    assert slept == [0.5, 1.0]  # the first token was there; then one every 1/rate seconds
+
+    byoc = parse_descriptor(minimal_contents(ml=None))  # no source to upload: CreateTrainingJob only
+    spec = translate(
+        byoc, FetcherBenchmarkEvent.model_validate(fetcher_event(minimal_contents(ml=None))), SITE
+    )
+    with faults(control, error_rate=1.0, error_kind="throttling"), pytest.raises(TransientError):
+        jobs.create(spec, None)
+    assert slept == [0.5, 1.0, 1.5, 2.0]  # the throttled attempt and its retry took one each
+
+
+def test_a_create_rate_builds_a_bucket_of_that_rate_and_none_paces_nothing(session: boto3.Session) -> None:
+    assert make_jobs(session).create_pacer is None
+    paced = SageMakerJobs(session, default_bucket=SITE.output_bucket, retry_attempts=2, create_rate=0.5)
+    assert paced.create_pacer is not None
+    assert (paced.create_pacer.rate, paced.create_pacer.burst) == (0.5, 1.0)
 
 
 # Run in a child process where ``import sagemaker`` fails, as in the default install (no ``sdk`` extra).
