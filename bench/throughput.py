@@ -360,6 +360,8 @@ def executor_env(
             "AWS_ACCESS_KEY_ID": "bench",
             "AWS_SECRET_ACCESS_KEY": "bench",
             "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+            # No pacing: the local SageMaker does not throttle, and 1 create/s would only slow this.
+            "SAGEMAKER_CREATE_RATE": "off",
         }
     )
     env["HEALTH_PORT"] = str(health)

@@ -218,6 +218,8 @@ def _run_service(
             session,
             default_bucket=settings.sagemaker_output_bucket,
             retry_attempts=settings.aws_retry_attempts,
+            request_builder=settings.request_builder,
+            create_rate=settings.sagemaker_create_rate,
         )
         scripts = ScriptStore(
             session,

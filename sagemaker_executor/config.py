@@ -18,11 +18,13 @@ import socket
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal
 
 from sagemaker_executor.domain.limits import DEFAULT_MAX_REQUEST_BYTES, MIN_REQUEST_BYTES
 
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+RequestBuilderName = Literal["boto3", "sdk"]
+MAX_CREATE_RATE = 1000.0
 
 
 class ConfigError(Exception):
@@ -83,6 +85,18 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("max_script_bytes", "largest total unpacked size of a benchmark's script tarballs", str(1024**3)),
     Option("aws_retry_attempts", "attempts per AWS call on throttling, 5xx and connection errors", "8"),
+    Option(
+        "sagemaker_create_rate",
+        "most CreateTrainingJob attempts per second from this process, 'off' for no limit "
+        "(SageMaker documents 1 per second per account and Region)",
+        "1",
+    ),
+    Option(
+        "request_builder",
+        "boto3 (the executor builds CreateTrainingJob itself) or sdk (a SageMaker SDK 2.x Estimator; "
+        "needs the sdk extra)",
+        "boto3",
+    ),
     Option("service_node", "this replica's name in events' visited list (default: hostname)", ""),
     Option("max_in_flight", "records handled at once; at the limit, fetching pauses", "16"),
     Option("shutdown_grace_seconds", "on SIGTERM, how long in-flight records may take to finish", "30"),
@@ -136,6 +150,8 @@ class Settings:
     kafka_max_request_bytes: int
     max_script_bytes: int
     aws_retry_attempts: int
+    sagemaker_create_rate: float | None
+    request_builder: RequestBuilderName
     service_node: str
     scripts_exchange_s3_bucket_name: str
     max_in_flight: int
@@ -287,6 +303,20 @@ def load_settings(
             f"{label('watch_interval_seconds')} must be seconds between 0.1 and 3600, got {interval_text!r}"
         )
         interval = 10.0
+    create_rate = _rate(raw.get("sagemaker_create_rate", "1"), label("sagemaker_create_rate"), problems)
+    builder_text = raw.get("request_builder", "boto3").lower()
+    builder: RequestBuilderName = "sdk" if builder_text == "sdk" else "boto3"
+    if builder_text not in ("boto3", "sdk"):
+        problems.append(
+            f"{label('request_builder')} must be boto3 or sdk, got {raw.get('request_builder')!r}"
+        )
+    if bool(_split(raw.get("sagemaker_subnets", ""))) != bool(
+        _split(raw.get("sagemaker_security_group_ids", ""))
+    ):
+        problems.append(
+            f"{label('sagemaker_subnets')} and {label('sagemaker_security_group_ids')} must be set together "
+            "(a job in a VPC needs both; SageMaker and the SDK refuse one without the other)"
+        )
     node = raw.get("service_node", "") or socket.gethostname()
     if len(node) > 253:  # a DNS name at most (RFC 1035): it goes into every event's visited list
         problems.append(f"{label('service_node')} must be at most 253 characters, got {len(node)}")
@@ -320,6 +350,8 @@ def load_settings(
         kafka_max_request_bytes=integer("kafka_max_request_bytes", MIN_REQUEST_BYTES),
         max_script_bytes=integer("max_script_bytes", 1),
         aws_retry_attempts=integer("aws_retry_attempts", 1),
+        sagemaker_create_rate=create_rate,
+        request_builder=builder,
         service_node=node,
         scripts_exchange_s3_bucket_name=raw.get("scripts_exchange_s3_bucket_name", "") or bucket,
         max_in_flight=integer("max_in_flight", 1),
@@ -338,6 +370,20 @@ def load_settings(
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
     return settings
+
+
+def _rate(text: str, label: str, problems: list[str]) -> float | None:
+    """A rate per second in (0, MAX_CREATE_RATE], or None for 'off' (also '0' and empty)."""
+    if text.lower() in ("off", "none", "0", ""):
+        return None
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = float("nan")
+    if not 0 < rate <= MAX_CREATE_RATE:
+        problems.append(f"{label} must be 'off' or a rate per second up to {MAX_CREATE_RATE:g}, got {text!r}")
+        return None
+    return rate
 
 
 def ignored_legacy_variables(environ: Mapping[str, str] | None = None) -> Sequence[str]:

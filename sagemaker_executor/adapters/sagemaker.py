@@ -1,33 +1,41 @@
-"""The SageMaker wrapper: a :class:`TrainingJobSpec` becomes an SDK 2.x Estimator and ``fit(wait=False)``;
-plus the lookups cancel and redelivery need (describe, tags, search by tag, stop).
+"""The SageMaker wrapper: starts a training job for a :class:`TrainingJobSpec` (the source upload and one
+``CreateTrainingJob``), plus the lookups cancel and redelivery need (describe, tags, search by tag, stop).
 
-Called by ``service.submission`` and ``service.commands``. No business decisions are made here; every
-botocore error leaves as one of ``domain.errors``' kinds (see ``adapters.aws.classify``).
+Called by ``service.submission`` and ``service.commands``; ``cli`` builds it. No business decisions are
+made here; every botocore error leaves as one of ``domain.errors``' kinds (see ``adapters.aws.classify``).
 
-The SDK is configured so that it makes only the calls the job needs (FACTS.md): the session has a
-default bucket (no STS, no bucket creation), telemetry is opted out through the session's config,
-and the role is resolved to an ARN once at start-up instead of on every ``fit``.
+The request is built by ``domain.request.create_training_job_request`` and sent with boto3 (the default,
+``REQUEST_BUILDER=boto3``), or by an SDK 2.x Estimator (``REQUEST_BUILDER=sdk``, the ``sdk`` extra,
+``adapters.sagemaker_sdk``, imported only then); both send the same request. Either way each
+``CreateTrainingJob`` attempt first takes a token from ``adapters.pacing`` when a rate is set
+(``SAGEMAKER_CREATE_RATE``).
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
-import os
 import tarfile
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sagemaker_executor.adapters.aws import classify, client, error_code, error_message
+from sagemaker_executor.adapters.pacing import TokenBucket
 from sagemaker_executor.adapters.sourcedir import temp_space_outage
-from sagemaker_executor.domain.descriptor import Framework
 from sagemaker_executor.domain.errors import JobAlreadyExists, JobNotFound, OutageError, PermanentError
+from sagemaker_executor.domain.request import create_training_job_request
 from sagemaker_executor.domain.translation import TrainingJobSpec
+
+RequestBuilderName = Literal["boto3", "sdk"]
+REQUEST_BUILDERS: tuple[RequestBuilderName, ...] = ("boto3", "sdk")
+# botocore's event for each HTTP attempt of CreateTrainingJob (so retries are paced too).
+CREATE_ATTEMPT_EVENT = "before-send.sagemaker.CreateTrainingJob"
 
 log = logging.getLogger(__name__)
 
@@ -41,61 +49,6 @@ FIX_LOOKUPS = (
     "grant the executor's identity sagemaker:DescribeTrainingJob, ListTrainingJobs, ListTags, Search "
     "and StopTrainingJob"
 )
-
-# Passed to the SDK session directly (so no config file is read): opts out of the SDK's telemetry,
-# which otherwise calls STS and GETs an AWS-hosted URL after every fit (FACTS.md).
-SDK_CONFIG: dict[str, Any] = {
-    "SchemaVersion": "1.0",
-    "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
-}
-
-
-def configure_sdk_environment() -> None:
-    """Quiet the SDK: no v2 deprecation banner, no config-file log lines. Runs before it is imported."""
-    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-    logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
-    logging.getLogger("sagemaker.telemetry").setLevel(logging.WARNING)
-
-
-def _skip_tensorboard_client() -> None:
-    """Stop every SDK estimator from building a boto3 client for TensorBoard that we never use.
-
-    ``EstimatorBase.__init__`` creates a ``TensorBoardApp``, whose constructor builds a fresh SageMaker
-    client from boto3's *default* session: about 22 ms of CPU per estimator (a new botocore client
-    class each time), half of a submission's CPU. Only ``estimator.tensorboard_app`` users need it,
-    and this service never touches it.
-    """
-    import sagemaker.estimator as sdk_estimator
-
-    setattr(sdk_estimator, "TensorBoardApp", _no_tensorboard_app)  # noqa: B010
-
-
-def _no_tensorboard_app(region: str | None = None) -> None:
-    return None
-
-
-def _validate_sdk_config_once() -> None:
-    """Make the SDK validate :data:`SDK_CONFIG` once instead of on every config lookup.
-
-    With any config present, SDK 2.x re-runs a JSON-schema validation of the whole config on each of
-    the ~20 lookups a ``fit`` makes: about 1.7 s of CPU per submission, against ~30 ms without it
-    (measured with the local SageMaker). The session validates :data:`SDK_CONFIG` when it is created;
-    later lookups of that same, never-modified object skip the repeat. Any other config is still
-    validated by the SDK as usual.
-    """
-    import sagemaker.utils as sdk_utils
-
-    original = getattr(sdk_utils, "validate_sagemaker_config")  # noqa: B009 -- not in its __all__
-    if getattr(original, "__wrapped_by_sm_executor__", False):
-        return
-
-    def validate(sagemaker_config: dict[str, Any] | None = None) -> Any:
-        if sagemaker_config is SDK_CONFIG:
-            return None
-        return original(sagemaker_config)
-
-    validate.__wrapped_by_sm_executor__ = True  # type: ignore[attr-defined]
-    setattr(sdk_utils, "validate_sagemaker_config", validate)  # noqa: B010
 
 
 def resolve_role_arn(session: boto3.Session, role: str, retry_attempts: int) -> str:
@@ -122,24 +75,37 @@ def resolve_role_arn(session: boto3.Session, role: str, retry_attempts: int) -> 
 
 
 class SageMakerJobs:
-    """Creates, finds and stops training jobs. Safe to call from several threads at once."""
+    """Creates, finds and stops training jobs. Safe to call from several threads at once.
 
-    def __init__(self, session: boto3.Session, *, default_bucket: str, retry_attempts: int) -> None:
-        configure_sdk_environment()
-        from sagemaker.session import Session  # deferred: slow, and reads the environment set above
+    ``request_builder``: ``"boto3"`` (:func:`create_training_job_request`) or ``"sdk"`` (an SDK
+    Estimator; :class:`PermanentError` if the SDK is not installed). ``create_rate``: the most
+    ``CreateTrainingJob`` attempts per second, ``None`` for no pacing; ``create_pacer`` replaces the
+    bucket it would build (tests inject a clock that way).
+    """
 
-        _validate_sdk_config_once()
-        _skip_tensorboard_client()
+    def __init__(
+        self,
+        session: boto3.Session,
+        *,
+        default_bucket: str,
+        retry_attempts: int,
+        request_builder: RequestBuilderName = "boto3",
+        create_rate: float | None = None,
+        create_pacer: TokenBucket | None = None,
+    ) -> None:
+        if request_builder not in REQUEST_BUILDERS:
+            raise ValueError(f"request_builder must be one of {REQUEST_BUILDERS}, got {request_builder!r}")
         self._client = client(session, "sagemaker", retry_attempts)  # boto3 clients are thread-safe
         self._s3 = client(session, "s3", retry_attempts)
-        # The SDK session only serves estimator construction and CreateTrainingJob on the shared
-        # client (the source upload is ours), so one session serves every thread.
-        self._sdk_session = Session(
-            boto_session=session,
-            sagemaker_client=self._client,
-            default_bucket=default_bucket,
-            sagemaker_config=SDK_CONFIG,
-        )
+        self._region: str = self._client.meta.region_name
+        self._start: Callable[[TrainingJobSpec, str | None], None] = self._start_with_boto3
+        if request_builder == "sdk":
+            from sagemaker_executor.adapters.sagemaker_sdk import SdkEstimatorPath
+
+            self._start = SdkEstimatorPath(session, self._client, default_bucket=default_bucket).start
+        self.create_pacer = create_pacer if create_pacer is not None else _bucket(create_rate)
+        if self.create_pacer is not None:
+            self._client.meta.events.register(CREATE_ATTEMPT_EVENT, self._pace)
 
     @property
     def boto_client(self) -> Any:
@@ -149,10 +115,10 @@ class SageMakerJobs:
         """Start the job; :class:`JobAlreadyExists` if the name is taken (maybe by our earlier attempt).
 
         The source dir is packed and uploaded here, to ``<output>/<job>/source/sourcedir.tar.gz`` -- the
-        key the SDK would use -- and handed to the SDK as that S3 URI, which it then uses as it is. One
-        ``PutObject`` on a shared client costs a fraction of the SDK's upload path (a boto3 resource
-        class and an s3transfer pool per call), and the archive is byte-for-byte reproducible, so a
-        redelivered submission rewrites the same object.
+        key the SDK would use -- with one ``PutObject`` on a shared client (a fraction of the SDK's
+        upload path: a boto3 resource class and an s3transfer pool per call); the archive is
+        byte-for-byte reproducible, so a redelivered submission rewrites the same object. What the SDK
+        would refuse to build is a :class:`PermanentError` (``domain.request.RequestRefused``).
         """
         code_uri = None
         if spec.entry_point is not None:
@@ -160,11 +126,7 @@ class SageMakerJobs:
                 raise PermanentError("Cannot create estimator: the job has an entry point but no source dir")
             code_uri = self._upload_source(spec, source_dir)
         try:
-            estimator = self._estimator(spec, code_uri)
-        except (ValueError, TypeError, KeyError) as error:
-            raise PermanentError(f"Cannot create estimator: {error}") from error
-        try:
-            estimator.fit(spec.inputs, wait=False, logs=False, job_name=spec.job_name)
+            self._start(spec, code_uri)
         except ClientError as error:
             if error_code(error) == "ResourceInUse":
                 raise JobAlreadyExists(spec.job_name, error_message(error)) from error
@@ -175,8 +137,14 @@ class SageMakerJobs:
             raise classify(error, "SageMaker returned error", own=FIX_CREATE) from error
         except BotoCoreError as error:
             raise classify(error, "SageMaker could not be reached", own=FIX_CREATE) from error
-        except ValueError as error:
-            raise PermanentError(f"Cannot create estimator: {error}") from error
+
+    def _pace(self, **_: Any) -> None:
+        """botocore ``before-send`` handler: waits for a token; returns None so the request goes out."""
+        if self.create_pacer is not None:
+            self.create_pacer.acquire()
+
+    def _start_with_boto3(self, spec: TrainingJobSpec, code_uri: str | None) -> None:
+        self._client.create_training_job(**create_training_job_request(spec, code_uri, self._region))
 
     def _upload_source(self, spec: TrainingJobSpec, source_dir: Path) -> str:
         bucket, prefix = _split_output(spec.output_path)
@@ -194,60 +162,6 @@ class SageMakerJobs:
                     error, "uploading the benchmark's source to S3 failed", own=FIX_OUTPUT_BUCKET
                 ) from error
         return f"s3://{bucket}/{key}"
-
-    def _estimator(self, spec: TrainingJobSpec, code_uri: str | None) -> Any:
-        from sagemaker.estimator import Estimator
-
-        kwargs: dict[str, Any] = {
-            "image_uri": spec.image_uri,
-            "role": spec.role_arn,
-            "instance_count": spec.instance_count,
-            "instance_type": spec.instance_type,
-            "volume_size": spec.volume_size_gb,
-            "output_path": spec.output_path,
-            "code_location": spec.output_path,
-            "sagemaker_session": self._sdk_session,
-            "hyperparameters": spec.sdk_hyperparameters,
-            "metric_definitions": spec.metric_definitions or None,
-            "tags": [{"Key": key, "Value": value} for key, value in spec.tags.items()],
-            "subnets": list(spec.subnets) or None,
-            "security_group_ids": list(spec.security_group_ids) or None,
-            "environment": spec.environment or None,
-            # The debugger hook and profiler perturb what a benchmark measures; keep them out.
-            "debugger_hook_config": False,
-            "disable_profiler": True,
-        }
-        if spec.max_run_seconds is not None:
-            kwargs["max_run"] = spec.max_run_seconds
-        if spec.use_spot_instances:
-            kwargs["use_spot_instances"] = True
-            if spec.max_wait_seconds is not None:
-                kwargs["max_wait"] = spec.max_wait_seconds
-        if spec.checkpoint_s3_uri:
-            kwargs["checkpoint_s3_uri"] = spec.checkpoint_s3_uri
-        if spec.entry_point is not None:
-            kwargs["entry_point"] = spec.entry_point
-            kwargs["source_dir"] = code_uri
-
-        if spec.framework is Framework.NONE:
-            return Estimator(**kwargs)
-        framework_kwargs: dict[str, Any] = {
-            "framework_version": spec.framework_version,
-            "py_version": spec.py_version,
-        }
-        if spec.distribution is not None:
-            framework_kwargs["distribution"] = spec.distribution.as_sdk_distribution()
-        if spec.framework is Framework.TENSORFLOW:
-            from sagemaker.tensorflow.estimator import TensorFlow
-
-            return TensorFlow(**kwargs, **framework_kwargs)
-        if spec.framework is Framework.MXNET:
-            from sagemaker.mxnet.estimator import MXNet
-
-            return MXNet(**kwargs, **framework_kwargs)
-        from sagemaker.pytorch.estimator import PyTorch
-
-        return PyTorch(**kwargs, **framework_kwargs)
 
     def ping(self) -> None:
         """One cheap call (``ListTrainingJobs``, one result) for the readiness probe; raises the
@@ -317,6 +231,10 @@ class SageMakerJobs:
             raise classify(error, f"stopping training job {job_name}", own=FIX_LOOKUPS) from error
         except BotoCoreError as error:
             raise classify(error, f"stopping training job {job_name}", own=FIX_LOOKUPS) from error
+
+
+def _bucket(rate: float | None) -> TokenBucket | None:
+    return TokenBucket(rate) if rate else None
 
 
 def _role_refused(message: str) -> bool:

@@ -1,7 +1,8 @@
 """Descriptor + fetcher event -> :class:`TrainingJobSpec`: what to ask SageMaker for, in one pure function.
 
-Called by the submission handler (``service.submission``) before anything touches AWS; the SageMaker
-adapter turns the spec into an SDK Estimator. No I/O, no clock, no globals: the golden tests in
+Called by the submission handler (``service.submission``) before anything touches AWS;
+``domain.request`` turns the spec into the CreateTrainingJob request (the SDK Estimator path in
+``adapters.sagemaker_sdk`` into an Estimator). No I/O, no clock, no globals: the golden tests in
 ``tests/unit/test_translation.py`` pin every mapping in the README's descriptor table.
 
 Where this differs from the original engine, on purpose (CONTRACT §10):
@@ -84,7 +85,7 @@ class MpiDistribution:
 
 @dataclass(frozen=True)
 class TrainingJobSpec:
-    """Everything needed to create one training job; the SageMaker adapter maps it 1:1 onto the SDK."""
+    """Everything needed to create one training job, in the SDK Estimator's terms (``domain.request``)."""
 
     job_name: str
     action_id: str

@@ -1,8 +1,10 @@
 """Golden CreateTrainingJob requests: descriptor + fetcher event in, the request SageMaker receives out.
 
-Runs the real path (translation, source dir, SDK Estimator, ``fit(wait=False)``) against moto with the
-local SageMaker layer, and captures the request with botocore's ``before-parameter-build`` hook --
-moto's stored copy drops fields (FACTS.md). ``UPDATE_GOLDEN=1`` rewrites the files; review the diff.
+Runs the real path (translation, source dir, then the boto3 request builder or the SDK Estimator's
+``fit(wait=False)``; both must match the same file) against moto with the local SageMaker layer, and
+captures the request with botocore's ``before-parameter-build`` hook -- moto's stored copy drops fields
+(FACTS.md). ``UPDATE_GOLDEN=1`` rewrites the files from the boto3 builder; review the diff. The files
+are readable examples; ``test_request_oracle.py`` compares the two builders on generated descriptors.
 """
 
 from __future__ import annotations
@@ -141,8 +143,8 @@ def aws(monkeypatch):
         yield session
 
 
-def _run(session, case: dict[str, Any]) -> tuple[dict[str, Any], FakeSink, Path]:
-    jobs = SageMakerJobs(session, default_bucket="sm-output", retry_attempts=2)
+def _run(session, case: dict[str, Any], builder: str = "boto3") -> tuple[dict[str, Any], FakeSink, Path]:
+    jobs = SageMakerJobs(session, default_bucket="sm-output", retry_attempts=2, request_builder=builder)
     captured: list[dict[str, Any]] = []
     jobs.boto_client.meta.events.register(
         "before-parameter-build.sagemaker.CreateTrainingJob",
@@ -172,11 +174,12 @@ def _run(session, case: dict[str, Any]) -> tuple[dict[str, Any], FakeSink, Path]
     return captured[0], sink, Path()
 
 
+@pytest.mark.parametrize("builder", ["boto3", "sdk"])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_create_training_job_request_matches_golden(aws, name: str) -> None:
-    request, sink, _ = _run(aws, CASES[name])
+def test_create_training_job_request_matches_golden(aws, name: str, builder: str) -> None:
+    request, sink, _ = _run(aws, CASES[name], builder)
     path = GOLDEN / f"{name}.json"
-    if os.environ.get("UPDATE_GOLDEN"):
+    if os.environ.get("UPDATE_GOLDEN") and builder == "boto3":
         GOLDEN.mkdir(exist_ok=True)
         path.write_text(json.dumps(request, indent=2, sort_keys=True) + "\n")
     assert request == json.loads(path.read_text())

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import socket
+import subprocess
+import sys
+import textwrap
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +24,7 @@ from typing import Any
 import boto3
 import pytest
 
+from sagemaker_executor.adapters.pacing import TokenBucket
 from sagemaker_executor.adapters.sagemaker import SageMakerJobs, resolve_role_arn
 from sagemaker_executor.adapters.sourcedir import build_source_dir
 from sagemaker_executor.domain.descriptor import parse_descriptor
@@ -178,6 +183,98 @@ def test_create_talks_only_to_the_endpoint_and_makes_exactly_two_aws_calls(
     assert job["status"] == "InProgress"
     uploaded = session.client("s3").list_objects_v2(Bucket=SITE.output_bucket)["Contents"]
     assert {o["Key"] for o in uploaded} == {f"{s.job_name}/source/sourcedir.tar.gz" for s in specs}
+
+
+# ---------------------------------------------------------------------------- pacing and the SDK
+
+
+@pytest.mark.parametrize("builder", ["boto3", "sdk"])
+def test_every_create_training_job_attempt_waits_for_a_token_and_nothing_else_does(
+    session: boto3.Session, control: LocalSageMakerControl, tmp_path: Path, builder: Any
+) -> None:
+    slept: list[float] = []
+    pacer = TokenBucket(2, 1, clock=lambda: 0.0, sleep=slept.append)  # time stands still
+    jobs = SageMakerJobs(
+        session,
+        default_bucket=SITE.output_bucket,
+        retry_attempts=2,
+        request_builder=builder,
+        create_pacer=pacer,
+    )
+    specs = [make_spec() for _ in range(3)]
+
+    for spec in specs:
+        jobs.create(spec, make_source_dir(spec, tmp_path))  # a PutObject and a CreateTrainingJob each
+    jobs.describe(specs[0].job_name)
+    assert slept == [0.5, 1.0]  # the first token was there; then one every 1/rate seconds
+
+    byoc = parse_descriptor(minimal_contents(ml=None))  # no source to upload: CreateTrainingJob only
+    spec = translate(
+        byoc, FetcherBenchmarkEvent.model_validate(fetcher_event(minimal_contents(ml=None))), SITE
+    )
+    with faults(control, error_rate=1.0, error_kind="throttling"), pytest.raises(TransientError):
+        jobs.create(spec, None)
+    assert slept == [0.5, 1.0, 1.5, 2.0]  # the throttled attempt and its retry took one each
+
+
+def test_a_create_rate_builds_a_bucket_of_that_rate_and_none_paces_nothing(session: boto3.Session) -> None:
+    assert make_jobs(session).create_pacer is None
+    paced = SageMakerJobs(session, default_bucket=SITE.output_bucket, retry_attempts=2, create_rate=0.5)
+    assert paced.create_pacer is not None
+    assert (paced.create_pacer.rate, paced.create_pacer.burst) == (0.5, 1.0)
+
+
+# Run in a child process where ``import sagemaker`` fails, as in the default install (no ``sdk`` extra).
+WITHOUT_SDK = textwrap.dedent(
+    """
+    import importlib, json, pkgutil, sys
+    sys.modules["sagemaker"] = None  # any import of the SDK now raises ImportError
+    import boto3
+    import sagemaker_executor
+    from sagemaker_executor.adapters.sagemaker import SageMakerJobs
+    from sagemaker_executor.domain.errors import PermanentError
+    from tests.component.test_sagemaker_adapter import make_source_dir, make_spec
+    from pathlib import Path
+
+    skip = ("sagemaker_executor.local", "sagemaker_executor.adapters.sagemaker_sdk")  # test-only, SDK path
+    for module in pkgutil.walk_packages(sagemaker_executor.__path__, "sagemaker_executor."):
+        if not module.name.startswith(skip):
+            importlib.import_module(module.name)
+    session = boto3.Session(region_name="us-east-1")
+    spec = make_spec()
+    SageMakerJobs(session, default_bucket="sm-output", retry_attempts=2).create(
+        spec, make_source_dir(spec, Path(sys.argv[1]))
+    )
+    try:
+        SageMakerJobs(session, default_bucket="sm-output", retry_attempts=2, request_builder="sdk")
+        refused = None
+    except PermanentError as error:
+        refused = str(error)
+    loaded = [m for m, v in sys.modules.items() if m.split(".")[0] == "sagemaker" and v is not None]
+    print(json.dumps({"job": spec.job_name, "sdk_modules": loaded, "refused": refused}))
+    """
+)
+
+
+def test_the_default_path_runs_where_the_sdk_cannot_be_imported(
+    session: boto3.Session, control: LocalSageMakerControl, tmp_path: Path
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SDK, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome["sdk_modules"] == []
+    assert control.job(outcome["job"])["status"] == "InProgress"
+    assert "pip install 'sagemaker-executor[sdk]'" in outcome["refused"]
 
 
 # ---------------------------------------------------------------------------- lookups and stop

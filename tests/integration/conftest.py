@@ -174,6 +174,8 @@ class Pipeline:
                 "AWS_SECRET_ACCESS_KEY": "testing",
                 "TMP_SOURCES_DIR": str(self.workdir / "sources"),
                 "AWS_RETRY_ATTEMPTS": "3",
+                # No pacing: the local SageMaker does not throttle, and 1 create/s would only slow this.
+                "SAGEMAKER_CREATE_RATE": "off",
                 "LOGGING_LEVEL": "INFO",
             }
         )

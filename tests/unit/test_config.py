@@ -86,6 +86,8 @@ def test_the_deployed_variables_plus_legacy_ones_load_with_defaults_for_everythi
     assert settings.kafka_max_poll_interval_ms == 300000
     assert settings.max_script_bytes == 1024**3
     assert settings.aws_retry_attempts == 8
+    assert settings.sagemaker_create_rate == 1.0  # SageMaker's documented CreateTrainingJob rate
+    assert settings.request_builder == "boto3"
     assert settings.service_node == socket.gethostname()
     assert settings.scripts_exchange_s3_bucket_name == "bai-sagemaker-output"
 
@@ -270,3 +272,36 @@ def test_a_service_node_longer_than_a_dns_name_is_refused() -> None:
     with pytest.raises(ConfigError, match="SERVICE_NODE"):
         load_settings(no_flags(), {**DEPLOYED, "SERVICE_NODE": "n" * 254})
     assert load_settings(no_flags(), {**DEPLOYED, "SERVICE_NODE": "n" * 253}).service_node == "n" * 253
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"), [("1", 1.0), ("0.25", 0.25), ("20", 20.0), ("off", None), ("OFF", None), ("0", None)]
+)
+def test_the_create_rate_is_a_positive_rate_per_second_or_off(text: str, rate: float | None) -> None:
+    assert (
+        load_settings(no_flags(), {**DEPLOYED, "SAGEMAKER_CREATE_RATE": text}).sagemaker_create_rate == rate
+    )
+    assert load_settings({"sagemaker_create_rate": text}, DEPLOYED).sagemaker_create_rate == rate
+
+
+@pytest.mark.parametrize("text", ["-1", "fast", "nan", "inf", "1001"])
+def test_a_create_rate_that_is_not_a_rate_stops_start_up(text: str) -> None:
+    with pytest.raises(ConfigError, match="SAGEMAKER_CREATE_RATE"):
+        load_settings(no_flags(), {**DEPLOYED, "SAGEMAKER_CREATE_RATE": text})
+
+
+def test_the_request_builder_is_boto3_or_sdk() -> None:
+    assert load_settings(no_flags(), {**DEPLOYED, "REQUEST_BUILDER": "SDK"}).request_builder == "sdk"
+    assert load_settings({"request_builder": "boto3"}, DEPLOYED).request_builder == "boto3"
+    with pytest.raises(ConfigError, match="REQUEST_BUILDER"):
+        load_settings(no_flags(), {**DEPLOYED, "REQUEST_BUILDER": "estimator"})
+
+
+@pytest.mark.parametrize("missing", ["SAGEMAKER_SUBNETS", "SAGEMAKER_SECURITY_GROUP_IDS"])
+def test_subnets_and_security_groups_are_set_together_or_not_at_all(missing: str) -> None:
+    with pytest.raises(ConfigError, match="must be set together"):
+        load_settings(no_flags(), {**DEPLOYED, missing: " , "})
+    no_vpc = {
+        k: v for k, v in DEPLOYED.items() if k not in ("SAGEMAKER_SUBNETS", "SAGEMAKER_SECURITY_GROUP_IDS")
+    }
+    assert load_settings(no_flags(), no_vpc).sagemaker_subnets == ()
