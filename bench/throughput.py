@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import platform
@@ -39,6 +40,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.error
@@ -79,12 +81,19 @@ class CaseFailed(RuntimeError):
     """A case could not be measured to its end (executor died, readiness or burst timed out)."""
 
 
+# What a burst is made of: every event its own client (a burst from many users), one client (a
+# nightly sweep from one user: one key, so one partition), or one client whose every benchmark ships
+# a script tarball (a third AWS call: GetObject).
+WORKLOADS = ("many-clients", "one-client", "one-client-scripts")
+
+
 @dataclass
 class Case:
     latency_ms: float
     concurrency: int
     submissions: int
     partitions: int
+    workload: str = "many-clients"
     readiness: str = ""
     ready_s: float | None = None
     consuming_log_s: float | None = None
@@ -288,9 +297,32 @@ class Observer:
         self.consumer.close()
 
 
-def submission(index: int, run: str) -> dict[str, Any]:
-    client_id = hashlib.sha1(f"{run}-{index}".encode()).hexdigest()  # an id, like the client's
-    return fetcher_event(minimal_contents(), action_id=str(uuid.uuid4()), client_id=client_id)
+def submission(
+    index: int, run: str, workload: str = "many-clients", script: str | None = None
+) -> dict[str, Any]:
+    """One valid submission of ``workload``; ``script``: the S3 URI of a script tarball to ship."""
+    who = run if workload.startswith("one-client") else f"{run}-{index}"
+    client_id = hashlib.sha1(who.encode()).hexdigest()  # an id, like the client's
+    scripts = [script] if workload == "one-client-scripts" and script else None
+    return fetcher_event(
+        minimal_contents(), action_id=str(uuid.uuid4()), client_id=client_id, scripts=scripts
+    )
+
+
+def upload_script(control: LocalSageMakerControl, name: str) -> str:
+    """A small benchmark script tarball in the scripts bucket, as the anubis client uploads one."""
+    import boto3
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        body = b"print('benchmark')\n"
+        info = tarfile.TarInfo("bench/bench.py")
+        info.size = len(body)
+        archive.addfile(info, io.BytesIO(body))
+    session = boto3.Session(region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local")
+    s3 = session.client("s3", endpoint_url=control.base_url)
+    s3.put_object(Bucket=NODATA_BUCKET, Key=f"anubis0/{name}.tar", Body=buffer.getvalue())
+    return f"s3://{NODATA_BUCKET}/anubis0/{name}.tar"
 
 
 def produce(producer: KafkaProducer, topic: str, events: list[dict[str, Any]]) -> dict[str, float]:
@@ -415,8 +447,9 @@ def run_case(
         warm_up_errors = len(observer.errors)
 
         case.host_speed_ms = host_speed_ms()
+        script = upload_script(control, prefix) if case.workload == "one-client-scripts" else None
         control.set_faults(latency_ms=case.latency_ms)
-        events = [submission(index, prefix) for index in range(case.submissions)]
+        events = [submission(index, prefix, case.workload, script) for index in range(case.submissions)]
         actions = {event["action_id"] for event in events}
         calls_before = control.faults().get("stats", {}).get("calls")
         cpu_before, machine_before = cpu_seconds(executor.pid), machine_cpu_seconds()
@@ -541,6 +574,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def import_figures() -> dict[str, Any]:
+    """Wall time, peak RSS and module count of importing everything the service runs, in a fresh
+    interpreter (the median of three), and whether that pulled in the SageMaker SDK."""
+    code = (
+        "import resource, sys, time; t = time.perf_counter(); "
+        "import sagemaker_executor.cli, sagemaker_executor.service.loop, "
+        "sagemaker_executor.adapters.sagemaker, sagemaker_executor.adapters.kafka; "
+        "import json; print(json.dumps({'import_s': time.perf_counter() - t, "
+        "'rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "
+        "'modules': len(sys.modules), 'sdk_imported': 'sagemaker' in sys.modules}))"
+    )
+    runs = []
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True, timeout=120
+        )
+        runs.append(json.loads(done.stdout))
+    runs.sort(key=lambda run: run["import_s"])
+    middle = runs[1]
+    return {**middle, "import_s": round(middle["import_s"], 3), "rss_mib": round(middle["rss_mib"], 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = datetime.now(UTC)
@@ -550,6 +605,18 @@ def main(argv: list[str] | None = None) -> int:
         for latency in args.latencies
         for concurrency in args.concurrency
     ]
+    # The cases users have besides a burst from many: a sweep from one client, and one whose every
+    # benchmark ships a script tarball; at the highest latency and concurrency asked for.
+    cases += [
+        Case(max(args.latencies), max(args.concurrency), args.submissions, args.partitions, workload)
+        for workload in WORKLOADS[1:]
+    ]
+    imports = import_figures()
+    print(
+        f"importing the service: {imports['import_s']:.2f} s, {imports['rss_mib']:.0f} MiB, "
+        f"{imports['modules']} modules, SDK imported: {imports['sdk_imported']}",
+        flush=True,
+    )
     print(
         f"{len(cases)} cases of {args.submissions} submissions: latencies {args.latencies} ms per AWS call, "
         f"MAX_IN_FLIGHT {args.concurrency}, {args.partitions} input partitions",
@@ -562,7 +629,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 for case in cases:
                     print(
-                        f"  L={case.latency_ms:g} ms, MAX_IN_FLIGHT={case.concurrency} ...",
+                        f"  {case.workload}, L={case.latency_ms:g} ms, MAX_IN_FLIGHT={case.concurrency} ...",
                         end="",
                         flush=True,
                     )
@@ -609,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
             "throughput": f"at L > 0: >= {report.GOAL_EFFICIENCY} x c / (calls per submission x L)",
             "cpu_ms_per_submission": report.GOAL_CPU_MS,
             "peak_rss_mib": report.GOAL_RSS_MIB,
-            "ready_s": report.GOAL_READY_S,
+            "start_s": f"<= {report.GOAL_START_S} s from the process start to consuming (join excluded)",
         },
         "original_service": {
             "throughput_by_latency_ms": report.ORIGINAL_THROUGHPUT,
@@ -618,6 +685,7 @@ def main(argv: list[str] | None = None) -> int:
             "peak_rss_mib": report.ORIGINAL_RSS_MIB,
             "source": "shared/docs/FACTS.md",
         },
+        "imports": imports,
         "cases": results,
     }
     json_path, png_path = args.out / f"{stem}.json", args.out / f"{stem}.png"

@@ -3,10 +3,12 @@
 Pure presentation: takes the measured cases (plain dicts, as saved) and judges them against the
 issue's goals; ``bench.throughput`` calls it after the runs. The goals:
 
-* at L ms per AWS call (L > 0), throughput >= 0.8 x concurrency / (AWS calls per submission x L);
-* executor CPU under 10 ms per submission;
-* executor peak RSS (VmHWM) under 250 MiB;
-* ready within 5 s of the process start.
+* at L ms per AWS call (L > 0), throughput >= 0.8 x concurrency / (AWS calls per submission x L),
+  for every workload: a sweep from one client as much as a burst from many (issue 8);
+* executor CPU at most 5 ms per submission (host-calibrated: read it beside the host speed);
+* executor peak RSS (VmHWM) at most 100 MiB during the burst;
+* consuming within 1.5 s of the process start (the consumer group's join, which depends on the
+  broker's session timeouts, excluded).
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 GOAL_EFFICIENCY = 0.8
-GOAL_CPU_MS = 10.0
-GOAL_RSS_MIB = 250.0
-GOAL_READY_S = 5.0
+GOAL_CPU_MS = 5.0
+GOAL_RSS_MIB = 100.0
+GOAL_START_S = 1.5
 # FACTS.md, "The original service, run here": sequential, 4 AWS calls per submission.
 ORIGINAL_THROUGHPUT = {0: 9.8, 200: 1.07}
 ORIGINAL_CALLS_PER_SUBMISSION = 4
@@ -38,12 +40,13 @@ def verdicts(case: dict[str, Any]) -> dict[str, bool | None]:
     if case.get("error"):
         return {"throughput": False, "cpu": None, "rss": None, "ready": None}
     goal = case.get("throughput_goal")
-    cpu, rss, ready = case.get("cpu_ms_per_submission"), case.get("peak_rss_mib"), case.get("ready_s")
+    cpu, rss = case.get("cpu_ms_per_submission"), case.get("peak_rss_mib")
+    start = case.get("consuming_log_s")
     return {
         "throughput": None if goal is None else case["throughput"] >= goal,
-        "cpu": None if cpu is None else cpu < GOAL_CPU_MS,
-        "rss": None if rss is None else rss < GOAL_RSS_MIB,
-        "ready": None if ready is None else ready < GOAL_READY_S,
+        "cpu": None if cpu is None else cpu <= GOAL_CPU_MS,
+        "rss": None if rss is None else rss <= GOAL_RSS_MIB,
+        "ready": None if start is None else start <= GOAL_START_S,
     }
 
 
@@ -58,8 +61,9 @@ def _num(value: float | None, spec: str) -> str:
 
 def table(cases: list[dict[str, Any]]) -> str:
     header = (
-        f"{'L ms':>5} {'c':>3} {'N':>5} {'subm/s':>8} {'goal':>7} {'':>4} {'p50 ms':>8} {'p95 ms':>8} "
-        f"{'p99 ms':>8} {'calls':>5} {'CPU ms':>7} {'':>4} {'RSS MiB':>7} {'':>4} {'ready s':>7} {'':>4} "
+        f"{'workload':<18} {'L ms':>5} {'c':>3} {'N':>5} {'subm/s':>8} {'goal':>7} {'':>4} "
+        f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'calls':>5} {'CPU ms':>7} {'':>4} "
+        f"{'RSS MiB':>7} {'':>4} {'start s':>7} {'':>4} {'ready s':>7} "
         f"{'busy %':>6} {'host':>5} {'orig/s':>6}"
     )
     rows = [header, "-" * len(header)]
@@ -67,6 +71,7 @@ def table(cases: list[dict[str, Any]]) -> str:
         v = verdicts(case)
         original = ORIGINAL_THROUGHPUT.get(int(case["latency_ms"]))
         rows.append(
+            f"{case.get('workload', 'many-clients'):<18} "
             f"{case['latency_ms']:>5g} {case['concurrency']:>3} {case['submissions']:>5} "
             f"{_num(case.get('throughput'), '8.2f')} {_num(case.get('throughput_goal'), '7.2f')} "
             f"{_mark(v['throughput']):>4} {_num(case.get('p50_ms'), '8.0f')} "
@@ -74,7 +79,8 @@ def table(cases: list[dict[str, Any]]) -> str:
             f"{_num(case.get('calls_per_submission'), '5.2f')} "
             f"{_num(case.get('cpu_ms_per_submission'), '7.1f')} {_mark(v['cpu']):>4} "
             f"{_num(case.get('peak_rss_mib'), '7.0f')} {_mark(v['rss']):>4} "
-            f"{_num(case.get('ready_s'), '7.2f')} {_mark(v['ready']):>4} "
+            f"{_num(case.get('consuming_log_s'), '7.2f')} {_mark(v['ready']):>4} "
+            f"{_num(case.get('ready_s'), '7.2f')} "
             f"{_num(case.get('machine_busy_pct'), '6.0f')} {_num(case.get('host_speed_ms'), '5.0f')} "
             f"{_num(original, '6.2f')}"
         )
@@ -82,7 +88,8 @@ def table(cases: list[dict[str, Any]]) -> str:
             rows.append(f"      ^ case did not complete: {case['error']}")
     rows.append(
         f"goal: subm/s >= {GOAL_EFFICIENCY} x c / (calls x L) when L > 0; "
-        f"CPU < {GOAL_CPU_MS:g} ms/submission; RSS < {GOAL_RSS_MIB:g} MiB; ready < {GOAL_READY_S:g} s"
+        f"CPU <= {GOAL_CPU_MS:g} ms/submission; RSS <= {GOAL_RSS_MIB:g} MiB; "
+        f"start (to consuming, the group join excluded) <= {GOAL_START_S:g} s; ready: to /readyz 200"
     )
     rows.append(
         "busy %: the whole machine (all cores) during the burst; near 100 the rig sets the ceiling. "
