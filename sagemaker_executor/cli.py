@@ -26,7 +26,7 @@ from sagemaker_executor.config import (
     ignored_legacy_variables,
     load_settings,
 )
-from sagemaker_executor.logs import configure_logging
+from sagemaker_executor.logs import add_secret, configure_logging
 
 if TYPE_CHECKING:
     from sagemaker_executor.service.observability import Health, LoopObserver, ServiceMetrics
@@ -84,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sagemaker-executor: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.logging_level, settings.log_format)
+    for secret in settings.secrets():
+        add_secret(secret)
     if command == "run":
         return run(settings)
     import sagemaker_executor.client as client
@@ -187,7 +189,6 @@ def _run_service(
     from sagemaker_executor.adapters.cloudwatch import CloudWatchPublisher
     from sagemaker_executor.adapters.kafka import (
         BrokerCheck,
-        KafkaOptions,
         Publisher,
         Subscriber,
         ensure_topics,
@@ -236,16 +237,7 @@ def _run_service(
         return 0
     role_arn, jobs, scripts = connected
 
-    options = KafkaOptions(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        client_id=f"{SERVICE_NAME}-{settings.service_node}",
-        group_id=settings.consumer_group_id,
-        auto_offset_reset=settings.consumer_auto_offset_reset,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
-        max_request_bytes=settings.kafka_max_request_bytes,
-    )
+    options = settings.kafka_options(f"{SERVICE_NAME}-{settings.service_node}", settings.consumer_group_id)
     topics = [
         settings.consumer_topic,
         settings.producer_topic,

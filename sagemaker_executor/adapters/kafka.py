@@ -1,7 +1,10 @@
 """The Kafka wrapper (kafka-python 3.x): topic creation, an ``acks=all`` producer whose sends can be
-awaited, and a manually committed consumer.
+awaited, a manually committed consumer, and how every client reaches the brokers.
 
-Called by ``service.loop``. Values go out as strict JSON (``domain.strictjson.encode``: no NaN or
+Called by ``service.loop``, ``cli`` and the ``submit``/``cancel`` client. Every KafkaConsumer,
+KafkaProducer and KafkaAdminClient the package creates takes its connection keywords (brokers, TLS,
+SASL, bootstrap bound) from :func:`connection_config`, so a secured cluster is configured in one
+place (:class:`KafkaSecurity`). Values go out as strict JSON (``domain.strictjson.encode``: no NaN or
 Infinity token, no lone surrogate) with the key the caller gives (``client_id``, CONTRACT §2); what
 comes in is handed over as raw bytes, because deciding what a record means (and what to do when it
 means nothing) is the service's job.
@@ -13,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import (
@@ -25,7 +28,12 @@ from kafka import (
     TopicPartition,
 )
 from kafka.admin import NewTopic
-from kafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
+from kafka.errors import (
+    CommitFailedError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    TopicAlreadyExistsError,
+)
 
 from sagemaker_executor.domain import strictjson
 from sagemaker_executor.domain.errors import OutageError, PermanentError
@@ -44,6 +52,32 @@ class InboundRecord:
     timestamp_ms: int
 
 
+# The SASL mechanisms that take a user name and password; AWS_MSK_IAM signs with the AWS identity
+# botocore finds (IRSA, environment, profile) instead.
+PASSWORD_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How the clients authenticate and encrypt: kafka-python's ``security_protocol`` and its
+    ``ssl_*``/``sasl_*`` settings. File names are PEM files; secrets are never in the repr.
+
+    ``protocol``: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; ``sasl_mechanism`` (with the ``SASL_*``
+    protocols): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM. ``ssl_cafile`` None means the
+    system's CAs. ``config.load_settings`` checks the combinations; this class only carries them.
+    """
+
+    protocol: str = "PLAINTEXT"
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_key_password: str | None = field(default=None, repr=False)
+    ssl_check_hostname: bool = True
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+
+
 @dataclass(frozen=True)
 class KafkaOptions:
     bootstrap_servers: Sequence[str]
@@ -55,6 +89,40 @@ class KafkaOptions:
     max_poll_interval_ms: int = 300000
     request_timeout_ms: int = 30000
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # the producer's max.request.size
+    security: KafkaSecurity = KafkaSecurity()
+    # How long a new client waits for its first broker answer before raising KafkaTimeoutError.
+    bootstrap_timeout_ms: int = 30000
+
+
+def connection_config(options: KafkaOptions, client_id: str | None = None) -> dict[str, Any]:
+    """The kafka-python keywords that say how to reach the brokers, for any client type.
+
+    ``bootstrap_servers``, ``client_id`` (``options.client_id`` unless given), ``security_protocol``,
+    ``bootstrap_timeout_ms``, and the ``ssl_*`` keys when the protocol uses TLS and the ``sasl_*``
+    keys when it uses SASL (username and password only for the mechanisms that take them).
+    """
+    security = options.security
+    config: dict[str, Any] = {
+        "bootstrap_servers": list(options.bootstrap_servers),
+        "client_id": options.client_id if client_id is None else client_id,
+        "security_protocol": security.protocol,
+        "bootstrap_timeout_ms": options.bootstrap_timeout_ms,
+    }
+    if security.protocol in ("SSL", "SASL_SSL"):
+        config.update(
+            ssl_cafile=security.ssl_cafile,
+            ssl_certfile=security.ssl_certfile,
+            ssl_keyfile=security.ssl_keyfile,
+            ssl_password=security.ssl_key_password,
+            ssl_check_hostname=security.ssl_check_hostname,
+        )
+    if security.protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        config["sasl_mechanism"] = security.sasl_mechanism
+        if security.sasl_mechanism in PASSWORD_MECHANISMS:
+            config.update(
+                sasl_plain_username=security.sasl_username, sasl_plain_password=security.sasl_password
+            )
+    return config
 
 
 FIX_BROKER = "check that the brokers in KAFKA_BOOTSTRAP_SERVERS are up and reachable from the pod"
@@ -98,8 +166,7 @@ def ensure_topics(
     count per topic.
     """
     admin = KafkaAdminClient(
-        bootstrap_servers=list(options.bootstrap_servers),
-        client_id=options.client_id + "-admin",
+        **connection_config(options, options.client_id + "-admin"),
         request_timeout_ms=options.request_timeout_ms,
     )
     compact = set(compacted)
@@ -128,7 +195,8 @@ def ensure_topics(
 
 def partition_count(options: KafkaOptions, topic: str, timeout_s: float = 30.0) -> int:
     """How many partitions ``topic`` has (waiting for its metadata to appear)."""
-    consumer = KafkaConsumer(bootstrap_servers=list(options.bootstrap_servers), client_id=options.client_id)
+    # No group: nothing to commit (auto-commit on would only log that it is disabled).
+    consumer = KafkaConsumer(**connection_config(options), group_id=None, enable_auto_commit=False)
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -148,10 +216,7 @@ def read_compacted(options: KafkaOptions, topic: str, partitions: Iterable[int])
     if not wanted:
         return []
     consumer = KafkaConsumer(
-        bootstrap_servers=list(options.bootstrap_servers),
-        client_id=options.client_id + "-state",
-        group_id=None,
-        enable_auto_commit=False,
+        **connection_config(options, options.client_id + "-state"), group_id=None, enable_auto_commit=False
     )
     try:
         consumer.assign(wanted)
@@ -182,8 +247,7 @@ class Publisher:
 
     def __init__(self, options: KafkaOptions) -> None:
         self._producer = KafkaProducer(
-            bootstrap_servers=list(options.bootstrap_servers),
-            client_id=options.client_id,
+            **connection_config(options),
             acks="all",
             retries=5,
             max_in_flight_requests_per_connection=1,  # keeps a client's records in order across retries
@@ -231,8 +295,7 @@ class Subscriber:
 
     def __init__(self, options: KafkaOptions, topics: Sequence[str]) -> None:
         self._consumer = KafkaConsumer(
-            bootstrap_servers=list(options.bootstrap_servers),
-            client_id=options.client_id,
+            **connection_config(options),
             group_id=options.group_id,
             enable_auto_commit=False,
             auto_offset_reset=options.auto_offset_reset,
@@ -330,10 +393,11 @@ class BrokerCheck:
         try:
             if self._admin is None:
                 self._admin = KafkaAdminClient(
-                    bootstrap_servers=list(self._options.bootstrap_servers),
-                    client_id=self._options.client_id + "-probe",
+                    **{
+                        **connection_config(self._options, self._options.client_id + "-probe"),
+                        "bootstrap_timeout_ms": self._timeout_ms,
+                    },
                     request_timeout_ms=self._timeout_ms,
-                    bootstrap_timeout_ms=self._timeout_ms,
                 )
             self._admin.describe_cluster()
         except Exception as error:
