@@ -150,7 +150,7 @@ def run(settings: Settings) -> int:
         server = HealthServer(health, metrics, port=settings.health_port)
         server.start()
         log.info("health and metrics on port %d: /healthz /readyz /metrics", server.port)
-    observer = LoopObserver(metrics, health)
+    observer = LoopObserver(metrics, health, consumer_group=settings.consumer_group_id)
     try:
         return _run_service(settings, stop, metrics, health, observer)
     finally:

@@ -304,6 +304,7 @@ class Subscriber:
             max_poll_interval_ms=options.max_poll_interval_ms,
             request_timeout_ms=max(options.request_timeout_ms, options.session_timeout_ms + 5000),
         )
+        self._auto_offset_reset = options.auto_offset_reset
         self._listener = _Listener(None, None)
         self._consumer.subscribe(list(topics), listener=self._listener)
 
@@ -361,16 +362,33 @@ class Subscriber:
             self._consumer.resume(*paused)
 
     def lag(self) -> dict[tuple[str, int], int]:
-        """Records not yet read per assigned partition (end offset - position).
+        """The group's lag per assigned partition, ``{(topic, partition): records}``: end offset minus
+        the group's committed offset, as ``kafka-consumer-groups`` and KEDA count it. Records read
+        but not yet committed (in flight, waiting) count as lag.
 
-        Asks the broker for the end offsets, waiting at most ``COMMIT_TIMEOUT_MS``; raises
-        ``KafkaError`` when it does not answer (the caller keeps the last values).
+        A partition the group never committed counts as KEDA's Kafka scaler counts it: from its first
+        offset with ``auto_offset_reset=earliest``, as 0 with ``latest``. Asks the broker for the
+        offsets, waiting at most ``COMMIT_TIMEOUT_MS`` in all; raises ``KafkaError`` when it does not
+        answer (the caller keeps the last values).
         """
-        assigned = list(self._consumer.assignment())
+        assigned = sorted(self._consumer.assignment())
         if not assigned:
             return {}
+        deadline = time.monotonic() + COMMIT_TIMEOUT_MS / 1000
+
+        def remaining_ms() -> int:
+            return max(1, int((deadline - time.monotonic()) * 1000))
+
         ends = self._consumer.end_offsets(assigned, timeout_ms=COMMIT_TIMEOUT_MS)
-        return {(tp.topic, tp.partition): max(0, ends[tp] - self._consumer.position(tp)) for tp in assigned}
+        committed = {tp: self._consumer.committed(tp, timeout_ms=remaining_ms()) for tp in assigned}
+        never = [tp for tp, offset in committed.items() if offset is None]
+        starts = dict(ends)
+        if never and self._auto_offset_reset == "earliest":
+            starts.update(self._consumer.beginning_offsets(never, timeout_ms=remaining_ms()))
+        return {
+            (tp.topic, tp.partition): max(0, ends[tp] - (offset if offset is not None else starts[tp]))
+            for tp, offset in committed.items()
+        }
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
