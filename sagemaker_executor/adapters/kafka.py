@@ -13,9 +13,11 @@ means nothing) is the service's job.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,11 +146,67 @@ class CommitError(KafkaOutage):
     """An offset commit was not acknowledged; the offsets are committed again later."""
 
 
+class TopicSetupError(PermanentError):
+    """The broker refused to create ``topic`` (policy, authorization, partitions, replication)."""
+
+    def __init__(self, topic: str, error: KafkaError) -> None:
+        super().__init__(f"cannot create topic {topic}: {error}")
+        self.topic = topic
+
+
 class RecordTooLarge(PermanentError):
     """A record over the producer's size limit (``max_request_bytes``): sending it again cannot help.
 
     The service sizes what it sends beforehand (``domain.limits``), so this is the last guard only.
     """
+
+
+# The cause in kafka-python's log of a failed connection attempt: "Connection failed: KafkaConnectionError:
+# 111 ECONNREFUSED", "Bootstrap connection to bootstrap-0 failed: ... (backoff 0.37 secs)", or a TLS
+# handshake or SASL error in the same place (not the final "Bootstrap failed: KafkaTimeoutError").
+_CONNECTION_FAILURE = re.compile(
+    r"[Cc]onnection(?: to \S+)? failed: (?P<cause>\w+(?:Error|Exception)\b.*?)(?: \(backoff [^)]*\))?$"
+)
+
+
+class BrokersUnreachable(KafkaOutage):
+    """No broker answered while start-up connected; ``cause`` is why the last attempt failed
+    (``"KafkaConnectionError: 111 ECONNREFUSED"``, a TLS handshake error ...)."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"no broker answered: {cause}")
+        self.cause = cause
+
+
+@contextmanager
+def bootstrapping() -> Iterator[None]:
+    """Connect at start-up quietly, and say why in one exception when no broker answers.
+
+    kafka-python logs two ERRORs and two WARNINGs per failed connection attempt, dozens of lines
+    before a bootstrap gives up. Inside the block its records at WARNING and above are held back (the
+    cause of each failed attempt is kept), and a ``KafkaError`` raised inside becomes
+    :class:`BrokersUnreachable` with the last cause. Other exceptions pass through unchanged.
+    """
+    causes: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            found = _CONNECTION_FAILURE.search(record.getMessage())
+            if found:
+                causes.append(found["cause"])
+
+    kafka_log = logging.getLogger("kafka")
+    handler = Collect(logging.WARNING)
+    propagate = kafka_log.propagate
+    kafka_log.addHandler(handler)
+    kafka_log.propagate = False
+    try:
+        yield
+    except KafkaError as error:
+        raise BrokersUnreachable(causes[-1] if causes else repr(error)) from error
+    finally:
+        kafka_log.removeHandler(handler)
+        kafka_log.propagate = propagate
 
 
 def ensure_topics(
@@ -163,7 +221,8 @@ def ensure_topics(
     """Create the missing topics; returns the ones created. Replication is capped at the broker count.
 
     ``compacted`` topics get ``cleanup.policy=compact``; ``partitions_of`` overrides the partition
-    count per topic.
+    count per topic. Raises :class:`TopicSetupError` when the broker refuses a topic, and
+    kafka-python's ``KafkaTimeoutError`` when no broker answers within ``bootstrap_timeout_ms``.
     """
     admin = KafkaAdminClient(
         **connection_config(options, options.client_id + "-admin"),
@@ -188,6 +247,8 @@ def ensure_topics(
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass  # another replica won the race
+            except KafkaError as error:
+                raise TopicSetupError(name, error) from error
         return created
     finally:
         admin.close()
