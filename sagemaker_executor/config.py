@@ -7,6 +7,10 @@ message listing every problem, so a misconfigured pod fails fast and says why.
 
 An existing deployment swaps images with only the original variables plus the standard AWS ones;
 every setting this project added has a default.
+
+Secrets (``KAFKA_SSL_KEY_PASSWORD``, ``KAFKA_SASL_PASSWORD``) come from the variable or from the file
+its ``*_FILE`` setting names (a mounted Kubernetes Secret); :class:`Settings` holds them as pydantic
+``SecretStr``, so neither its repr nor :meth:`Settings.redacted` (the start-up log line) shows them.
 """
 
 from __future__ import annotations
@@ -16,11 +20,20 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import SecretStr
 
 from sagemaker_executor.domain.limits import DEFAULT_MAX_REQUEST_BYTES, MIN_REQUEST_BYTES
+
+if TYPE_CHECKING:
+    from sagemaker_executor.adapters.kafka import KafkaOptions
+
+# Kafka security (kafka-python's names): the protocols and the SASL mechanisms accepted.
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM")
 
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 RequestBuilderName = Literal["boto3", "sdk"]
@@ -83,6 +96,26 @@ OPTIONS: tuple[Option, ...] = (
         f"would be larger is refused with ERROR (at least {MIN_REQUEST_BYTES})",
         str(DEFAULT_MAX_REQUEST_BYTES),
     ),
+    Option(
+        "kafka_connect_timeout_seconds",
+        "how long start-up waits for the brokers to answer before it exits (code 3)",
+        "30",
+    ),
+    Option("kafka_security_protocol", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", "PLAINTEXT"),
+    Option(
+        "kafka_ssl_cafile", "PEM file of the CAs that sign the brokers' certificates (default: system)", ""
+    ),
+    Option("kafka_ssl_certfile", "PEM client certificate, for brokers that require one", ""),
+    Option("kafka_ssl_keyfile", "PEM private key of the client certificate", ""),
+    Option("kafka_ssl_key_password", "password of the private key (prefer KAFKA_SSL_KEY_PASSWORD_FILE)", ""),
+    Option("kafka_ssl_key_password_file", "file holding the private key's password", ""),
+    Option(
+        "kafka_ssl_check_hostname", "check that the broker certificate names the host (true/false)", "true"
+    ),
+    Option("kafka_sasl_mechanism", "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM", ""),
+    Option("kafka_sasl_username", "SASL user name (PLAIN and SCRAM)", ""),
+    Option("kafka_sasl_password", "SASL password (prefer KAFKA_SASL_PASSWORD_FILE)", ""),
+    Option("kafka_sasl_password_file", "file holding the SASL password", ""),
     Option("max_script_bytes", "largest total unpacked size of a benchmark's script tarballs", str(1024**3)),
     Option("aws_retry_attempts", "attempts per AWS call on throttling, 5xx and connection errors", "8"),
     Option(
@@ -148,6 +181,16 @@ class Settings:
     kafka_heartbeat_interval_ms: int
     kafka_max_poll_interval_ms: int
     kafka_max_request_bytes: int
+    kafka_connect_timeout_seconds: float
+    kafka_security_protocol: str
+    kafka_ssl_cafile: str
+    kafka_ssl_certfile: str
+    kafka_ssl_keyfile: str
+    kafka_ssl_key_password: SecretStr | None
+    kafka_ssl_check_hostname: bool
+    kafka_sasl_mechanism: str
+    kafka_sasl_username: str
+    kafka_sasl_password: SecretStr | None
     max_script_bytes: int
     aws_retry_attempts: int
     sagemaker_create_rate: float | None
@@ -168,8 +211,57 @@ class Settings:
     aws_region: str
 
     def redacted(self) -> dict[str, Any]:
-        """For the start-up log line; holds no credentials (those never enter Settings)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """For the start-up log line: every setting, a secret as ``"***"`` (or None when unset).
+
+        AWS credentials never enter Settings; the Kafka passwords are ``SecretStr``.
+        """
+        return {
+            f.name: "***" if isinstance(value, SecretStr) else value
+            for f in fields(self)
+            for value in (getattr(self, f.name),)
+        }
+
+    def secrets(self) -> list[str]:
+        """The secret values set (to mask in logs: ``logs.add_secret``)."""
+        return [
+            value.get_secret_value()
+            for f in fields(self)
+            for value in (getattr(self, f.name),)
+            if isinstance(value, SecretStr)
+        ]
+
+    def kafka_options(self, client_id: str, group_id: str = "") -> KafkaOptions:
+        """The Kafka client options of these settings (brokers, security, timeouts, sizes).
+
+        ``group_id`` "" is for clients outside the consumer group (the CLI's ``submit``).
+        """
+        from sagemaker_executor.adapters.kafka import KafkaOptions, KafkaSecurity
+
+        def secret(value: SecretStr | None) -> str | None:
+            return value.get_secret_value() if value is not None else None
+
+        return KafkaOptions(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            client_id=client_id,
+            group_id=group_id,
+            auto_offset_reset=self.consumer_auto_offset_reset,
+            session_timeout_ms=self.kafka_session_timeout_ms,
+            heartbeat_interval_ms=self.kafka_heartbeat_interval_ms,
+            max_poll_interval_ms=self.kafka_max_poll_interval_ms,
+            max_request_bytes=self.kafka_max_request_bytes,
+            bootstrap_timeout_ms=int(self.kafka_connect_timeout_seconds * 1000),
+            security=KafkaSecurity(
+                protocol=self.kafka_security_protocol,
+                ssl_cafile=self.kafka_ssl_cafile or None,
+                ssl_certfile=self.kafka_ssl_certfile or None,
+                ssl_keyfile=self.kafka_ssl_keyfile or None,
+                ssl_key_password=secret(self.kafka_ssl_key_password),
+                ssl_check_hostname=self.kafka_ssl_check_hostname,
+                sasl_mechanism=self.kafka_sasl_mechanism or None,
+                sasl_username=self.kafka_sasl_username or None,
+                sasl_password=secret(self.kafka_sasl_password),
+            ),
+        )
 
 
 def env_name(option: Option) -> str:
@@ -317,6 +409,7 @@ def load_settings(
             f"{label('sagemaker_subnets')} and {label('sagemaker_security_group_ids')} must be set together "
             "(a job in a VPC needs both; SageMaker and the SDK refuse one without the other)"
         )
+    security = _kafka_security(raw, label, problems)
     node = raw.get("service_node", "") or socket.gethostname()
     if len(node) > 253:  # a DNS name at most (RFC 1035): it goes into every event's visited list
         problems.append(f"{label('service_node')} must be at most 253 characters, got {len(node)}")
@@ -348,6 +441,8 @@ def load_settings(
         kafka_max_poll_interval_ms=integer("kafka_max_poll_interval_ms", 1000),
         # Every status the BFF can store must be sendable (domain.limits.MIN_REQUEST_BYTES).
         kafka_max_request_bytes=integer("kafka_max_request_bytes", MIN_REQUEST_BYTES),
+        kafka_connect_timeout_seconds=seconds("kafka_connect_timeout_seconds", 1, 3600),
+        **security,
         max_script_bytes=integer("max_script_bytes", 1),
         aws_retry_attempts=integer("aws_retry_attempts", 1),
         sagemaker_create_rate=create_rate,
@@ -384,6 +479,105 @@ def _rate(text: str, label: str, problems: list[str]) -> float | None:
         problems.append(f"{label} must be 'off' or a rate per second up to {MAX_CREATE_RATE:g}, got {text!r}")
         return None
     return rate
+
+
+def _kafka_security(
+    raw: Mapping[str, str], label: Callable[[str], str], problems: list[str]
+) -> dict[str, Any]:
+    """The ``kafka_*`` security fields of :class:`Settings`, checked together; appends to ``problems``.
+
+    Files must be readable now (a typo fails start-up, not the first connection); each secret comes
+    from its variable or its ``*_FILE``, not both.
+    """
+    protocol = raw.get("kafka_security_protocol", "PLAINTEXT").upper()
+    if protocol not in SECURITY_PROTOCOLS:
+        problems.append(
+            f"{label('kafka_security_protocol')} must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+            f"got {raw.get('kafka_security_protocol')!r}"
+        )
+    tls, sasl = protocol in ("SSL", "SASL_SSL"), protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    def readable(name: str) -> str:
+        path = raw.get(name, "")
+        if path and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+            problems.append(f"{label(name)} must be a readable file, got {path!r}")
+        return path
+
+    def secret(name: str) -> SecretStr | None:
+        value, file_name = raw.get(name, ""), name + "_file"
+        path = readable(file_name)
+        if value and path:
+            problems.append(f"{label(name)} and {label(file_name)} are both set: give one")
+        if path and os.path.isfile(path) and os.access(path, os.R_OK):
+            with open(path, encoding="utf-8") as file:
+                value = file.read().rstrip("\r\n")  # a Secret file written with echo ends in one
+        return SecretStr(value) if value else None
+
+    def needs(name: str, condition: bool, why: str) -> None:
+        if raw.get(name) and not condition:
+            problems.append(f"{label(name)} is set but {why}")
+
+    cafile, certfile, keyfile = (
+        readable(n) for n in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+    )
+    key_password = secret("kafka_ssl_key_password")
+    for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
+        needs(name, tls, "KAFKA_SECURITY_PROTOCOL is not SSL or SASL_SSL")
+    needs("kafka_ssl_keyfile", bool(certfile), "KAFKA_SSL_CERTFILE is not")
+    if key_password is not None and not certfile:
+        problems.append(f"{label('kafka_ssl_key_password')} is set but KAFKA_SSL_CERTFILE is not")
+    check_text = raw.get("kafka_ssl_check_hostname", "true").lower()
+    if check_text not in _BOOLEANS:
+        problems.append(f"{label('kafka_ssl_check_hostname')} must be true or false, got {check_text!r}")
+
+    mechanism = raw.get("kafka_sasl_mechanism", "").upper()
+    username = raw.get("kafka_sasl_username", "")
+    password = secret("kafka_sasl_password")
+    if mechanism and mechanism not in SASL_MECHANISMS:
+        problems.append(
+            f"{label('kafka_sasl_mechanism')} must be one of {', '.join(SASL_MECHANISMS)}, "
+            f"got {raw.get('kafka_sasl_mechanism')!r}"
+        )
+    if sasl and not mechanism:
+        problems.append(
+            f"{label('kafka_sasl_mechanism')} is required with KAFKA_SECURITY_PROTOCOL={protocol}"
+        )
+    needs("kafka_sasl_mechanism", sasl, "KAFKA_SECURITY_PROTOCOL is not SASL_PLAINTEXT or SASL_SSL")
+    if mechanism == "AWS_MSK_IAM":
+        if protocol != "SASL_SSL":
+            problems.append(
+                f"{label('kafka_sasl_mechanism')} AWS_MSK_IAM needs KAFKA_SECURITY_PROTOCOL=SASL_SSL"
+            )
+        if username or password is not None:
+            problems.append(
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are not used with AWS_MSK_IAM: it signs with "
+                "the executor's AWS identity"
+            )
+    elif sasl and mechanism in SASL_MECHANISMS:
+        if not username:
+            problems.append(
+                f"{label('kafka_sasl_username')} is required with KAFKA_SASL_MECHANISM={mechanism}"
+            )
+        if password is None:
+            problems.append(
+                f"{label('kafka_sasl_password')} (or KAFKA_SASL_PASSWORD_FILE) is required with "
+                f"KAFKA_SASL_MECHANISM={mechanism}"
+            )
+    return {
+        "kafka_security_protocol": protocol,
+        "kafka_ssl_cafile": cafile,
+        "kafka_ssl_certfile": certfile,
+        "kafka_ssl_keyfile": keyfile,
+        "kafka_ssl_key_password": key_password,
+        "kafka_ssl_check_hostname": check_text in _TRUE,
+        "kafka_sasl_mechanism": mechanism,
+        "kafka_sasl_username": username,
+        "kafka_sasl_password": password,
+    }
+
+
+_TRUE = ("true", "1", "yes")
+_BOOLEANS = (*_TRUE, "false", "0", "no")
 
 
 def ignored_legacy_variables(environ: Mapping[str, str] | None = None) -> Sequence[str]:

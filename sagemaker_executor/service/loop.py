@@ -100,6 +100,7 @@ class Observer(Protocol):
     def set_in_flight(self, count: int) -> None: ...
     def set_tracked(self, count: int) -> None: ...
     def report_lag(self, lag: dict[tuple[str, int], int]) -> None: ...
+    def forget_lag(self, partitions: set[tuple[str, int]]) -> None: ...
     def outage(self, error: OutageError | None) -> None: ...
 
 
@@ -123,6 +124,9 @@ class NullObserver:
         pass
 
     def report_lag(self, lag: dict[tuple[str, int], int]) -> None:
+        pass
+
+    def forget_lag(self, partitions: set[tuple[str, int]]) -> None:
         pass
 
     def outage(self, error: OutageError | None) -> None:
@@ -344,6 +348,7 @@ class ExecutorLoop:
         self._ledger.forget(partitions)
         for partition in partitions:
             self._to_commit.pop(partition, None)
+        self._observer.forget_lag(partitions)  # the new owner reports them; no stale series here
         if self._tracker is not None:
             self._tracker.on_revoked(partitions)
 

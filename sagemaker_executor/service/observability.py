@@ -1,6 +1,8 @@
 """What the service tells its operators: Prometheus metrics, liveness and readiness, and the AWS probe.
 
-Owned here: the names, labels and buckets of the ``sm_executor_*`` metrics (:class:`ServiceMetrics`),
+Owned here: the names, labels and buckets of the ``sm_executor_*`` metrics (:class:`ServiceMetrics`,
+with prometheus_client's process, platform and GC collectors, a build-info gauge, and no ``*_created``
+series),
 what "live" and "ready" mean (:class:`Health`), and the background checks that AWS and the Kafka
 brokers answer (:class:`DependencyProbe`). Nothing here does I/O of its own except the probes'
 ``check``, which the caller supplies.
@@ -23,12 +25,25 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import platform
 import threading
 import time
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 
+from sagemaker_executor import __version__
 from sagemaker_executor.domain.errors import OutageError
 
 log = logging.getLogger(__name__)
@@ -54,11 +69,25 @@ _MAX_DETAIL = 300  # characters of an AWS error kept for /readyz and the logs
 
 
 class ServiceMetrics:
-    """The service's Prometheus metrics, in a registry of their own (so tests can make several)."""
+    """The service's Prometheus metrics, in a registry of their own (so tests can make several).
+
+    Besides the ``sm_executor_*`` metrics the registry holds prometheus_client's default collectors
+    (``process_*``: CPU seconds, resident memory, open file descriptors, start time; ``python_info``;
+    ``python_gc_*``) and ``sm_executor_build_info{version, python}`` = 1. Counters export no
+    ``*_created`` series: prometheus_client's switch for that is process-wide, and this is the
+    process's only registry.
+    """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        disable_created_metrics()
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        Info("sm_executor_build", "The executor's version and Python's", registry=r).info(
+            {"version": __version__, "python": platform.python_version()}
+        )
         self._consumed = Counter(
             "sm_executor_messages_consumed",
             "Records consumed and committed, by how they ended",
@@ -84,8 +113,9 @@ class ServiceMetrics:
         )
         self._lag = Gauge(
             "sm_executor_consumer_lag",
-            "Records between the committed offset and the end of the partition",
-            ["topic", "partition"],
+            "Records between the consumer group's committed offset and the end of the partition, "
+            "per partition this replica owns",
+            ["topic", "partition", "group"],
             registry=r,
         )
         self._tracked = Gauge(
@@ -121,13 +151,14 @@ class ServiceMetrics:
     def observe_submission(self, seconds: float) -> None:
         self._latency.observe(seconds)
 
-    def set_lag(self, topic: str, partition: int, lag: int) -> None:
-        self._lag.labels(topic=topic, partition=str(partition)).set(lag)
+    def set_lag(self, topic: str, partition: int, lag: int, *, group: str) -> None:
+        """Export ``group``'s lag on a partition: records (end offset - committed offset)."""
+        self._lag.labels(topic=topic, partition=str(partition), group=group).set(lag)
 
-    def forget_lag(self, topic: str, partition: int) -> None:
+    def forget_lag(self, topic: str, partition: int, *, group: str) -> None:
         """Stop exporting a partition's lag (it was revoked: another replica reports it now)."""
         with contextlib.suppress(KeyError):
-            self._lag.remove(topic, str(partition))
+            self._lag.remove(topic, str(partition), group)
 
     def set_tracked(self, n: int) -> None:
         self._tracked.set(n)
@@ -290,11 +321,17 @@ class DependencyProbe:
 
 
 class LoopObserver:
-    """What the consumer loop reports, fanned out to the metrics and the health state."""
+    """What the consumer loop reports, fanned out to the metrics and the health state.
 
-    def __init__(self, metrics: ServiceMetrics, health: Health) -> None:
+    ``consumer_group`` labels the lag; only the partitions of the latest report (and never a revoked
+    one) have a lag series, so a replica never exports a value another replica owns.
+    """
+
+    def __init__(self, metrics: ServiceMetrics, health: Health, consumer_group: str = "") -> None:
         self._metrics = metrics
         self._health = health
+        self._group = consumer_group
+        self._lag_partitions: set[tuple[str, int]] = set()
 
     def heartbeat(self) -> None:
         self._health.heartbeat()
@@ -319,8 +356,18 @@ class LoopObserver:
         self._metrics.set_tracked(count)
 
     def report_lag(self, lag: dict[tuple[str, int], int]) -> None:
+        """The lag of every partition owned now, ``{(topic, partition): records}``; the series of a
+        partition missing from it are removed."""
+        self.forget_lag(self._lag_partitions - set(lag))
         for (topic, partition), value in lag.items():
-            self._metrics.set_lag(topic, partition, value)
+            self._metrics.set_lag(topic, partition, value, group=self._group)
+        self._lag_partitions = set(lag)
+
+    def forget_lag(self, partitions: set[tuple[str, int]]) -> None:
+        """Remove the lag series of ``partitions`` (revoked from this replica)."""
+        for topic, partition in partitions:
+            self._metrics.forget_lag(topic, partition, group=self._group)
+        self._lag_partitions -= partitions
 
     def outage(self, error: OutageError | None) -> None:
         self._metrics.set_outage(error.dependency if error is not None else None)

@@ -4,6 +4,7 @@ serves the Prometheus text format, anything else is 404, and requests are not lo
 from __future__ import annotations
 
 import logging
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -86,13 +87,23 @@ def test_metrics_are_served_in_the_prometheus_text_format(
     server: HealthServer, metrics: ServiceMetrics
 ) -> None:
     metrics.consumed("submission-created")
-    metrics.set_lag("BAI_APP_FETCHER", 0, 3)
+    metrics.set_lag("BAI_APP_FETCHER", 0, 3, group="sm-executor")
     status, content_type, body = get(server, "/metrics")
     assert status == 200
     assert content_type == "text/plain; version=0.0.4; charset=utf-8"
     names = {family.name for family in text_string_to_metric_families(body)}
     assert {"sm_executor_messages_consumed", "sm_executor_consumer_lag", "sm_executor_in_flight"} <= names
-    assert 'sm_executor_consumer_lag{partition="0",topic="BAI_APP_FETCHER"} 3.0' in body
+    assert 'sm_executor_consumer_lag{group="sm-executor",partition="0",topic="BAI_APP_FETCHER"} 3.0' in body
+
+
+def test_metrics_carry_the_process_and_build_series_and_no_created_ones(server: HealthServer) -> None:
+    _, _, body = get(server, "/metrics")
+    series = [line.split("{")[0].split(" ")[0] for line in body.splitlines() if not line.startswith("#")]
+
+    assert {"process_cpu_seconds_total", "process_resident_memory_bytes", "python_info"} <= set(series)
+    assert "sm_executor_build_info" in series
+    assert re.search(r'^sm_executor_build_info\{python="[0-9.]+",version="[^"]+"\} 1\.0$', body, re.M)
+    assert not [name for name in series if name.endswith("_created")]
 
 
 @pytest.mark.parametrize("path", ["/", "/health", "/ready", "/metrics/x", "/favicon.ico"])

@@ -299,7 +299,14 @@ def test_the_generator_reaches_every_case_the_oracle_is_for() -> None:
     """Guards the generator itself: without these the equivalence above would prove little."""
     seen: set[str] = set()
 
-    @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+    # Derandomized: a coverage guard must not depend on the draw (a random run missed a case once).
+    @settings(
+        max_examples=300,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     @given(submissions())
     def collect(submission: tuple[dict[str, Any], dict[str, Any], ExecutorSite, str]) -> None:
         contents, event, site, region = submission

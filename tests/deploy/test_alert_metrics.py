@@ -36,7 +36,7 @@ def exported() -> Iterator[dict[str, dict[str, set[str]]]]:
     metrics.failure("transient")
     metrics.set_in_flight(2)
     metrics.observe_submission(0.3)
-    metrics.set_lag("BAI_APP_FETCHER", 0, 5)
+    metrics.set_lag("BAI_APP_FETCHER", 0, 5, group="sm-executor")
     metrics.set_tracked(1)
     metrics.set_dependency_up("aws", True)
     metrics.set_dependency_up("kafka", False)

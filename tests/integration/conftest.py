@@ -138,6 +138,8 @@ class Pipeline:
     workdir: Path
     topics: Topics
     group: str
+    # Extra keywords for the test's own Kafka clients (TLS settings against a TLS listener).
+    client_config: dict[str, Any] = field(default_factory=dict)
     executors: list[Executor] = field(default_factory=list)
     _producer: KafkaProducer | None = None
     _consumer: KafkaConsumer | None = None
@@ -202,7 +204,10 @@ class Pipeline:
         if self._producer is None:
             # Up to 4 MiB: the tests send records as large as an upstream producer could.
             self._producer = KafkaProducer(
-                bootstrap_servers=self.bootstrap, acks="all", max_request_size=4 * 1024 * 1024
+                bootstrap_servers=self.bootstrap,
+                acks="all",
+                max_request_size=4 * 1024 * 1024,
+                **self.client_config,
             )
         return self._producer
 
@@ -217,7 +222,10 @@ class Pipeline:
     def _ensure_consumer(self) -> KafkaConsumer:
         if self._consumer is None:
             self._consumer = KafkaConsumer(
-                bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+                bootstrap_servers=self.bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                **self.client_config,
             )
             self._consumer.assign(
                 [

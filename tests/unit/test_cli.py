@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import subprocess
 import sys
 import tarfile
@@ -71,6 +72,23 @@ def test_no_configuration_exits_2_quickly_listing_every_missing_variable() -> No
     for variable in REQUIRED:
         assert variable in result.stderr, result.stderr
     assert result.stdout == ""
+    assert_no_traceback(result)
+
+
+def test_under_log_format_json_a_configuration_error_is_one_json_line() -> None:
+    result, _ = cli(env={"LOG_FORMAT": "json", "AWS_DEFAULT_REGION": "us-east-1", "NUM_PARTITIONS": "x"})
+
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    record = json.loads(line)
+    assert record["level"] == "CRITICAL" and record["exit_code"] == 2
+    assert sorted(record["settings"]) == [
+        "NUM_PARTITIONS",
+        "SAGEMAKER_NODATASET",
+        "SAGEMAKER_OUTPUT_BUCKET",
+        "SAGEMAKER_ROLE",
+    ]
+    assert "NUM_PARTITIONS (--num-partitions) must be an integer, got 'x'" in record["message"]
     assert_no_traceback(result)
 
 

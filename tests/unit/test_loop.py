@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings, describe_partitions
+from sagemaker_executor.service.observability import Health, LoopObserver, ServiceMetrics
 from sagemaker_executor.service.offsets import OffsetLedger
 from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
 from tests.builders import SITE, cancel_command, fetcher_event
@@ -42,7 +43,7 @@ class HeldExecutor(Executor):
         held.future.set_result(held.fn(*held.args))
 
 
-def _loop(tmp_path, records, pool, max_in_flight=16):
+def _loop(tmp_path, records, pool, max_in_flight=16, observer=None):
     sink = FakeSink()
     source = FakeSource(records, sink)
     jobs = FakeJobs()
@@ -55,6 +56,7 @@ def _loop(tmp_path, records, pool, max_in_flight=16):
         CommandHandler(jobs, emitter, "R"),
         LoopSettings(FETCHER, "CMD", "DLQ", max_in_flight=max_in_flight),
         pool=pool,
+        observer=observer,
     )
     return loop, source, sink
 
@@ -168,3 +170,23 @@ def test_partitions_are_described_per_topic_sorted_and_none_when_empty() -> None
     # The integration tests read replicas' assignments back from this form.
     assert describe_partitions({("B", 2), ("A", 1), ("B", 0)}) == "A[1] B[0, 2]"
     assert describe_partitions(set()) == "none"
+
+
+def test_a_revoked_partition_stops_exporting_lag_at_once(tmp_path) -> None:
+    # Another replica owns it now and exports its lag; a stale copy here would double it in sums.
+    metrics = ServiceMetrics()
+    observer = LoopObserver(metrics, Health(), consumer_group="sm-executor")
+    loop, _, _ = _loop(tmp_path, [], HeldExecutor(), observer=observer)
+    loop.on_assigned({(FETCHER, 0), (FETCHER, 1)})
+    observer.report_lag({(FETCHER, 0): 4, (FETCHER, 1): 7})
+
+    loop.on_revoked({(FETCHER, 1)})
+
+    exported = [
+        line
+        for line in metrics.render().decode().splitlines()
+        if line.startswith("sm_executor_consumer_lag{")
+    ]
+    assert exported == [
+        f'sm_executor_consumer_lag{{group="sm-executor",partition="0",topic="{FETCHER}"}} 4.0'
+    ]

@@ -3,12 +3,20 @@ counts as live and ready (fake clock; the probe's thread is awaited on events, n
 
 from __future__ import annotations
 
+import platform
 import threading
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sagemaker_executor.service.observability import FAILURE_KINDS, DependencyProbe, Health, ServiceMetrics
+from sagemaker_executor import __version__
+from sagemaker_executor.service.observability import (
+    FAILURE_KINDS,
+    DependencyProbe,
+    Health,
+    LoopObserver,
+    ServiceMetrics,
+)
 
 
 def samples(metrics: ServiceMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -30,7 +38,7 @@ def test_every_metric_is_exported_with_its_labels_after_the_calls() -> None:
     metrics.set_in_flight(3)
     metrics.observe_submission(0.07)
     metrics.observe_submission(45.0)
-    metrics.set_lag("BAI_APP_FETCHER", 2, 17)
+    metrics.set_lag("BAI_APP_FETCHER", 2, 17, group="sm-executor")
     metrics.set_tracked(5)
 
     got = samples(metrics)
@@ -43,7 +51,15 @@ def test_every_metric_is_exported_with_its_labels_after_the_calls() -> None:
     assert got[("sm_executor_submission_latency_seconds_sum", ())] == pytest.approx(45.07)
     assert got[("sm_executor_submission_latency_seconds_bucket", (("le", "0.1"),))] == 1
     assert got[("sm_executor_submission_latency_seconds_bucket", (("le", "60.0"),))] == 2
-    assert got[("sm_executor_consumer_lag", (("partition", "2"), ("topic", "BAI_APP_FETCHER")))] == 17
+    assert (
+        got[
+            (
+                "sm_executor_consumer_lag",
+                (("group", "sm-executor"), ("partition", "2"), ("topic", "BAI_APP_FETCHER")),
+            )
+        ]
+        == 17
+    )
     assert got[("sm_executor_tracked_jobs", ())] == 5
 
 
@@ -72,14 +88,55 @@ def test_each_instance_has_its_own_registry() -> None:
     assert samples(second)[("sm_executor_jobs_submitted_total", ())] == 0
 
 
+def lags(metrics: ServiceMetrics) -> dict[tuple[str, str, str], float]:
+    """The exported lag series as {(group, topic, partition): value}."""
+    return {
+        (dict(labels)["group"], dict(labels)["topic"], dict(labels)["partition"]): value
+        for (name, labels), value in samples(metrics).items()
+        if name == "sm_executor_consumer_lag"
+    }
+
+
 def test_a_revoked_partitions_lag_is_no_longer_exported() -> None:
     metrics = ServiceMetrics()
-    metrics.set_lag("T", 0, 4)
-    metrics.set_lag("T", 1, 9)
-    metrics.forget_lag("T", 0)
-    metrics.forget_lag("T", 7)  # never reported: no error
-    lags = {k: v for k, v in samples(metrics).items() if k[0] == "sm_executor_consumer_lag"}
-    assert lags == {("sm_executor_consumer_lag", (("partition", "1"), ("topic", "T"))): 9}
+    metrics.set_lag("T", 0, 4, group="g")
+    metrics.set_lag("T", 1, 9, group="g")
+    metrics.forget_lag("T", 0, group="g")
+    metrics.forget_lag("T", 7, group="g")  # never reported: no error
+    assert lags(metrics) == {("g", "T", "1"): 9}
+
+
+def test_the_observer_labels_lag_with_the_group_and_drops_what_it_no_longer_owns() -> None:
+    metrics = ServiceMetrics()
+    observer = LoopObserver(metrics, Health(), consumer_group="sm-executor")
+
+    observer.report_lag({("IN", 0): 5, ("IN", 1): 2, ("CMD", 0): 0})
+    assert lags(metrics) == {
+        ("sm-executor", "IN", "0"): 5,
+        ("sm-executor", "IN", "1"): 2,
+        ("sm-executor", "CMD", "0"): 0,
+    }
+
+    observer.forget_lag({("IN", 1)})  # revoked
+    assert lags(metrics) == {("sm-executor", "IN", "0"): 5, ("sm-executor", "CMD", "0"): 0}
+
+    observer.report_lag({("IN", 0): 1})  # a partition missing from a report is not owned any more
+    assert lags(metrics) == {("sm-executor", "IN", "0"): 1}
+
+
+def test_the_conventional_series_are_exported_and_no_created_ones() -> None:
+    got = samples(ServiceMetrics())
+    names = {name for name, _ in got}
+
+    assert {
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_start_time_seconds",
+    } <= names
+    assert {"python_info", "python_gc_collections_total"} <= names
+    build = {labels: value for (name, labels), value in got.items() if name == "sm_executor_build_info"}
+    assert build == {(("python", platform.python_version()), ("version", __version__)): 1.0}
+    assert not [name for name in names if name.endswith("_created")]
 
 
 class FakeClock:
