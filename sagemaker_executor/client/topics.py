@@ -51,6 +51,12 @@ class Brokers:
                 "KAFKA_BOOTSTRAP_SERVERS (--kafka-bootstrap-servers) and that the brokers are up and "
                 "reachable from here",
             ) from error
+        except KafkaError as error:  # answered, but refused: security settings, authorization
+            raise ClientError(
+                ExitCode.BROKERS_UNREACHABLE,
+                f"the Kafka brokers at {self._servers} refused the client: {error}: check the Kafka "
+                "settings and this identity's access",
+            ) from error
         self._end: dict[TopicPartition, int] = {}
         self._partitions: list[TopicPartition] = []
 
