@@ -11,7 +11,8 @@ RUNTIME = [
     # PEP 440 versions: which framework versions get SageMaker metrics, as the SDK decides it.
     "packaging>=22",
     "pydantic>=2.5,<3",
-    "toml>=0.10",
+    # The client's terminal view: colour and a live status line on a terminal, plain lines in a pipe.
+    "rich>=13",
     "prometheus-client>=0.20",
 ]
 # REQUEST_BUILDER=sdk: build CreateTrainingJob with a SageMaker SDK Estimator instead (the oracle of the
@@ -32,7 +33,6 @@ TEST = LOCAL + SDK + [
     "hypothesis>=6.100",
     "ruff>=0.6",
     "mypy>=1.10",
-    "types-toml",
     "import-linter>=2.0",
     # Property-based tests: generated inputs and injected failures (every record ends, sizes, JSON).
     "hypothesis>=6.100",

@@ -1,9 +1,11 @@
-"""Entry point and wiring: ``sagemaker-executor [run]``, ``submit`` and ``cancel``.
+"""Entry point and wiring: ``sagemaker-executor [run]``, ``submit``, ``cancel`` and ``status``.
 
 ``run`` (the default, so an existing deployment's image swap needs no arguments) reads the
 configuration, connects the adapters, creates missing topics and runs the consumer loop until SIGTERM
-or SIGINT. ``submit`` and ``cancel`` are a small client for the same topics (``sagemaker_executor.client``)
-that works against the embedded broker of ``make demo`` as well as a real cluster.
+or SIGINT. ``submit``, ``cancel`` and ``status`` are a small client for the same topics
+(``sagemaker_executor.client``) that works against the embedded broker of ``make demo`` as well as a
+real cluster; they take only the settings that say where the topics are, and turn every error into
+one line and an exit code (``client.errors``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,40 +58,112 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the Kafka service (the default)")
     add_arguments(run)
 
-    submit = commands.add_parser("submit", help="submit a descriptor, as the anubis client and fetcher would")
-    submit.add_argument("descriptor", type=Path, help="benchmark descriptor (TOML)")
-    submit.add_argument("--script", type=Path, help="a file or directory to ship as the benchmark's scripts")
+    submit = _client_command(
+        commands,
+        "submit",
+        "submit a descriptor, as the anubis client and fetcher would",
+        "Check a benchmark descriptor here, as the executor would, then ship --script and publish it. "
+        "Prints the action id; --follow shows the benchmark until its job has finished.",
+    )
+    submit.add_argument("descriptor", type=Path, help="the benchmark descriptor (TOML) to run on SageMaker")
+    submit.add_argument(
+        "--script",
+        type=Path,
+        metavar="PATH",
+        help="a file or directory to ship as the benchmark's scripts (tarred as the anubis client does, "
+        "uploaded to the scripts bucket)",
+    )
+    submit.add_argument(
+        "--follow",
+        action="store_true",
+        help="show each change until the job has ended and its metrics are in (see --until)",
+    )
+    submit.add_argument(
+        "--until",
+        choices=("created", "ended"),
+        default="ended",
+        help="with --follow: stop once the job is created, or once it has ended (the default)",
+    )
+    submit.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="publish without the local checks (the executor still checks and answers ERROR)",
+    )
     _client_arguments(submit)
 
-    cancel = commands.add_parser("cancel", help="cancel a submitted benchmark by its action id")
-    cancel.add_argument("action_id")
+    cancel = _client_command(
+        commands,
+        "cancel",
+        "cancel a submitted benchmark by its action id",
+        "Ask the executors to stop the training job of an action, and wait for their answer.",
+    )
+    cancel.add_argument("action_id", help="the action id that submit printed")
+    cancel.add_argument(
+        "--follow", action="store_true", help="after the answer, show the job until it has stopped"
+    )
     _client_arguments(cancel)
+
+    status = _client_command(
+        commands,
+        "status",
+        "show a benchmark's state and history by its action id",
+        "Read an action's status events from the start of the status topic, say where it stands and "
+        "what SageMaker says of its job; --follow re-attaches until the job has ended.",
+    )
+    status.add_argument("action_id", help="the action id that submit printed")
+    status.add_argument("--follow", action="store_true", help="go on showing changes until the job has ended")
+    _client_arguments(status)
     return parser
+
+
+CLIENT_COMMANDS = ("submit", "cancel", "status")
+
+
+def _client_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, description: str
+) -> argparse.ArgumentParser:
+    from sagemaker_executor.client.errors import exit_codes_help
+
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=textwrap.fill(description, 100),
+        epilog=exit_codes_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def _client_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--follow", action="store_true", help="print status events until the executor answers"
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="give up after SECONDS (exit 14); by default wait as long as the job is alive "
+        "(cancel: 60 s for an answer)",
     )
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to --follow before giving up")
     parser.add_argument(
-        "--until",
-        choices=("created", "ended"),
-        default="created",
-        help="--follow until the executor answered (created) or until the job ended (ended)",
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for the Kafka brokers to answer (default: 10)",
     )
     parser.add_argument("--client-id", help="client id (default: sha1 of user+host, as the anubis client)")
-    add_arguments(parser)
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback too")
+    add_arguments(parser, client=True, title="where the topics are (flag or environment variable)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    if not words or words[0] not in ("run", "submit", "cancel", "-h", "--help", "--version"):
+    if not words or words[0] not in ("run", *CLIENT_COMMANDS, "-h", "--help", "--version"):
         words = ["run", *words]  # the service is the default: an image swap passes no arguments
     args = _parser().parse_args(words)
     command = args.command
+    if command in CLIENT_COMMANDS:
+        return _client_main(command, args)
     try:
-        settings = load_settings(vars(args), client=command != "run")
+        settings = load_settings(vars(args))
     except ConfigError as error:
         if _wants_json(args):  # one JSON line, as every other line of a json deployment
             head, *problems = str(error).splitlines()
@@ -110,15 +185,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.logging_level, settings.log_format)
     for secret in settings.secrets():
         add_secret(secret)
-    if command == "run":
-        return run(settings)
-    import sagemaker_executor.client as client
+    return run(settings)
 
-    if command == "submit":
-        return client.submit(
-            settings, args.descriptor, args.script, args.follow, args.timeout, args.client_id, args.until
+
+def _client_main(command: str, args: argparse.Namespace) -> int:
+    """A client command: one line and its exit code for every error (the traceback with ``--debug``)."""
+    import traceback
+
+    from sagemaker_executor.client import commands
+    from sagemaker_executor.client.errors import ClientError, ExitCode
+    from sagemaker_executor.client.view import View
+
+    prog = f"sagemaker-executor {command}"
+    try:
+        settings = load_settings(vars(args), client=True)
+    except ConfigError as error:  # one line: "invalid configuration: A; B"
+        head, *problems = str(error).splitlines()
+        listed = "; ".join(problem.strip().removeprefix("- ") for problem in problems)
+        print(f"{prog}: {head} {listed}".rstrip(), file=sys.stderr)
+        return int(ExitCode.USAGE)
+    configure_logging("DEBUG" if args.debug else "WARNING")
+    if not args.debug:  # kafka-python's per-attempt connection errors: the client says it once, plainly
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    options = commands.ClientOptions(args.client_id, args.timeout, args.connect_timeout)
+    view = View()
+    try:
+        if command == "submit":
+            code = commands.submit(
+                settings,
+                options,
+                args.descriptor,
+                args.script,
+                follow=args.follow,
+                until=args.until,
+                check=args.check,
+                view=view,
+            )
+        elif command == "cancel":
+            code = commands.cancel(settings, options, args.action_id, follow=args.follow, view=view)
+        else:
+            code = commands.status(settings, options, args.action_id, follow=args.follow, view=view)
+        return int(code)
+    except ClientError as error:
+        if args.debug:
+            traceback.print_exception(error)
+        print(f"{prog}: {error.message}", file=sys.stderr)
+        return int(error.code)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except Exception as error:
+        if args.debug:
+            traceback.print_exception(error)
+        print(
+            f"{prog}: internal error: {type(error).__name__}: {error}; run again with --debug for the "
+            "traceback, and report it",
+            file=sys.stderr,
         )
-    return client.cancel(settings, args.action_id, args.follow, args.timeout, args.client_id, args.until)
+        return int(ExitCode.INTERNAL)
 
 
 def _wants_json(args: argparse.Namespace) -> bool:

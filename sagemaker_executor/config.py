@@ -268,10 +268,38 @@ def env_name(option: Option) -> str:
     return option.name.upper()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per option, defaulting to None so that the environment decides when it is absent."""
-    group = parser.add_argument_group("service configuration (flag or environment variable)")
+# The settings the client commands (``submit``, ``cancel``, ``status``) take as flags: where the
+# brokers, topics and script bucket are. The others are still read from the environment, as for the
+# service. Kafka security settings, whatever their names, connect the client like the service.
+CLIENT_OPTIONS = (
+    "kafka_bootstrap_servers",
+    "consumer_topic",
+    "status_topic",
+    "cmd_submit_topic",
+    "cmd_return_topic",
+    "scripts_exchange_s3_bucket_name",
+)
+CLIENT_OPTION_PREFIXES = ("kafka_security_", "kafka_ssl_", "kafka_sasl_")
+
+
+def is_client_option(option: Option) -> bool:
+    return option.name in CLIENT_OPTIONS or option.name.startswith(CLIENT_OPTION_PREFIXES)
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    client: bool = False,
+    title: str = "service configuration (flag or environment variable)",
+) -> None:
+    """One flag per option, defaulting to None so that the environment decides when it is absent.
+
+    ``client``: only the options of :data:`CLIENT_OPTIONS` (and Kafka security), for the client commands.
+    """
+    group = parser.add_argument_group(title)
     for option in OPTIONS:
+        if client and not is_client_option(option):
+            continue
         default = "required" if option.default is None else repr(option.default)
         group.add_argument(
             "--" + option.name.replace("_", "-"),

@@ -4,9 +4,11 @@ Starts the embedded broker and the local SageMaker, runs the executor exactly as
 process, configured by environment variables), then uses ``sagemaker-executor submit`` / ``cancel``
 -- the same client anyone can point at a real cluster -- to submit the descriptors in ``examples/``:
 the two samples the contract calls valid for SageMaker, a script-mode hello world, a job that fails
-with a reason, a broken descriptor, and a Horovod job that is then cancelled. Jobs move through their
-SageMaker statuses over a few seconds, and every status event is printed as it arrives. Exits 0 when
-each benchmark ended the way it should, 1 otherwise (with the executor's log).
+with a reason, a broken descriptor (refused by the client, then by the executor), and a Horovod job
+that is then cancelled. Jobs move through their SageMaker statuses over a few seconds, and the client
+prints each change as it arrives. The demo checks the events the client printed (read back with
+``client.view.parse_line``) and its exit codes. Exits 0 when each benchmark ended the way it should,
+1 otherwise (with the executor's log).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sagemaker_executor.client.view import parse_line
 from sagemaker_executor.local.broker import LocalBroker
 from sagemaker_executor.local.server import LocalSageMakerControl, server_process
 
@@ -32,21 +35,22 @@ REPO = Path(__file__).resolve().parents[2]
 class Step:
     title: str
     args: list[str]
-    expect: str  # the last status (or "RETURNED 0" for a cancel) the step must end with
+    expect: str  # an event the client prints (client.view.parse_line), or, exit code 11, what stderr says
+    code: int = 0  # the exit code expected
 
 
 def _steps(examples: Path) -> list[Step]:
-    ended = ["--until", "ended"]
+    created = ["--until", "created"]
     return [
         Step(
             "The executor README's SageMaker example (valid for SageMaker), followed to its end",
-            ["submit", str(examples / "sagemaker-training-job.toml"), *ended],
-            "METRICS AVAILABLE",
+            ["submit", str(examples / "sagemaker-training-job.toml")],
+            "metrics",
         ),
         Step(
-            "The descriptor-parser fixture with custom params (valid for SageMaker)",
-            ["submit", str(examples / "sagemaker-custom-params.toml")],
-            "SUCCEEDED",
+            "The descriptor-parser fixture with custom params, followed until its job is created",
+            ["submit", str(examples / "sagemaker-custom-params.toml"), *created],
+            "job created",
         ),
         Step(
             "Script mode: --script ships a directory, like the anubis client",
@@ -55,26 +59,37 @@ def _steps(examples: Path) -> list[Step]:
                 str(examples / "hello-world" / "descriptor.toml"),
                 "--script",
                 str(examples / "hello-world" / "scripts" / "hello"),
-                *ended,
             ],
-            "METRICS AVAILABLE",
+            "metrics",
         ),
         Step(
             "A benchmark that fails while training",
-            ["submit", str(examples / "failing.toml"), *ended],
-            "FAILED",
+            ["submit", str(examples / "failing.toml")],
+            "job failed",
+            1,
         ),
-        Step("A broken descriptor", ["submit", str(examples / "broken.toml")], "ERROR"),
+        Step(
+            "A broken descriptor: the client refuses it before sending anything",
+            ["submit", str(examples / "broken.toml")],
+            "descriptor field 'hardware.distributed.num_instances'",
+            11,
+        ),
+        Step(
+            "The same, sent anyway with --no-check: the executor refuses it too",
+            ["submit", str(examples / "broken.toml"), "--no-check"],
+            "refused",
+            1,
+        ),
         Step(
             "Horovod on GPUs: a long training run, to be cancelled",
-            ["submit", str(examples / "long-running.toml")],
-            "SUCCEEDED",
+            ["submit", str(examples / "long-running.toml"), *created],
+            "job created",
         ),
     ]
 
 
-def _cli(env: dict[str, str], args: list[str], timeout: float = 120) -> tuple[int, list[str]]:
-    """Run ``sagemaker-executor ARGS --follow``, echoing its output; returns (exit code, lines)."""
+def _cli(env: dict[str, str], args: list[str], timeout: float = 120) -> tuple[int, list[str], str]:
+    """Run ``sagemaker-executor ARGS --follow``, echoing its output; returns (exit code, lines, stderr)."""
     process = subprocess.run(
         [sys.executable, "-m", "sagemaker_executor.cli", *args, "--follow", "--timeout", "90"],
         env=env,
@@ -87,9 +102,16 @@ def _cli(env: dict[str, str], args: list[str], timeout: float = 120) -> tuple[in
     for line in lines:
         print("    " + line, flush=True)
     for line in process.stderr.splitlines():
-        if "WARNING" not in line and "INFO" not in line:
-            print("    ! " + line, flush=True)
-    return process.returncode, lines
+        print("    ! " + line, flush=True)
+    return process.returncode, lines, process.stderr
+
+
+def _events(lines: list[str]) -> list[str]:
+    return [parsed.event for parsed in map(parse_line, lines) if parsed is not None]
+
+
+def _last_event(lines: list[str]) -> str:
+    return (_events(lines) or ["?"])[-1]
 
 
 def _environment(bootstrap: str, endpoint: str, workdir: Path) -> dict[str, str]:
@@ -187,28 +209,25 @@ def _play(env: dict[str, str], examples: Path, control: LocalSageMakerControl) -
             control.set_default_timeline(training=600)
         command = " ".join(_short(a) for a in step.args)
         print(f"[{number}] {step.title}\n    $ sagemaker-executor {command} --follow")
-        _code, lines = _cli(env, step.args)
+        code, lines, stderr = _cli(env, step.args)
         if long_running:
             control.set_default_timeline(training=PHASE_SECONDS)
             cancel_target = lines[0].strip() if lines else None
-        final = _status_of(lines[-1]) if lines else "?"
-        if final != step.expect:
-            failures.append(f"{step.title}: ended with {final}, expected {step.expect}")
+        ended = _last_event(lines) if step.code in (0, 1) else stderr
+        if code != step.code or step.expect not in ended:
+            failures.append(
+                f"{step.title}: exit {code} after {ended.strip()!r}, expected {step.code}, {step.expect!r}"
+            )
         print()
     if cancel_target is None:
         return [*failures, "nothing to cancel"]
     number = len(steps) + 1
     print(f"[{number}] Cancel the Horovod benchmark, and follow it until it has stopped")
-    print(f"    $ sagemaker-executor cancel {cancel_target} --follow --until ended")
-    code, lines = _cli(env, ["cancel", cancel_target, "--until", "ended"])
-    if code != 0 or not lines or _status_of(lines[-1]) != "CANCELED":
-        failures.append(f"cancel ended with {_status_of(lines[-1]) if lines else '?'}, expected CANCELED")
+    print(f"    $ sagemaker-executor cancel {cancel_target} --follow")
+    code, lines, _ = _cli(env, ["cancel", cancel_target])
+    if code != 0 or _last_event(lines) != "job cancelled":
+        failures.append(f"cancel: exit {code} after {_last_event(lines)!r}, expected 0 after 'job cancelled'")
     return failures
-
-
-def _status_of(line: str) -> str:
-    """The status column of a line ``sagemaker-executor --follow`` printed: ``[id] svc STATUS message``."""
-    return line[24:42].strip() if line.startswith("[") else "?"
 
 
 def _short(arg: str) -> str:

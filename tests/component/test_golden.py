@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 import tarfile
+import tomllib
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-import toml
 from moto import mock_aws
 
 from sagemaker_executor.adapters.s3 import ScriptStore
@@ -47,7 +47,7 @@ DATASET = {
 
 
 def _toml(relative: str) -> dict[str, Any]:
-    return toml.loads((SAMPLES / relative).read_text())
+    return tomllib.loads((SAMPLES / relative).read_text())
 
 
 def _script_tar() -> bytes:

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from sagemaker_executor import __version__
-from sagemaker_executor.client import fetcher_event, tar_scripts
+from sagemaker_executor.client.checks import read_descriptor
+from sagemaker_executor.client.events import fetcher_event, tar_scripts
 from sagemaker_executor.domain.descriptor import parse_descriptor
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 
@@ -172,7 +173,7 @@ def test_help_lists_the_subcommands() -> None:
     result, _ = cli("--help")
 
     assert result.returncode == 0
-    for command in ("run", "submit", "cancel"):
+    for command in ("run", "submit", "cancel", "status"):
         assert command in result.stdout
     assert_no_traceback(result)
 
@@ -196,14 +197,6 @@ def test_flags_then_help_without_a_subcommand_shows_run_help() -> None:
     assert "usage: sagemaker-executor run" in result.stdout
 
 
-def test_submit_help() -> None:
-    result, _ = cli("submit", "--help")
-
-    assert result.returncode == 0
-    for word in ("descriptor", "--script", "--follow", "--client-id", "--kafka-bootstrap-servers"):
-        assert word in result.stdout
-
-
 # ------------------------------------------------------------------------------------ client events
 
 
@@ -211,7 +204,7 @@ def test_fetcher_event_from_the_hello_world_descriptor_is_a_valid_fetcher_event(
     path = HELLO / "descriptor.toml"
     data = path.read_bytes()
 
-    event = fetcher_event(path, "client-1", "BAI_APP_FETCHER", None)
+    event = fetcher_event(read_descriptor(path), "client-1", "BAI_APP_FETCHER", None)
     model = FetcherBenchmarkEvent.model_validate(event)
 
     assert model.client_id == "client-1"
@@ -229,20 +222,24 @@ def test_fetcher_event_from_the_hello_world_descriptor_is_a_valid_fetcher_event(
 def test_fetcher_event_with_a_script_names_the_tar_in_the_descriptor() -> None:
     uri = "s3://scripts-exchange/anubis0/0123456789abcdef0123456789abcdef01234567.tar"
 
-    event = fetcher_event(HELLO / "descriptor.toml", "client-1", "BAI_APP_FETCHER", uri)
+    descriptor = read_descriptor(HELLO / "descriptor.toml")
+
+    event = fetcher_event(descriptor, "client-1", "BAI_APP_FETCHER", uri)
     model = FetcherBenchmarkEvent.model_validate(event)
 
     contents = model.payload.toml.contents
     assert contents["ml"]["script"]["script"] == "0123456789abcdef0123456789abcdef01234567.tar"
     assert contents["ml"]["benchmark_code"] == "python hello/train.py --epochs 3"
     assert [s.dst for s in model.payload.scripts] == [uri]
-    descriptor = parse_descriptor(contents)
-    assert descriptor.ml is not None and descriptor.ml.script is not None
+    parsed = parse_descriptor(contents)
+    assert parsed.ml is not None and parsed.ml.script is not None
+    assert "script" not in descriptor.contents["ml"]  # the file's table is left as read
 
 
 def test_fetcher_events_get_fresh_ids() -> None:
-    first = fetcher_event(HELLO / "descriptor.toml", "c", "T", None)
-    second = fetcher_event(HELLO / "descriptor.toml", "c", "T", None)
+    descriptor = read_descriptor(HELLO / "descriptor.toml")
+    first = fetcher_event(descriptor, "c", "T", None)
+    second = fetcher_event(descriptor, "c", "T", None)
 
     assert first["action_id"] != second["action_id"]
     assert first["message_id"] != second["message_id"]
@@ -274,7 +271,9 @@ def test_tar_scripts_of_a_single_file(tmp_path: Path) -> None:
         assert member is not None and member.read() == b"print('hi')\n"
 
 
-@pytest.mark.parametrize("args", [("cancel", "--help"), ("submit", "--help"), ("run", "--help")])
+@pytest.mark.parametrize(
+    "args", [("cancel", "--help"), ("submit", "--help"), ("status", "--help"), ("run", "--help")]
+)
 def test_subcommand_help_never_needs_configuration(args: tuple[str, ...]) -> None:
     result, elapsed = cli(*args)
 

@@ -1,0 +1,97 @@
+"""``submit --script``: the tarball to ``s3://<scripts bucket>/anubis0/<sha1>.tar``, as the BFF stores it.
+
+Credentials are looked up before anything is sent (:func:`scripts_session`), so a machine with no AWS
+identity hears so at once. Every AWS failure is a ``ClientError`` with exit code ``AWS`` that says
+what to fix; the user's own identity uploads, not the executor's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import ClientError as BotoClientError
+
+from sagemaker_executor.adapters.aws import (
+    ACCESS_CODES,
+    CREDENTIAL_CODES,
+    client,
+    error_code,
+    error_message,
+    make_session,
+)
+from sagemaker_executor.client.errors import ClientError, ExitCode
+from sagemaker_executor.config import Settings
+from sagemaker_executor.domain.errors import ExecutorError
+
+FIX_CREDENTIALS = (
+    "give this shell an AWS identity: AWS_PROFILE (see `aws configure`), or AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY"
+)
+PREFIX = "anubis0"
+UPLOAD_RETRY_ATTEMPTS = 3
+
+
+def scripts_session(settings: Settings) -> Any:
+    """A boto3 session with credentials for the scripts bucket.
+
+    Raises ``USAGE`` without a region or a bucket, ``AWS`` without credentials.
+    """
+    bucket = settings.scripts_exchange_s3_bucket_name
+    if not bucket:
+        raise ClientError(
+            ExitCode.USAGE,
+            "submit --script needs the bucket the executor reads scripts from: set "
+            "SCRIPTS_EXCHANGE_S3_BUCKET_NAME (--scripts-exchange-s3-bucket-name) or SAGEMAKER_OUTPUT_BUCKET",
+        )
+    if not settings.aws_region:
+        raise ClientError(
+            ExitCode.USAGE, "submit --script needs AWS_DEFAULT_REGION: the region of the scripts bucket"
+        )
+    session = make_session(settings.aws_region)
+    try:
+        credentials = session.get_credentials()
+    except BotoCoreError as error:
+        raise ClientError(
+            ExitCode.AWS, f"cannot load AWS credentials to upload --script: {error}: {FIX_CREDENTIALS}"
+        ) from error
+    if credentials is None:
+        raise ClientError(
+            ExitCode.AWS,
+            f"no AWS credentials to upload --script to s3://{bucket}/{PREFIX}/: {FIX_CREDENTIALS}",
+        )
+    return session
+
+
+def upload_scripts(session: Any, settings: Settings, name: str, data: bytes) -> str:
+    """Put ``data`` at ``s3://<bucket>/anubis0/<name>``; returns that URI. Raises ``AWS`` on failure."""
+    bucket = settings.scripts_exchange_s3_bucket_name
+    uri = f"s3://{bucket}/{PREFIX}/{name}"
+    try:
+        s3 = client(session, "s3", UPLOAD_RETRY_ATTEMPTS)
+        s3.put_object(Bucket=bucket, Key=f"{PREFIX}/{name}", Body=data)
+    except ExecutorError as error:  # the credential chain failed while the client was built
+        raise ClientError(
+            ExitCode.AWS, f"cannot upload --script to {uri}: {error}: {FIX_CREDENTIALS}"
+        ) from error
+    except BotoClientError as error:
+        code = error_code(error)
+        if code in CREDENTIAL_CODES:
+            fix = f"AWS refused the credentials: {FIX_CREDENTIALS}"
+        elif code == "NoSuchBucket":
+            fix = "no such bucket: check SCRIPTS_EXCHANGE_S3_BUCKET_NAME (--scripts-exchange-s3-bucket-name)"
+        elif code in ACCESS_CODES:
+            fix = f"access denied: your AWS identity needs s3:PutObject on arn:aws:s3:::{bucket}/{PREFIX}/*"
+        else:
+            fix = error_message(error)
+        raise ClientError(ExitCode.AWS, f"cannot upload --script to {uri}: {code}: {fix}") from error
+    except (NoCredentialsError, PartialCredentialsError) as error:
+        raise ClientError(
+            ExitCode.AWS, f"cannot upload --script to {uri}: {error}: {FIX_CREDENTIALS}"
+        ) from error
+    except BotoCoreError as error:
+        raise ClientError(
+            ExitCode.AWS,
+            f"cannot upload --script to {uri}: {error}: check the network path to AWS (and AWS_ENDPOINT_URL)",
+        ) from error
+    return uri
