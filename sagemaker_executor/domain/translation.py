@@ -12,6 +12,9 @@ Where this differs from the original engine, on purpose (CONTRACT §10):
   hyperparameters (the SDK silently drops ``distribution=`` there);
 * the job name is always a valid SageMaker name derived from the action, so a redelivered event
   finds the job it created before.
+
+What the descriptor asks beyond SageMaker's limits is found by ``domain.preflight`` in the request
+built from the spec, not here.
 """
 
 from __future__ import annotations
@@ -45,16 +48,21 @@ TAG_PARENT_ACTION_ID = "anubis-parent-action-id"
 DEFAULT_MPI_OPTIONS = (
     "-x HOROVOD_HIERARCHICAL_ALLREDUCE=1 -x HOROVOD_FUSION_THRESHOLD=16777216 -x TF_CPP_MIN_LOG_LEVEL=0"
 )
-MAX_HYPERPARAMETERS = 100
 
 
 @dataclass(frozen=True)
 class ExecutorSite:
-    """What the deployment decides (configuration), as opposed to what the descriptor asks for."""
+    """What the deployment decides (configuration), as opposed to what the descriptor asks for.
+
+    Each field is the setting of the same name: ``SAGEMAKER_OUTPUT_BUCKET``, ``SAGEMAKER_NODATASET``,
+    ``SAGEMAKER_ROLE`` (as an ARN), ``AWS_DEFAULT_REGION``, ``SAGEMAKER_SUBNETS`` and
+    ``SAGEMAKER_SECURITY_GROUP_IDS``.
+    """
 
     output_bucket: str
     nodata_uri: str
     role_arn: str
+    region: str
     subnets: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
 
@@ -150,16 +158,15 @@ def volume_size_gb(event: FetcherBenchmarkEvent) -> int:
 
 
 def input_channels(event: FetcherBenchmarkEvent, nodata_uri: str) -> dict[str, str]:
-    """One channel per dataset, named by its ``id`` or ``src<index>``; the no-data channel if none."""
+    """One channel per dataset, named by its ``id`` or ``src<index>``; the no-data channel if none.
+
+    Raises :class:`DescriptorError` for two channels of one name (SageMaker needs them distinct) and a
+    dataset the fetcher gave no S3 location.
+    """
     channels: dict[str, str] = {}
     for index, dataset in enumerate(event.payload.datasets):
         where = f"payload.datasets[{index}]"
-        name = dataset.id or f"src{index}"
-        if not re.fullmatch(r"[A-Za-z0-9\.\-_]{1,64}", name):
-            raise DescriptorError(
-                f"data.sources[{index}].id",
-                f"{name!r} cannot name a SageMaker input channel (letters, digits, '.', '-', '_'; 1-64)",
-            )
+        name = dataset.id or f"src{index}"  # SageMaker's ChannelName limits: domain.preflight
         if name in channels:
             raise DescriptorError(f"data.sources[{index}].id", f"duplicate data source id {name!r}")
         if not dataset.dst or not dataset.dst.startswith("s3://"):
@@ -185,15 +192,11 @@ def _hyperparameters(descriptor: Descriptor) -> dict[str, Any]:
                 f"custom_params.hyper_params.{key}",
                 "names starting with 'sagemaker_' are reserved for the SageMaker containers",
             )
-    if len(params) > MAX_HYPERPARAMETERS - 10:
-        raise DescriptorError(
-            "custom_params.hyper_params", f"at most {MAX_HYPERPARAMETERS - 10} hyperparameters"
-        )
-    return params
+    return params  # SageMaker's HyperParameters limits, the executor's own included: domain.preflight
 
 
 def _metric_definitions(descriptor: Descriptor) -> list[dict[str, str]]:
-    """SageMaker's limits on these were checked by ``check_sagemaker_support``."""
+    """SageMaker's limits on these (``MetricDefinitionList``) are ``domain.preflight``'s to check."""
     metrics = descriptor.output.metrics if descriptor.output else []
     return [{"Name": m.name, "Regex": m.pattern} for m in metrics]
 
