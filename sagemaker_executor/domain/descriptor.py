@@ -9,10 +9,10 @@ form (NaN, an infinity, text with a lone surrogate) is one of those problems (se
 
 Rules follow CONTRACT.md §8 with the original's bugs fixed (§10): unknown keys are a
 `DescriptorError`, single-node jobs may have one instance, and `info.task_name` is accepted.
-SageMaker's own limits on a value that reaches the training job as it is (a tag, a channel name)
-are `domain.constraints`' (botocore's SageMaker model), asked here so the user hears early; every
-other SageMaker limit, and everything that depends on what the executor adds, is checked on the
-final request by `domain.preflight`. No limit of SageMaker's is written down here.
+SageMaker's own limits on a value that reaches the training job as it is (the job name, a tag, a
+channel name) are `domain.constraints`' (botocore's SageMaker model), asked here so the user hears
+early; every other SageMaker limit, and everything that depends on what the executor adds, is checked
+on the final request by `domain.preflight`. No limit of SageMaker's is written down here.
 Pure: no I/O, no clock.
 """
 
@@ -114,7 +114,6 @@ _LABEL = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 _MD5 = re.compile(r"[^:]+:[a-fA-F0-9]+|[a-fA-F0-9]{32}|")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SCRIPT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.tar")
-_JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _S3_URI = re.compile(r"s3://[^/\s]+(/\S*)?")
 _RESERVED_TAG_PREFIXES = ("aws:", "anubis-")
 _LABEL_RULE = "1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
@@ -396,11 +395,10 @@ class CustomParams(_Table):
     @field_validator("sagemaker_job_name")
     @classmethod
     def _job_name(cls, value: str | None) -> str | None:
-        if value is not None and not _JOB_NAME.fullmatch(value):
-            raise _Invalid(
-                "must be 1-63 letters, digits and '-', starting and ending with a letter or digit, "
-                f"got {_show(value)}"
-            )
+        """SageMaker's ``TrainingJobName`` (``domain.constraints``): 1-63 letters, digits and '-'."""
+        found = constraints.violations(constraints.TRAINING_JOB_NAME, value) if value is not None else []
+        if found:
+            raise _Invalid(found[0].limit_text())
         return value
 
     @field_validator("requirements")

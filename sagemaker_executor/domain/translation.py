@@ -11,20 +11,23 @@ Where this differs from the original engine, on purpose (CONTRACT §10):
 * Horovod gets MPI for every framework, and for the generic Estimator through the ``sagemaker_mpi_*``
   hyperparameters (the SDK silently drops ``distribution=`` there);
 * the job name is always a valid SageMaker name derived from the action, so a redelivered event
-  finds the job it created before.
+  finds the job it created before; the ids copied into the executor's tags are always valid tag values
+  (:func:`tag_value_for`), so cancel and redelivery find the job by them too.
 
-What the descriptor asks beyond SageMaker's limits is found by ``domain.preflight`` in the request
-built from the spec, not here.
+Which job names and tag values SageMaker accepts is ``domain.constraints``' to say (the model's
+``TrainingJobName`` and ``TagValue``); what the descriptor asks beyond SageMaker's limits is found by
+``domain.preflight`` in the request built from the spec, not here.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sagemaker_executor.domain import constraints
 from sagemaker_executor.domain.descriptor import (
     Descriptor,
     DescriptorError,
@@ -35,7 +38,6 @@ from sagemaker_executor.domain.entrypoint import ENTRY_POINT, render_entry_files
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 from sagemaker_executor.domain.instances import gpus_per_instance
 
-JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 GIB = 1024**3
 MIN_VOLUME_GB = 30
 
@@ -135,15 +137,35 @@ class TrainingJobSpec:
 def job_name_for(action_id: str, custom_name: str | None = None) -> str:
     """The training job name for an action: the custom name, else the action id if it is a valid name.
 
-    An action id that is not a valid SageMaker name (the BFF sends uuid4s, but the field is not
-    checked anywhere upstream) maps to ``anubis-<sha256 prefix>``: deterministic, so a redelivered
-    event and a later cancel find the same job.
+    An action id that is not a valid SageMaker name (``constraints.TRAINING_JOB_NAME``: the BFF sends
+    uuid4s, but the field is not checked anywhere upstream; it may be 81 characters long, or end in a
+    newline) maps to ``anubis-<32 hex digits of its SHA-256>``, itself always valid: deterministic, so a
+    redelivered event and a later cancel find the same job. The custom name is returned as given; the
+    descriptor's validation and ``domain.preflight`` refuse an invalid one.
     """
     if custom_name:
         return custom_name
-    if JOB_NAME_RE.match(action_id):
+    if constraints.is_valid(constraints.TRAINING_JOB_NAME, action_id):
         return action_id
     return "anubis-" + hashlib.sha256(action_id.encode("utf-8")).hexdigest()[:32]
+
+
+def tag_value_for(text: str) -> str:
+    """``text`` (an action or client id) as the value of one of the executor's own tags.
+
+    As is when SageMaker accepts it as a tag value (``constraints.TAG_VALUE``: at most 256 letters,
+    digits, spaces and ``_.:/=+-@``), as every uuid4 and SHA-1 the Anubis client sends is; otherwise
+    ``b64:`` and its UTF-8 bytes in URL-safe base64 when that fits, else ``sha256:`` and the hex digest
+    of those bytes. Deterministic, so cancel and redelivery find a job by its tag with the same function
+    (``service.commands``, ``service.submission``).
+    """
+    if constraints.is_valid(constraints.TAG_VALUE, text):
+        return text
+    data = text.encode("utf-8", "surrogatepass")
+    encoded = "b64:" + base64.urlsafe_b64encode(data).decode("ascii")
+    if constraints.is_valid(constraints.TAG_VALUE, encoded):
+        return encoded
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def volume_size_gb(event: FetcherBenchmarkEvent) -> int:
@@ -203,10 +225,10 @@ def _metric_definitions(descriptor: Descriptor) -> list[dict[str, str]]:
 
 def _tags(descriptor: Descriptor, event: FetcherBenchmarkEvent) -> dict[str, str]:
     tags = dict(descriptor.custom_params.tags) if descriptor.custom_params else {}
-    tags[TAG_ACTION_ID] = event.action_id
-    tags[TAG_CLIENT_ID] = event.client_id
+    tags[TAG_ACTION_ID] = tag_value_for(event.action_id)
+    tags[TAG_CLIENT_ID] = tag_value_for(event.client_id)
     if event.parent_action_id:
-        tags[TAG_PARENT_ACTION_ID] = event.parent_action_id
+        tags[TAG_PARENT_ACTION_ID] = tag_value_for(event.parent_action_id)
     return tags
 
 

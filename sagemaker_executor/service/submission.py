@@ -49,6 +49,7 @@ from sagemaker_executor.domain.translation import (
     ExecutorSite,
     TrainingJobSpec,
     routing,
+    tag_value_for,
     translate,
 )
 from sagemaker_executor.logs import log_context
@@ -200,7 +201,7 @@ class SubmissionHandler:
                 f"training job {spec.job_name} exists but cannot be described yet"
             ) from error
         owner = self._jobs.tags(job["TrainingJobArn"]).get(TAG_ACTION_ID)
-        if owner == spec.action_id:
+        if owner == tag_value_for(spec.action_id):
             log.info("training job %s already exists for action %s: earlier attempt", spec.job_name, owner)
             return Outcome.ALREADY_SUBMITTED
         whose = f"benchmark {owner}" if owner else "a job this service did not create"

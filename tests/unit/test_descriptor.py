@@ -470,19 +470,19 @@ HOSTILE: list[tuple[str, Any, str, str]] = [
         "job name underscore",
         _with(_base(), "custom_params.sagemaker_job_name", "my_job"),
         "custom_params.sagemaker_job_name",
-        "letters, digits and '-'",
+        "matching the pattern [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62} ('_' is not allowed)",
     ),
     (
         "job name 64",
         _with(_base(), "custom_params.sagemaker_job_name", "a" * 64),
         "custom_params.sagemaker_job_name",
-        "1-63",
+        "SageMaker accepts at most 63 characters, got 64",
     ),
     (
         "job name newline",
         _with(_base(), "custom_params.sagemaker_job_name", "job\n"),
         "custom_params.sagemaker_job_name",
-        "1-63",
+        "('\\n' (U+000A) is not allowed)",
     ),
     (
         "requirements string",
