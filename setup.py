@@ -14,6 +14,9 @@ RUNTIME = [
     # The client's terminal view: colour and a live status line on a terminal, plain lines in a pipe.
     "rich>=13",
     "prometheus-client>=0.20",
+    # botocore's SageMaker model writes its patterns in Java's syntax (\p{L} classes): `re` cannot read
+    # them (domain/constraints.py, the pre-flight check of every CreateTrainingJob request).
+    "regex>=2023.10",
 ]
 # REQUEST_BUILDER=sdk: build CreateTrainingJob with a SageMaker SDK Estimator instead (the oracle of the
 # default boto3 path). 3.x has no Estimator classes and does not let the caller choose the job name.

@@ -456,6 +456,7 @@ def _run_service(
         output_bucket=settings.sagemaker_output_bucket,
         nodata_uri=settings.sagemaker_nodataset,
         role_arn=role_arn,
+        region=settings.aws_region,
         subnets=settings.sagemaker_subnets,
         security_group_ids=settings.sagemaker_security_group_ids,
     )

@@ -32,6 +32,7 @@ SITE = ExecutorSite(
     output_bucket="sm-output",
     nodata_uri="s3://data-pull/no-data",
     role_arn="arn:aws:iam::123456789012:role/bai-sagemaker",
+    region="us-east-1",
 )
 
 

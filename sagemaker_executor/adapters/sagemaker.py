@@ -29,7 +29,7 @@ from sagemaker_executor.adapters.aws import classify, client, error_code, error_
 from sagemaker_executor.adapters.pacing import TokenBucket
 from sagemaker_executor.adapters.sourcedir import temp_space_outage
 from sagemaker_executor.domain.errors import JobAlreadyExists, JobNotFound, OutageError, PermanentError
-from sagemaker_executor.domain.request import create_training_job_request
+from sagemaker_executor.domain.request import create_training_job_request, source_location
 from sagemaker_executor.domain.translation import TrainingJobSpec
 
 RequestBuilderName = Literal["boto3", "sdk"]
@@ -147,8 +147,7 @@ class SageMakerJobs:
         self._client.create_training_job(**create_training_job_request(spec, code_uri, self._region))
 
     def _upload_source(self, spec: TrainingJobSpec, source_dir: Path) -> str:
-        bucket, prefix = _split_output(spec.output_path)
-        key = "/".join(part for part in (prefix, spec.job_name, "source", "sourcedir.tar.gz") if part)
+        bucket, key = source_location(spec)
         with tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024) as archive:
             try:
                 pack_source_dir(source_dir, archive)
@@ -248,11 +247,6 @@ def _is_not_found(error: ClientError) -> bool:
     return error_code(error) in ("ResourceNotFound", "ValidationException") and (
         "not found" in message or "could not find" in message
     )
-
-
-def _split_output(output_path: str) -> tuple[str, str]:
-    bucket, _, prefix = output_path.removeprefix("s3://").partition("/")
-    return bucket, prefix.strip("/")
 
 
 def pack_source_dir(source_dir: Path, out: IO[bytes]) -> None:

@@ -23,14 +23,13 @@ from sagemaker_executor.config import Settings
 from sagemaker_executor.domain.descriptor import (
     SAGEMAKER_ENGINE,
     SINGLE_RUN,
-    Descriptor,
     check_sagemaker_support,
     parse_descriptor,
 )
 from sagemaker_executor.domain.errors import PermanentError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent, JSONDict, check_event_text
-from sagemaker_executor.domain.request import create_training_job_request
-from sagemaker_executor.domain.translation import ExecutorSite, routing, translate
+from sagemaker_executor.domain.translation import ExecutorSite, routing
+from sagemaker_executor.service.submission import preflight_errors
 
 # What the deployment fills in is not known on the user's machine; values of the right shape stand in.
 _PLACEHOLDER_BUCKET = "preflight-output-bucket"
@@ -123,8 +122,7 @@ def check_submission(descriptor: DescriptorFile, event: JSONDict, settings: Sett
         parsed = parse_descriptor(model.payload.toml.contents)
         check_event_text(event)
         check_sagemaker_support(parsed)
-        _preflight(parsed, model, settings)
-    except PermanentError as error:  # DescriptorError, EventFieldError, RequestRefused
+    except PermanentError as error:  # DescriptorError, EventFieldError
         raise ClientError(ExitCode.INVALID_DESCRIPTOR, f"{descriptor.path}: {error}") from error
     except ValidationError as error:
         first = error.errors()[0]
@@ -132,14 +130,17 @@ def check_submission(descriptor: DescriptorFile, event: JSONDict, settings: Sett
         raise ClientError(
             ExitCode.INVALID_DESCRIPTOR, f"{descriptor.path}: event field {where!r}: {first['msg']}"
         ) from error
+    problems = _preflight(event, settings)
+    if problems:
+        raise ClientError(ExitCode.INVALID_DESCRIPTOR, f"{descriptor.path}: " + "; ".join(problems))
 
 
-def _preflight(descriptor: Descriptor, event: FetcherBenchmarkEvent, settings: Settings) -> None:
-    """The service's checks of the training-job request, run before anything leaves this machine.
+def _preflight(event: JSONDict, settings: Settings) -> list[str]:
+    """The service's own pre-flight check of the ``CreateTrainingJob`` request this event would make
+    (``service.submission.preflight_errors``): its ERROR messages, ``[]`` when SageMaker would take it.
 
-    Today: translation and the request builder, exactly as the service runs them (what the SageMaker
-    SDK would refuse is refused here). The service's pre-flight check of the ``CreateTrainingJob``
-    request belongs here too: one call on the request below. Raises ``PermanentError`` kinds.
+    Settings the client does not need (the output bucket, the role) stand in as placeholders that are
+    valid for SageMaker, so what is judged is the descriptor and the event.
     """
     site = ExecutorSite(
         output_bucket=settings.sagemaker_output_bucket or _PLACEHOLDER_BUCKET,
@@ -147,9 +148,6 @@ def _preflight(descriptor: Descriptor, event: FetcherBenchmarkEvent, settings: S
         role_arn=_PLACEHOLDER_ROLE,
         subnets=settings.sagemaker_subnets,
         security_group_ids=settings.sagemaker_security_group_ids,
+        region=settings.aws_region or _PLACEHOLDER_REGION,
     )
-    spec = translate(descriptor, event, site)
-    code_uri = (
-        f"s3://{site.output_bucket}/{spec.job_name}/source/sourcedir.tar.gz" if spec.entry_point else None
-    )
-    create_training_job_request(spec, code_uri, settings.aws_region or _PLACEHOLDER_REGION)
+    return preflight_errors(event, site)

@@ -9,6 +9,10 @@ form (NaN, an infinity, text with a lone surrogate) is one of those problems (se
 
 Rules follow CONTRACT.md §8 with the original's bugs fixed (§10): unknown keys are a
 `DescriptorError`, single-node jobs may have one instance, and `info.task_name` is accepted.
+SageMaker's own limits on a value that reaches the training job as it is (the job name, a tag, a
+channel name) are `domain.constraints`' (botocore's SageMaker model), asked here so the user hears
+early; every other SageMaker limit, and everything that depends on what the executor adds, is checked
+on the final request by `domain.preflight`. No limit of SageMaker's is written down here.
 Pure: no I/O, no clock.
 """
 
@@ -24,6 +28,7 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
+from sagemaker_executor.domain import constraints
 from sagemaker_executor.domain.cron import cron_problem
 from sagemaker_executor.domain.errors import PermanentError
 from sagemaker_executor.domain.strictjson import first_unfit
@@ -33,10 +38,6 @@ SAGEMAKER_ENGINE = "aws.sagemaker"
 EXECUTION_ENGINES = ("default", SAGEMAKER_ENGINE)
 SINGLE_RUN = "single_run"
 MAX_LABELS = 10  # maxProperties of labels_structure in the BFF schema
-MAX_USER_TAGS = 40  # SageMaker allows 50 tags per job; the rest are left for the executor's anubis-* tags
-MAX_SAGEMAKER_METRICS = 40
-MAX_SAGEMAKER_METRIC_NAME = 255
-MAX_SAGEMAKER_METRIC_REGEX = 500
 
 
 class DescriptorError(PermanentError, ValueError):
@@ -113,9 +114,7 @@ _LABEL = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 _MD5 = re.compile(r"[^:]+:[a-fA-F0-9]+|[a-fA-F0-9]{32}|")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SCRIPT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.tar")
-_JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _S3_URI = re.compile(r"s3://[^/\s]+(/\S*)?")
-_TAG_SYMBOLS = frozenset("_.:/=+-@")
 _RESERVED_TAG_PREFIXES = ("aws:", "anubis-")
 _LABEL_RULE = "1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
 
@@ -337,15 +336,13 @@ class Server(_Table):
 
 
 def _check_tag(key: str, value: str) -> None:
-    if not 1 <= len(key) <= 128:
-        raise _Invalid(f"tag key must be 1-128 characters, got {len(key)}", key)
+    """SageMaker's ``TagKey`` and ``TagValue`` (``domain.constraints``), and the reserved prefixes."""
+    for what, shape, text in (("key", constraints.TAG_KEY, key), ("value", constraints.TAG_VALUE, value)):
+        found = constraints.violations(shape, text)
+        if found:
+            raise _Invalid(f"tag {what}: {found[0].limit_text()}", key)
     if key.lower().startswith(_RESERVED_TAG_PREFIXES):
         raise _Invalid(f"tag key {_show(key)} uses a reserved prefix ('aws:' or 'anubis-')", key)
-    if len(value) > 256:
-        raise _Invalid(f"tag value must be at most 256 characters, got {len(value)}", key)
-    for text in (key, value):
-        if any(c not in _TAG_SYMBOLS and unicodedata.category(c)[0] not in "LNZ" for c in text):
-            raise _Invalid(f"{_show(text)} may contain only letters, digits, spaces and '_.:/=+-@'", key)
 
 
 class CustomParams(_Table):
@@ -376,9 +373,10 @@ class CustomParams(_Table):
     )
     tags: dict[str, str] = Field(
         default_factory=dict,
-        description=f"SageMaker only. Extra tags on the training job, at most {MAX_USER_TAGS}. "
-        "Keys 1-128 and values 0-256 characters of letters, digits, spaces and '_.:/=+-@'; "
-        "keys starting with 'aws:' or 'anubis-' are reserved (the executor sets anubis-* tags itself).",
+        description="SageMaker only. Extra tags on the training job: with the executor's own anubis-* tags, "
+        "at most SageMaker's TagList maximum (50); keys and values as SageMaker's TagKey (1-128) and "
+        "TagValue (0-256 characters of letters, digits, spaces and '_.:/=+-@'); keys starting with 'aws:' "
+        "or 'anubis-' are reserved (the executor sets anubis-* tags itself).",
     )
 
     custom_mpi_options: str | None = Field(
@@ -397,11 +395,10 @@ class CustomParams(_Table):
     @field_validator("sagemaker_job_name")
     @classmethod
     def _job_name(cls, value: str | None) -> str | None:
-        if value is not None and not _JOB_NAME.fullmatch(value):
-            raise _Invalid(
-                "must be 1-63 letters, digits and '-', starting and ending with a letter or digit, "
-                f"got {_show(value)}"
-            )
+        """SageMaker's ``TrainingJobName`` (``domain.constraints``): 1-63 letters, digits and '-'."""
+        found = constraints.violations(constraints.TRAINING_JOB_NAME, value) if value is not None else []
+        if found:
+            raise _Invalid(found[0].limit_text())
         return value
 
     @field_validator("requirements")
@@ -430,8 +427,7 @@ class CustomParams(_Table):
     @field_validator("tags")
     @classmethod
     def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
-        if len(tags) > MAX_USER_TAGS:
-            raise _Invalid(f"at most {MAX_USER_TAGS} tags are allowed, got {len(tags)}")
+        # How many: with the executor's own, domain.preflight counts them against SageMaker's TagList.
         for key, value in tags.items():
             _check_tag(key, value)
         return tags
@@ -659,38 +655,19 @@ def check_sagemaker_support(d: Descriptor) -> None:
         )
     if d.ml and d.ml.framework_version is not None and d.ml.framework is Framework.NONE:
         raise DescriptorError("ml.framework_version", "is set but ml.framework is not")
-    _check_metric_definitions(d)
     _check_channels(d)
 
 
-def _check_metric_definitions(d: Descriptor) -> None:
-    metrics = d.output.metrics if d.output else []
-    if len(metrics) > MAX_SAGEMAKER_METRICS:
-        raise DescriptorError(
-            "output.metrics", f"SageMaker accepts at most {MAX_SAGEMAKER_METRICS} metrics, got {len(metrics)}"
-        )
-    for index, metric in enumerate(metrics):
-        if not 1 <= len(metric.name) <= MAX_SAGEMAKER_METRIC_NAME:
-            raise DescriptorError(
-                f"output.metrics[{index}].name", f"SageMaker needs 1-{MAX_SAGEMAKER_METRIC_NAME} characters"
-            )
-        if not 1 <= len(metric.pattern) <= MAX_SAGEMAKER_METRIC_REGEX:
-            raise DescriptorError(
-                f"output.metrics[{index}].pattern",
-                f"SageMaker needs 1-{MAX_SAGEMAKER_METRIC_REGEX} characters",
-            )
-
-
 def _check_channels(d: Descriptor) -> None:
-    """Each data source becomes the input channel `id`, or `src<index>` without one (CONTRACT §7)."""
+    """Each data source becomes the input channel `id`, or `src<index>` without one (CONTRACT §7): a
+    SageMaker ``ChannelName`` (``domain.constraints``), distinct from the others."""
     seen: set[str] = set()
     for index, source in enumerate(d.data.sources if d.data else []):
         channel = source.id if source.id is not None else f"src{index}"
-        if not re.fullmatch(r"[A-Za-z0-9.\-_]{1,64}", channel):
+        found = constraints.violations("ChannelName", channel)
+        if found:
             raise DescriptorError(
-                f"data.sources[{index}].id",
-                "becomes a SageMaker channel name: 1-64 letters, digits, '.', '-' or '_', "
-                f"got {_show(channel)}",
+                f"data.sources[{index}].id", f"becomes a SageMaker channel name: {found[0].limit_text()}"
             )
         if channel in seen:
             raise DescriptorError(f"data.sources[{index}].id", f"channel name {channel!r} is used twice")

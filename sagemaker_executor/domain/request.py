@@ -147,6 +147,23 @@ def create_training_job_request(spec: TrainingJobSpec, code_uri: str | None, reg
     return request
 
 
+def source_location(spec: TrainingJobSpec) -> tuple[str, str]:
+    """``(bucket, key)`` of the job's source archive: ``<output>/<job>/source/sourcedir.tar.gz``, the key
+    the SDK uploads to (``EstimatorBase._stage_user_code_in_s3`` with ``code_location`` = the output
+    path). ``adapters.sagemaker`` uploads there; :func:`source_uri` is what the request names."""
+    bucket, _, prefix = spec.output_path.removeprefix("s3://").partition("/")
+    key = "/".join(part for part in (prefix.strip("/"), spec.job_name, "source", "sourcedir.tar.gz") if part)
+    return bucket, key
+
+
+def source_uri(spec: TrainingJobSpec) -> str | None:
+    """The ``code_uri`` of :func:`create_training_job_request` for ``spec``; None without an entry point."""
+    if spec.entry_point is None:
+        return None
+    bucket, key = source_location(spec)
+    return f"s3://{bucket}/{key}"
+
+
 def _check_as_the_sdk_does(spec: TrainingJobSpec) -> None:
     """The SDK's refusals, in the order its constructors make them (so the first one wins alike)."""
     framework = spec.framework

@@ -11,17 +11,23 @@ Where this differs from the original engine, on purpose (CONTRACT §10):
 * Horovod gets MPI for every framework, and for the generic Estimator through the ``sagemaker_mpi_*``
   hyperparameters (the SDK silently drops ``distribution=`` there);
 * the job name is always a valid SageMaker name derived from the action, so a redelivered event
-  finds the job it created before.
+  finds the job it created before; the ids copied into the executor's tags are always valid tag values
+  (:func:`tag_value_for`), so cancel and redelivery find the job by them too.
+
+Which job names and tag values SageMaker accepts is ``domain.constraints``' to say (the model's
+``TrainingJobName`` and ``TagValue``); what the descriptor asks beyond SageMaker's limits is found by
+``domain.preflight`` in the request built from the spec, not here.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sagemaker_executor.domain import constraints
 from sagemaker_executor.domain.descriptor import (
     Descriptor,
     DescriptorError,
@@ -32,7 +38,6 @@ from sagemaker_executor.domain.entrypoint import ENTRY_POINT, render_entry_files
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 from sagemaker_executor.domain.instances import gpus_per_instance
 
-JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 GIB = 1024**3
 MIN_VOLUME_GB = 30
 
@@ -45,16 +50,21 @@ TAG_PARENT_ACTION_ID = "anubis-parent-action-id"
 DEFAULT_MPI_OPTIONS = (
     "-x HOROVOD_HIERARCHICAL_ALLREDUCE=1 -x HOROVOD_FUSION_THRESHOLD=16777216 -x TF_CPP_MIN_LOG_LEVEL=0"
 )
-MAX_HYPERPARAMETERS = 100
 
 
 @dataclass(frozen=True)
 class ExecutorSite:
-    """What the deployment decides (configuration), as opposed to what the descriptor asks for."""
+    """What the deployment decides (configuration), as opposed to what the descriptor asks for.
+
+    Each field is the setting of the same name: ``SAGEMAKER_OUTPUT_BUCKET``, ``SAGEMAKER_NODATASET``,
+    ``SAGEMAKER_ROLE`` (as an ARN), ``AWS_DEFAULT_REGION``, ``SAGEMAKER_SUBNETS`` and
+    ``SAGEMAKER_SECURITY_GROUP_IDS``.
+    """
 
     output_bucket: str
     nodata_uri: str
     role_arn: str
+    region: str
     subnets: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
 
@@ -127,15 +137,35 @@ class TrainingJobSpec:
 def job_name_for(action_id: str, custom_name: str | None = None) -> str:
     """The training job name for an action: the custom name, else the action id if it is a valid name.
 
-    An action id that is not a valid SageMaker name (the BFF sends uuid4s, but the field is not
-    checked anywhere upstream) maps to ``anubis-<sha256 prefix>``: deterministic, so a redelivered
-    event and a later cancel find the same job.
+    An action id that is not a valid SageMaker name (``constraints.TRAINING_JOB_NAME``: the BFF sends
+    uuid4s, but the field is not checked anywhere upstream; it may be 81 characters long, or end in a
+    newline) maps to ``anubis-<32 hex digits of its SHA-256>``, itself always valid: deterministic, so a
+    redelivered event and a later cancel find the same job. The custom name is returned as given; the
+    descriptor's validation and ``domain.preflight`` refuse an invalid one.
     """
     if custom_name:
         return custom_name
-    if JOB_NAME_RE.match(action_id):
+    if constraints.is_valid(constraints.TRAINING_JOB_NAME, action_id):
         return action_id
     return "anubis-" + hashlib.sha256(action_id.encode("utf-8")).hexdigest()[:32]
+
+
+def tag_value_for(text: str) -> str:
+    """``text`` (an action or client id) as the value of one of the executor's own tags.
+
+    As is when SageMaker accepts it as a tag value (``constraints.TAG_VALUE``: at most 256 letters,
+    digits, spaces and ``_.:/=+-@``), as every uuid4 and SHA-1 the Anubis client sends is; otherwise
+    ``b64:`` and its UTF-8 bytes in URL-safe base64 when that fits, else ``sha256:`` and the hex digest
+    of those bytes. Deterministic, so cancel and redelivery find a job by its tag with the same function
+    (``service.commands``, ``service.submission``).
+    """
+    if constraints.is_valid(constraints.TAG_VALUE, text):
+        return text
+    data = text.encode("utf-8", "surrogatepass")
+    encoded = "b64:" + base64.urlsafe_b64encode(data).decode("ascii")
+    if constraints.is_valid(constraints.TAG_VALUE, encoded):
+        return encoded
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def volume_size_gb(event: FetcherBenchmarkEvent) -> int:
@@ -150,16 +180,15 @@ def volume_size_gb(event: FetcherBenchmarkEvent) -> int:
 
 
 def input_channels(event: FetcherBenchmarkEvent, nodata_uri: str) -> dict[str, str]:
-    """One channel per dataset, named by its ``id`` or ``src<index>``; the no-data channel if none."""
+    """One channel per dataset, named by its ``id`` or ``src<index>``; the no-data channel if none.
+
+    Raises :class:`DescriptorError` for two channels of one name (SageMaker needs them distinct) and a
+    dataset the fetcher gave no S3 location.
+    """
     channels: dict[str, str] = {}
     for index, dataset in enumerate(event.payload.datasets):
         where = f"payload.datasets[{index}]"
-        name = dataset.id or f"src{index}"
-        if not re.fullmatch(r"[A-Za-z0-9\.\-_]{1,64}", name):
-            raise DescriptorError(
-                f"data.sources[{index}].id",
-                f"{name!r} cannot name a SageMaker input channel (letters, digits, '.', '-', '_'; 1-64)",
-            )
+        name = dataset.id or f"src{index}"  # SageMaker's ChannelName limits: domain.preflight
         if name in channels:
             raise DescriptorError(f"data.sources[{index}].id", f"duplicate data source id {name!r}")
         if not dataset.dst or not dataset.dst.startswith("s3://"):
@@ -185,25 +214,21 @@ def _hyperparameters(descriptor: Descriptor) -> dict[str, Any]:
                 f"custom_params.hyper_params.{key}",
                 "names starting with 'sagemaker_' are reserved for the SageMaker containers",
             )
-    if len(params) > MAX_HYPERPARAMETERS - 10:
-        raise DescriptorError(
-            "custom_params.hyper_params", f"at most {MAX_HYPERPARAMETERS - 10} hyperparameters"
-        )
-    return params
+    return params  # SageMaker's HyperParameters limits, the executor's own included: domain.preflight
 
 
 def _metric_definitions(descriptor: Descriptor) -> list[dict[str, str]]:
-    """SageMaker's limits on these were checked by ``check_sagemaker_support``."""
+    """SageMaker's limits on these (``MetricDefinitionList``) are ``domain.preflight``'s to check."""
     metrics = descriptor.output.metrics if descriptor.output else []
     return [{"Name": m.name, "Regex": m.pattern} for m in metrics]
 
 
 def _tags(descriptor: Descriptor, event: FetcherBenchmarkEvent) -> dict[str, str]:
     tags = dict(descriptor.custom_params.tags) if descriptor.custom_params else {}
-    tags[TAG_ACTION_ID] = event.action_id
-    tags[TAG_CLIENT_ID] = event.client_id
+    tags[TAG_ACTION_ID] = tag_value_for(event.action_id)
+    tags[TAG_CLIENT_ID] = tag_value_for(event.client_id)
     if event.parent_action_id:
-        tags[TAG_PARENT_ACTION_ID] = event.parent_action_id
+        tags[TAG_PARENT_ACTION_ID] = tag_value_for(event.parent_action_id)
     return tags
 
 

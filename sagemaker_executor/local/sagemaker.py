@@ -1,10 +1,13 @@
 """Local SageMaker: moto's training jobs made to behave like the real service, on a controllable clock.
 
 Owns the behaviour layer put under the executor by component tests, integration tests and the demo:
-unique job names (``ResourceInUse``), ``StopTrainingJob``, statuses that move along a per-job
-``Timeline``, ``ListTrainingJobs`` filtering before pagination, and a ``Search`` on training jobs that
-honours every filter. Used in-process (inside ``moto.mock_aws()`` or next to a ``ThreadedMotoServer``)
-and by ``sagemaker_executor.local.server``, which serves it over HTTP.
+SageMaker's input validation on every request (``domain.constraints``: every limit of botocore's
+SageMaker model and the API reference's rules, answered as ``ValidationException`` in SageMaker's
+words, before moto sees the request), unique job names (``ResourceInUse``), ``StopTrainingJob``,
+statuses that move along a per-job ``Timeline``, ``ListTrainingJobs`` filtering before pagination,
+and a ``Search`` on training jobs that honours every filter. Used in-process (inside
+``moto.mock_aws()`` or next to a ``ThreadedMotoServer``) and by ``sagemaker_executor.local.server``,
+which serves it over HTTP.
 
 Statuses are computed lazily from the clock whenever a job is described, listed, searched or stopped;
 nothing runs in the background, so a ``ManualClock`` gives tests full control of time.
@@ -17,6 +20,9 @@ Choosing a job's timeline, first match wins:
 3. the default timeline.
 
 Choices where real SageMaker was not copied exactly:
+- Validation comes before authentication (moto's, off by default), and a request of several
+  violations of the model is answered with all of them; a value of the wrong JSON type is a
+  ``ValidationException`` too (SageMaker answers ``SerializationException``).
 - StopTrainingJob on an unknown job answers ``ValidationException`` "Requested resource not found.";
   DescribeTrainingJob keeps moto's message ("Could not find training job '<arn>'.").
 - A failing job goes Starting → Downloading → Training → Failed (no Uploading).
@@ -28,7 +34,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -39,14 +44,15 @@ from typing import Any, Protocol
 
 # moto internals relied on: the backend class and its per-account/region registry, the response class
 # that dispatches "StopTrainingJob" to a method named stop_training_job, and its exception types.
-from moto.core.responses import ActionResult, EmptyResult
+from moto.core.responses import ActionResult, BaseResponse, EmptyResult
 from moto.sagemaker.exceptions import AWSValidationException, ResourceInUseException, ValidationError
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 
+from sagemaker_executor.domain import constraints
+
 OUTCOME_KEY = "local-sagemaker:outcome"
 DEFAULT_FAILURE_REASON = "AlgorithmError: ExecuteUserScriptError: training script exited with exit code 1"
-JOB_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
 
 _IN_PROGRESS_PHASES = ("Starting", "Downloading", "Training", "Uploading")
 _STATUS_MESSAGES = {
@@ -399,6 +405,13 @@ class LocalSageMaker:
             def stop_training_job(backend: Any, training_job_name: str) -> None:
                 local._stop(backend, training_job_name)
 
+            def call_action(response: Any) -> Any:
+                refusal = validation_refusal(response._get_action(), response.body)
+                if refusal is None:
+                    return BaseResponse.call_action(response)
+                status, headers, body = response.serialized(ActionResult(refusal))
+                return (status, *response._enrich_response(headers, body))
+
             def stop_training_job_response(response: Any) -> ActionResult:
                 response.sagemaker_backend.stop_training_job(response._get_param("TrainingJobName"))
                 return EmptyResult()
@@ -410,6 +423,7 @@ class LocalSageMaker:
                 (SageMakerModelBackend, "search"): search,
                 (SageMakerModelBackend, "stop_training_job"): stop_training_job,
                 (SageMakerResponse, "stop_training_job"): stop_training_job_response,
+                (SageMakerResponse, "call_action"): call_action,
             }
             for (cls, name), function in patches.items():
                 self._originals[(cls, name)] = cls.__dict__.get(name)
@@ -447,11 +461,6 @@ class LocalSageMaker:
 
     def _create(self, backend: Any, name: str, kwargs: dict[str, Any]) -> Any:
         with self._lock:
-            if not re.fullmatch(JOB_NAME_PATTERN, name or ""):
-                raise AWSValidationException(
-                    f"1 validation error detected: Value '{name}' at 'trainingJobName' failed to satisfy "
-                    f"constraint: Member must satisfy regular expression pattern: {JOB_NAME_PATTERN}"
-                )
             existing = backend.training_jobs.get(name)
             if existing is not None:
                 raise ResourceInUseException(
@@ -579,6 +588,19 @@ class LocalSageMaker:
                 else None
             ),
         )
+
+
+def validation_refusal(operation: str, body: bytes | str | None) -> AWSValidationException | None:
+    """SageMaker's ``ValidationException`` for a request of ``operation`` whose JSON ``body`` breaks the
+    service model or a documented rule (``domain.constraints``); None when SageMaker would take it."""
+    try:
+        params = json.loads(body or b"{}")
+    except ValueError:
+        return AWSValidationException("Start of structure or map found where not expected.")
+    if not isinstance(params, dict):
+        return AWSValidationException("Start of structure or map found where not expected.")
+    found = constraints.validate(operation, params)
+    return AWSValidationException(constraints.validation_exception_message(found)) if found else None
 
 
 def _page_start(next_token: str | None, total: int) -> int:

@@ -62,7 +62,14 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import get_input_stream
 
-from sagemaker_executor.local.sagemaker import Clock, LocalSageMaker, ManualClock, RealClock, Timeline
+from sagemaker_executor.local.sagemaker import (
+    Clock,
+    LocalSageMaker,
+    ManualClock,
+    RealClock,
+    Timeline,
+    validation_refusal,
+)
 
 CONTROL_PREFIX = "/_local_sagemaker/"
 
@@ -241,6 +248,8 @@ class LocalSageMakerApp:
         body = get_input_stream(environ).read()
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
+        if validation_refusal("CreateTrainingJob", body) is not None:
+            return None  # SageMaker validates a request before it looks at quotas
         try:
             config = json.loads(body).get("ResourceConfig") or {}
             instance_type, count = str(config["InstanceType"]), int(config.get("InstanceCount", 1))

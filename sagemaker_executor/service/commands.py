@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from sagemaker_executor.domain.errors import JobNotFound, PermanentError
 from sagemaker_executor.domain.events import CommandRequestEvent, Status, check_event_text
 from sagemaker_executor.domain.limits import id_problem, unanswerable
-from sagemaker_executor.domain.translation import TAG_ACTION_ID, TAG_CLIENT_ID, job_name_for
+from sagemaker_executor.domain.translation import TAG_ACTION_ID, TAG_CLIENT_ID, job_name_for, tag_value_for
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.outcomes import describe_validation_error
 from sagemaker_executor.service.submission import NotForUs
@@ -98,17 +98,24 @@ class CommandHandler:
         return "cancelled"
 
     def _find(self, target: str, client_id: str) -> dict[str, Any]:
-        """The target action's job; :class:`JobNotFound` if it has none this client may cancel."""
+        """The target action's job; :class:`JobNotFound` if it has none this client may cancel.
+
+        Ids are compared as the executor's tags hold them (``translation.tag_value_for``: as is, or
+        encoded when SageMaker would not take them as tag values)."""
+        action_tag, client_tag = tag_value_for(target), tag_value_for(client_id)
         try:
             job = self._jobs.describe(job_name_for(target))
             tags = self._jobs.tags(job["TrainingJobArn"])
-            if tags.get(TAG_ACTION_ID, target) == target and tags.get(TAG_CLIENT_ID, client_id) == client_id:
+            if (
+                tags.get(TAG_ACTION_ID, action_tag) == action_tag
+                and tags.get(TAG_CLIENT_ID, client_tag) == client_tag
+            ):
                 return job
         except JobNotFound:
             pass
-        for name in self._jobs.find_by_tag(TAG_ACTION_ID, target):
+        for name in self._jobs.find_by_tag(TAG_ACTION_ID, action_tag):
             job = self._jobs.describe(name)
-            if self._jobs.tags(job["TrainingJobArn"]).get(TAG_CLIENT_ID) == client_id:
+            if self._jobs.tags(job["TrainingJobArn"]).get(TAG_CLIENT_ID) == client_tag:
                 return job
         raise JobNotFound(target)
 

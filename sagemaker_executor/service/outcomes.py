@@ -17,6 +17,7 @@ from sagemaker_executor.domain.descriptor import DescriptorError
 from sagemaker_executor.domain.entrypoint import EntryPointError
 from sagemaker_executor.domain.errors import PermanentError
 from sagemaker_executor.domain.events import EventFieldError
+from sagemaker_executor.domain.preflight import PreflightError
 
 # Errors a handler converts to an ERROR status (anything else is a bug and is logged as one).
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
@@ -50,7 +51,7 @@ def _short(value: object, limit: int = 80) -> str:
 
 def user_message(error: BaseException) -> str:
     """The ERROR status message for an expected failure of a submission."""
-    if isinstance(error, DescriptorError | EntryPointError | EventFieldError):
+    if isinstance(error, DescriptorError | EntryPointError | EventFieldError | PreflightError):
         return f"Cannot process the request: {error}"
     if isinstance(error, ValidationError):
         return f"Cannot process the request: {describe_validation_error(error)}"

@@ -13,6 +13,11 @@ region and the longest state), whether or not tracking is on. If either record (
 kafka-python's record overhead) would be over ``max_request_bytes`` (``KAFKA_MAX_REQUEST_BYTES``), the
 only answer is an ERROR naming the largest field: no PENDING, no job, so never SUCCEEDED and then
 silence. An event whose ids are too long to answer under is raised as :class:`NotForUs`.
+
+Before the source dir is built and anything is uploaded, the request the job will be created with is
+checked against everything SageMaker would refuse (``domain.preflight``): such a submission ends as an
+ERROR naming the descriptor field, event field or setting at fault, with no AWS call.
+:func:`preflight_errors` runs the same checks for the ``submit`` client, before it uploads anything.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol, cast
 
 from sagemaker_executor.adapters.sourcedir import build_source_dir, private_workdir
-from sagemaker_executor.domain import strictjson
+from sagemaker_executor.domain import constraints, preflight, strictjson
 from sagemaker_executor.domain.descriptor import check_sagemaker_support, parse_descriptor
 from sagemaker_executor.domain.errors import JobAlreadyExists, JobNotFound, PermanentError, TransientError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent, Status, check_event_text, executor_event
@@ -44,6 +49,7 @@ from sagemaker_executor.domain.translation import (
     ExecutorSite,
     TrainingJobSpec,
     routing,
+    tag_value_for,
     translate,
 )
 from sagemaker_executor.logs import log_context
@@ -56,8 +62,8 @@ ENGINE = "aws.sagemaker"
 MSG_PENDING = "Processing benchmark submission request..."
 MSG_SUCCEEDED = "Benchmark successfully created..."
 
-# For sizing records before the job name and the job's state are known: the longest of each.
-_LONGEST_JOB_NAME = "x" * 63  # SageMaker's TrainingJobName is 1-63 characters (translation.JOB_NAME_RE)
+# For sizing records before the job name and the job's state are known: the longest of each (the
+# longest job name is the model's TrainingJobName maximum, read when first needed).
 _LONGEST_PARTITION = 2**31 - 1  # Kafka partition numbers are int32
 _LONGEST_MS = 10**13 - 1  # epoch milliseconds have 13 digits until the year 2286
 _LONGEST_STATUS = "x" * 64  # SageMaker's (secondary) status names: 24 characters at most so far
@@ -138,11 +144,7 @@ class SubmissionHandler:
         if not retry:
             self._emitter.status(raw, Status.PENDING, MSG_PENDING)
         try:
-            event = FetcherBenchmarkEvent.model_validate(raw)
-            descriptor = parse_descriptor(contents)
-            check_event_text(raw)
-            check_sagemaker_support(descriptor)
-            spec = translate(descriptor, event, self._settings.site)
+            spec = planned_job(raw, self._settings.site)
             outcome = self._create(spec)
         except EXPECTED_ERRORS as error:
             return self._reject(raw, error)
@@ -160,7 +162,8 @@ class SubmissionHandler:
     def _check_fits(self, raw: Mapping[str, Any]) -> None:
         """Raises :class:`EventTooLarge`, naming ``raw``'s largest field, if the executor event or the
         tracking record of a job for ``raw`` would be a record over ``max_request_bytes``."""
-        outgoing = executor_event(raw, _LONGEST_JOB_NAME)
+        longest_name = "x" * (constraints.shape_limits(constraints.TRAINING_JOB_NAME)[1] or 0)
+        outgoing = executor_event(raw, longest_name)
         sizes = {
             "executor event": record_size(
                 str(raw["client_id"]), self._emitter.encoded(outgoing, self._settings.producer_topic)
@@ -168,7 +171,7 @@ class SubmissionHandler:
         }
         tracking = _tracking_record(outgoing) if self._settings.tracking else None
         if tracking is not None:
-            sizes["tracking record"] = record_size(_LONGEST_JOB_NAME, tracking)
+            sizes["tracking record"] = record_size(longest_name, tracking)
         what, size = max(sizes.items(), key=lambda item: item[1])
         limit = self._settings.max_request_bytes
         if size > limit:
@@ -198,7 +201,7 @@ class SubmissionHandler:
                 f"training job {spec.job_name} exists but cannot be described yet"
             ) from error
         owner = self._jobs.tags(job["TrainingJobArn"]).get(TAG_ACTION_ID)
-        if owner == spec.action_id:
+        if owner == tag_value_for(spec.action_id):
             log.info("training job %s already exists for action %s: earlier attempt", spec.job_name, owner)
             return Outcome.ALREADY_SUBMITTED
         whose = f"benchmark {owner}" if owner else "a job this service did not create"
@@ -233,6 +236,41 @@ class SubmissionHandler:
                     max_total_bytes=self._settings.max_script_bytes,
                 )
             yield source_dir
+
+
+def planned_job(raw: Mapping[str, Any], site: ExecutorSite) -> TrainingJobSpec:
+    """The training job a submission asks for, once everything about it has been checked: the event,
+    its descriptor, SageMaker support, translation, and the final request (``domain.preflight``).
+
+    Raises one of ``service.outcomes.EXPECTED_ERRORS`` (``PermanentError`` kinds, pydantic's
+    ``ValidationError``), whose ``user_message`` is the ERROR status a user reads. No I/O.
+    """
+    contents = _descriptor_contents(raw)
+    event = FetcherBenchmarkEvent.model_validate(raw)
+    descriptor = parse_descriptor(contents)
+    check_event_text(raw)
+    check_sagemaker_support(descriptor)
+    spec = translate(descriptor, event, site)
+    preflight.check(spec, event, site.region)
+    return spec
+
+
+def preflight_errors(raw: Mapping[str, Any], site: ExecutorSite) -> list[str]:
+    """What the executor would answer a ``FetcherBenchmarkEvent`` with, checked before anything is sent:
+    the ERROR messages (``Cannot process the request: descriptor field '...': ...``), one per problem,
+    or ``[]`` when the job can be created. The same checks as :meth:`SubmissionHandler.handle` makes
+    before it builds the source dir (what only SageMaker knows, such as quotas or a job name already
+    taken, is not known here). For ``sagemaker-executor submit``, before it uploads anything; ``site``
+    is the executor's configuration (``role_arn`` an ARN). Raises :class:`NotForUs` when the event has
+    no descriptor. No I/O.
+    """
+    try:
+        planned_job(raw, site)
+    except preflight.PreflightError as error:
+        return [user_message(preflight.PreflightError([problem])) for problem in error.problems]
+    except EXPECTED_ERRORS as error:
+        return [user_message(error)]
+    return []
 
 
 def _tracking_record(outgoing: Mapping[str, Any]) -> bytes | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.sagemaker.models import SageMakerModelBackend
@@ -86,13 +87,90 @@ def test_duplicate_name_is_resource_in_use_and_the_original_is_kept(sm: Any, clo
     assert len(sm.list_training_jobs()["TrainingJobSummaries"]) == 1
 
 
-@pytest.mark.parametrize("name", ["bad_name", "-starts-with-dash", "x" * 64])
+@pytest.mark.parametrize("name", ["bad_name", "-starts-with-dash", "x" * 64, "a" + "-" * 70 + "b", "job\n"])
 def test_job_names_outside_the_sagemaker_pattern_are_rejected(sm: Any, name: str) -> None:
     with pytest.raises(ClientError) as excinfo:
         create_training_job(sm, name)
     code, message = error_of(excinfo)
     assert code == "ValidationException"
-    assert "trainingJobName" in message
+    assert " validation error" in message and f"Value '{name}' at 'trainingJobName' failed to" in message
+    assert sm.list_training_jobs()["TrainingJobSummaries"] == []
+
+
+UNCHECKED = Config(parameter_validation=False)  # botocore's own min/required checks would come first
+
+
+@pytest.mark.parametrize(
+    ("call", "params", "message"),
+    [
+        (
+            "create_training_job",
+            {"Tags": [{"Key": "anubis-action-id", "Value": "nightly run #42 (retry!)"}]},
+            "1 validation error detected: Value 'nightly run #42 (retry!)' at 'tags.1.member.value' failed "
+            "to satisfy constraint: Member must satisfy regular expression pattern: "
+            "([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)",
+        ),
+        (
+            "create_training_job",
+            {"HyperParameters": {"classes": "x" * 2501}},
+            f"1 validation error detected: Value '{{classes={'x' * 2501}}}' at 'hyperParameters' failed to "
+            "satisfy constraint: Map value must satisfy constraint: [Member must have length less than or "
+            "equal to 2500]",
+        ),
+        (
+            "create_training_job",
+            {"StoppingCondition": {"MaxRuntimeInSeconds": 0}, "EnableManagedSpotTraining": True},
+            "1 validation error detected: Value '0' at 'stoppingCondition.maxRuntimeInSeconds' failed to "
+            "satisfy constraint: Member must have value greater than or equal to 1; Invalid "
+            "MaxWaitTimeInSeconds. It is required for managed spot training",
+        ),
+        (
+            "create_training_job",
+            {"ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10**16}},
+            f"1 validation error detected: Value '{10**16}' at 'resourceConfig.volumeSizeInGB' failed to "
+            "satisfy constraint: Member must have value less than or equal to 2147483647",
+        ),
+        (
+            "describe_training_job",
+            {"TrainingJobName": "a" + "-" * 62 + "b"},
+            f"1 validation error detected: Value '{'a' + '-' * 62 + 'b'}' at 'trainingJobName' failed to "
+            "satisfy constraint: Member must have length less than or equal to 63",
+        ),
+        (
+            "stop_training_job",
+            {"TrainingJobName": "job\n"},
+            "1 validation error detected: Value 'job\n' at 'trainingJobName' failed to satisfy constraint: "
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
+        ),
+        (
+            "list_training_jobs",
+            {"NameContains": "a_b", "MaxResults": 101},
+            "2 validation errors detected: Value 'a_b' at 'nameContains' failed to satisfy constraint: "
+            "Member must satisfy regular expression pattern: [a-zA-Z0-9\\-]+; Value '101' at 'maxResults' "
+            "failed to satisfy constraint: Member must have value less than or equal to 100",
+        ),
+    ],
+    ids=[
+        "create tag",
+        "create hyperparameter",
+        "create stopping",
+        "create volume",
+        "describe",
+        "stop",
+        "list",
+    ],
+)
+def test_every_request_is_checked_against_the_model(
+    local: LocalSageMaker, call: str, params: dict[str, Any], message: str
+) -> None:
+    sm = boto3.client("sagemaker", region_name=REGION, config=UNCHECKED)
+    with pytest.raises(ClientError) as excinfo:
+        if call == "create_training_job":
+            create_training_job(sm, "job-1", **params)
+        else:
+            getattr(sm, call)(**params)
+    assert error_of(excinfo) == ("ValidationException", message)
+    assert sm.list_training_jobs()["TrainingJobSummaries"] == []
 
 
 def test_a_completed_job_passes_through_every_secondary_status(sm: Any, clock: ManualClock) -> None:
@@ -139,7 +217,7 @@ def test_an_in_progress_transition_has_no_end_time_yet(sm: Any, clock: ManualClo
     ("how", "reason"),
     [
         ("rule", "AlgorithmError: boom, exit code 1"),
-        ("tag", "AlgorithmError: from a tag, exit code 1"),
+        ("tag", "AlgorithmError: from a tag - exit code 1"),  # a tag value takes no comma
         ("hyperparameter", DEFAULT_FAILURE_REASON),
     ],
 )
@@ -308,10 +386,12 @@ def test_install_patches_moto_until_uninstall(clock: ManualClock) -> None:
     local = LocalSageMaker(clock=clock)
     with local:
         assert SageMakerModelBackend.__dict__["create_training_job"] is not untouched
+        assert "call_action" in SageMakerResponse.__dict__
         assert hasattr(SageMakerResponse, "stop_training_job")
         with pytest.raises(RuntimeError):
             LocalSageMaker(clock=clock).install()
     assert SageMakerModelBackend.__dict__["create_training_job"] is untouched
+    assert "call_action" not in SageMakerResponse.__dict__
     assert not hasattr(SageMakerResponse, "stop_training_job")
     assert not hasattr(SageMakerModelBackend, "stop_training_job")
 

@@ -285,5 +285,20 @@ def test_a_request_over_an_instance_quota_is_refused_as_sagemaker_words_it(
     assert control._call("GET", "quotas") == {}
 
 
+def test_requests_are_validated_over_http_before_quotas(
+    server: RunningServer, control: LocalSageMakerControl
+) -> None:
+    sm = client(server, "sagemaker", NO_RETRIES)
+    control.set_quotas(**{"ml.p3.16xlarge": 0})
+    with pytest.raises(ClientError) as excinfo:
+        create_training_job(sm, "a" + "-" * 70 + "b", ResourceConfig=_resources("ml.p3.16xlarge", 1))
+    error = excinfo.value.response["Error"]
+    assert error["Code"] == "ValidationException"
+    assert error["Message"].endswith(
+        "at 'trainingJobName' failed to satisfy constraint: Member must have length less than or equal to 63"
+    )
+    assert control.jobs() == []
+
+
 def _resources(instance_type: str, count: int) -> dict[str, Any]:
     return {"InstanceType": instance_type, "InstanceCount": count, "VolumeSizeInGB": 1}

@@ -165,14 +165,16 @@ def submissions(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], Execut
     event["parent_action_id"] = draw(st.sampled_from([None, "parent-1"]))
 
     vpc = draw(st.booleans())
+    region = draw(st.sampled_from(REGIONS))
     site = ExecutorSite(
         output_bucket=BUCKET,
         nodata_uri="s3://data-pull/no-data",
         role_arn="arn:aws:iam::123456789012:role/bai-sagemaker",
+        region=region,
         subnets=("subnet-1", "subnet-2") if vpc else (),
         security_group_ids=("sg-1",) if vpc else (),
     )
-    return contents, event, site, draw(st.sampled_from(REGIONS))
+    return contents, event, site, region
 
 
 class StubbedSageMaker:
@@ -289,7 +291,9 @@ def test_every_framework_version_sends_what_the_sdk_sends(
         custom_params={"python_version": python, "hyper_params": {"model_dir": "mine", "lr": 0.1}},
     )
     spec = spec_of(
-        contents, fetcher_event(contents), ExecutorSite(BUCKET, "s3://d/n", "arn:aws:iam::1:role/r")
+        contents,
+        fetcher_event(contents),
+        ExecutorSite(BUCKET, "s3://d/n", "arn:aws:iam::1:role/r", "us-east-1"),
     )
     assert spec is not None
     assert_same_request(sagemaker_by_region["us-east-1"], spec, "us-east-1")

@@ -139,6 +139,20 @@ def test_what_the_request_builder_refuses_is_refused_here(tmp_path: Path) -> Non
     one_line_error(result, ExitCode.INVALID_DESCRIPTOR, "Cannot create estimator: Python 2 containers")
 
 
+def test_what_sagemaker_would_refuse_is_refused_here_naming_the_field(tmp_path: Path) -> None:
+    # The service's pre-flight check of the final request (issue 9), before anything is uploaded.
+    classes = ",".join(f"class-{i:04d}" for i in range(260))
+    path = write(tmp_path, valid_with(custom_params=f'hyper_params = {{ classes = "{classes}" }}'))
+
+    result, _ = cli("submit", str(path))
+
+    one_line_error(
+        result,
+        ExitCode.INVALID_DESCRIPTOR,
+        "descriptor field 'custom_params.hyper_params.classes': SageMaker accepts at most 2500 characters",
+    )
+
+
 @pytest.mark.parametrize(
     ("info", "says"),
     [

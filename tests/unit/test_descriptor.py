@@ -470,19 +470,19 @@ HOSTILE: list[tuple[str, Any, str, str]] = [
         "job name underscore",
         _with(_base(), "custom_params.sagemaker_job_name", "my_job"),
         "custom_params.sagemaker_job_name",
-        "letters, digits and '-'",
+        "matching the pattern [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62} ('_' is not allowed)",
     ),
     (
         "job name 64",
         _with(_base(), "custom_params.sagemaker_job_name", "a" * 64),
         "custom_params.sagemaker_job_name",
-        "1-63",
+        "SageMaker accepts at most 63 characters, got 64",
     ),
     (
         "job name newline",
         _with(_base(), "custom_params.sagemaker_job_name", "job\n"),
         "custom_params.sagemaker_job_name",
-        "1-63",
+        "('\\n' (U+000A) is not allowed)",
     ),
     (
         "requirements string",
@@ -592,21 +592,15 @@ HOSTILE: list[tuple[str, Any, str, str]] = [
         "custom_params.tags.anubis-action-id",
         "reserved",
     ),
-    ("tag key long", _with(_base(), "custom_params.tags", {"k" * 129: "1"}), _LONG_TAG_FIELD, "1-128"),
+    ("tag key long", _with(_base(), "custom_params.tags", {"k" * 129: "1"}), _LONG_TAG_FIELD, "at most 128"),
     ("tag value long", _with(_base(), "custom_params.tags", {"k": "v" * 257}), "custom_params.tags.k", "256"),
     (
         "tag charset",
         _with(_base(), "custom_params.tags", {"k": "a;b"}),
         "custom_params.tags.k",
-        "may contain only",
+        "tag value: SageMaker accepts only text matching the pattern ([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*) (';'",
     ),
     ("tag int", _with(_base(), "custom_params.tags", {"k": 1}), "custom_params.tags.k", "must be a string"),
-    (
-        "too many tags",
-        _with(_base(), "custom_params.tags", {f"t{i}": "" for i in range(41)}),
-        "custom_params.tags",
-        "40",
-    ),
     (
         "huge string is abbreviated",
         _with(_base(), "hardware.strategy", "x" * 1_000_000),
@@ -872,17 +866,6 @@ def test_sagemaker_accepts_gpus_on_a_gpu_instance() -> None:
             "unknown SageMaker instance family",
         ),
         (
-            _sm("output", {"metrics": [_METRIC] * 41}),
-            "output.metrics",
-            "at most 40",
-        ),
-        (
-            _sm("output", {"metrics": [{**_METRIC, "pattern": "a" * 501}]}),
-            "output.metrics[0].pattern",
-            "1-500",
-        ),
-        (_sm("output", {"metrics": [{**_METRIC, "name": ""}]}), "output.metrics[0].name", "1-255"),
-        (
             _sm("data", {"sources": [{**_SOURCE, "id": "train"}, {**_SOURCE, "id": "train"}]}),
             "data.sources[1].id",
             "used twice",
@@ -892,7 +875,11 @@ def test_sagemaker_accepts_gpus_on_a_gpu_instance() -> None:
             "data.sources[1].id",
             "'src0' is used twice",
         ),
-        (_sm("data", {"sources": [{**_SOURCE, "id": "my data"}]}), "data.sources[0].id", "channel name"),
+        (
+            _sm("data", {"sources": [{**_SOURCE, "id": "my data"}]}),
+            "data.sources[0].id",
+            "channel name: SageMaker accepts only text matching the pattern [A-Za-z0-9\\.\\-_]+ (' '",
+        ),
     ],
 )
 def test_sagemaker_rejects(descriptor: Descriptor, field: str, fragment: str) -> None:
