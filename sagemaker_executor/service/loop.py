@@ -250,6 +250,7 @@ class ExecutorLoop:
         self._ledger = OffsetLedger()
         self._done: queue.Queue[TaskResult] = queue.Queue()
         self._active: dict[Partition, int] = {}  # records running on the pool, per partition
+        self._revoked: set[Partition] = set()  # lost to the group: their records are not retried here
         self._parked: list[_Parked] = []
         self._seq = itertools.count()
         self._waiting: dict[str, deque[Task]] = {}  # action -> records behind the one holding it
@@ -329,6 +330,7 @@ class ExecutorLoop:
 
     def on_assigned(self, partitions: set[tuple[str, int]]) -> None:
         log.info("partitions assigned: %s", describe_partitions(partitions))
+        self._revoked -= partitions
         self._observer.joined(True)
         self._next_lag_report = 0.0  # export the new partitions' lag at once
         if self._paused:
@@ -344,6 +346,7 @@ class ExecutorLoop:
         while self._running_on(partitions) and time.monotonic() < deadline:
             self._complete_finished(wait_s=0.1)
         self._complete_finished()
+        self._revoked |= partitions
         self._drop_waiting(partitions)
         self._ledger.forget(partitions)
         for partition in partitions:
@@ -435,6 +438,10 @@ class ExecutorLoop:
             if result.ended:
                 self._outages.pop(id(task), None)
                 self._ended_unacked.append(result)
+                continue
+            if task.partition in self._revoked:  # its partition moved on while it ran: not ours
+                self._outages.pop(id(task), None)
+                self._release(task)
                 continue
             if task.outage is not None:
                 self._outages[id(task)] = task.outage

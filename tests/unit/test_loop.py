@@ -190,3 +190,23 @@ def test_a_revoked_partition_stops_exporting_lag_at_once(tmp_path) -> None:
     assert exported == [
         f'sm_executor_consumer_lag{{group="sm-executor",partition="0",topic="{FETCHER}"}} 4.0'
     ]
+
+
+def test_a_record_whose_partition_was_revoked_while_it_ran_is_not_retried_here(tmp_path) -> None:
+    from sagemaker_executor.domain.errors import TransientError
+
+    event = fetcher_event()
+    pool = HeldExecutor()
+    loop, _, _ = _loop(tmp_path, [record(FETCHER, event, 0)], pool)
+    loop.run_once()
+    assert len(pool.tasks) == 1
+    loop._submissions.handle = lambda raw, retry=False: (_ for _ in ()).throw(  # type: ignore[method-assign]
+        TransientError("ThrottlingException")
+    )
+    loop._settings = LoopSettings(FETCHER, "CMD", "DLQ", shutdown_grace_s=0)  # do not wait for it
+    loop.on_revoked({(FETCHER, 0)})
+    pool.run(0)  # it finishes after the revocation, asking to be retried
+    loop.run_once()
+    assert loop._parked == [] and pool.tasks == []  # left to the partition's new owner
+    loop.on_assigned({(FETCHER, 0)})
+    assert (FETCHER, 0) not in loop._revoked
