@@ -9,17 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, NoCredentialsError, PartialCredentialsError
+from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError as BotoClientError
 
-from sagemaker_executor.adapters.aws import (
-    ACCESS_CODES,
-    CREDENTIAL_CODES,
-    client,
-    error_code,
-    error_message,
-    make_session,
-)
+from sagemaker_executor.adapters import aws
+from sagemaker_executor.adapters.aws import classify, client, make_session
 from sagemaker_executor.client.errors import ClientError, ExitCode
 from sagemaker_executor.config import Settings
 from sagemaker_executor.domain.errors import ExecutorError
@@ -64,34 +58,29 @@ def scripts_session(settings: Settings) -> Any:
 
 
 def upload_scripts(session: Any, settings: Settings, name: str, data: bytes) -> str:
-    """Put ``data`` at ``s3://<bucket>/anubis0/<name>``; returns that URI. Raises ``AWS`` on failure."""
+    """Put ``data`` at ``s3://<bucket>/anubis0/<name>``; returns that URI. Raises ``AWS`` on failure,
+    with the fix that ``adapters.aws.classify`` (the service's one rule) names."""
     bucket = settings.scripts_exchange_s3_bucket_name
     uri = f"s3://{bucket}/{PREFIX}/{name}"
+    own = (
+        "SCRIPTS_EXCHANGE_S3_BUCKET_NAME (--scripts-exchange-s3-bucket-name) must name an existing bucket "
+        f"and your AWS identity needs s3:PutObject on arn:aws:s3:::{bucket}/{PREFIX}/*"
+    )
     try:
         s3 = client(session, "s3", UPLOAD_RETRY_ATTEMPTS)
         s3.put_object(Bucket=bucket, Key=f"{PREFIX}/{name}", Body=data)
     except ExecutorError as error:  # the credential chain failed while the client was built
-        raise ClientError(
-            ExitCode.AWS, f"cannot upload --script to {uri}: {error}: {FIX_CREDENTIALS}"
-        ) from error
-    except BotoClientError as error:
-        code = error_code(error)
-        if code in CREDENTIAL_CODES:
-            fix = f"AWS refused the credentials: {FIX_CREDENTIALS}"
-        elif code == "NoSuchBucket":
-            fix = "no such bucket: check SCRIPTS_EXCHANGE_S3_BUCKET_NAME (--scripts-exchange-s3-bucket-name)"
-        elif code in ACCESS_CODES:
-            fix = f"access denied: your AWS identity needs s3:PutObject on arn:aws:s3:::{bucket}/{PREFIX}/*"
-        else:
-            fix = error_message(error)
-        raise ClientError(ExitCode.AWS, f"cannot upload --script to {uri}: {code}: {fix}") from error
-    except (NoCredentialsError, PartialCredentialsError) as error:
-        raise ClientError(
-            ExitCode.AWS, f"cannot upload --script to {uri}: {error}: {FIX_CREDENTIALS}"
-        ) from error
-    except BotoCoreError as error:
-        raise ClientError(
-            ExitCode.AWS,
-            f"cannot upload --script to {uri}: {error}: check the network path to AWS (and AWS_ENDPOINT_URL)",
-        ) from error
+        raise ClientError(ExitCode.AWS, _upload_failure(error)) from error
+    except (BotoClientError, BotoCoreError) as error:
+        kind = classify(error, f"cannot upload --script to {uri}", own=own)
+        raise ClientError(ExitCode.AWS, _upload_failure(kind)) from error
     return uri
+
+
+def _upload_failure(error: Exception) -> str:
+    """The one-line message for a failed upload: what failed, and its fix (for a person at a shell,
+    where the service's fix speaks of the pod's identity)."""
+    fix = getattr(error, "fix", "")
+    if fix == aws.FIX_CREDENTIALS:
+        fix = FIX_CREDENTIALS
+    return f"{error}: {fix}" if fix else str(error)
