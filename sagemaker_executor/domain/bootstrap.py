@@ -27,7 +27,7 @@ meets the request's 256-character limit on each entrypoint string (botocore's mo
 * **datasets**: each ``data.sources[].path`` becomes a symbolic link to its channel's directory
   ``/opt/ml/input/data/<channel>``, where the Kubernetes executor mounts the dataset; a path that
   already exists in the image is a failure with a message (a link inside it would be silently wrong);
-* **requirements**: when the code channel holds a requirements file, it is installed with the first
+* **requirements**: when the code channel holds :data:`REQUIREMENTS_FILE`, it is installed with the first
   of ``pip``, ``pip3``, ``python3 -m pip``, ``python -m pip`` the image has, and the job fails with a
   message saying so when it has none, or with pip's status when pip fails;
 * **SageMaker's variables**: the ``SM_*`` variables the SageMaker training toolkit sets
@@ -124,6 +124,7 @@ it already exists in the image"
 """
 
 _PIP = """\
+if [ -f {path} ]; then
 if command -v pip >/dev/null 2>&1; then
     anubis_pip=pip
 elif command -v pip3 >/dev/null 2>&1; then
@@ -142,6 +143,7 @@ anubis_status=$?
 if [ "$anubis_status" -ne 0 ]; then
     anubis_fail "installing the benchmark's requirements with $anubis_pip failed \\
 (exit status $anubis_status)" "$anubis_status"
+fi
 fi
 """
 
@@ -195,9 +197,11 @@ def render_bootstrap(
     """The text of :data:`BOOTSTRAP` for ``command`` (from :func:`command_text`).
 
     ``channels`` are every input channel of the request (the code channel included, as the toolkit's
-    ``SM_CHANNELS`` would list it); ``requirements`` says whether the code channel holds
-    :data:`REQUIREMENTS_FILE` to install. A data link's path is made absolute and normalised; a
-    relative one is refused (:class:`EntryPointError`), as Kubernetes refuses a relative mount path.
+    ``SM_CHANNELS`` would list it); ``requirements`` says whether the code channel may hold
+    :data:`REQUIREMENTS_FILE` (from the scripts, known only once they are unpacked, or from
+    ``custom_params.requirements``): the bootstrap installs it when it is there. A data
+    link's path is normalised; a relative one is refused (:class:`EntryPointError`), as Kubernetes
+    refuses a relative mount path.
     """
     lines = [_HEAD.rstrip("\n"), f"anubis_channel_root={shlex.quote(CHANNEL_ROOT)}"]
     lines.append("# The SageMaker training toolkit's variables (sagemaker-training, environment.py).")

@@ -240,6 +240,12 @@ def test_requirements_are_installed_with_pip_before_the_benchmark(job: Job) -> N
     assert result.stdout == f"pip install -r {requirements}\nbenchmark\n"
 
 
+def test_without_a_requirements_file_pip_is_not_needed(job: Job) -> None:
+    result = job.run(script("echo benchmark", requirements=True))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "benchmark\n"
+
+
 def test_a_failing_pip_fails_the_job_with_its_status(job: Job) -> None:
     job.code(bootstrap.REQUIREMENTS_FILE, "no-such-package\n")
     job.tool("pip", "#!/bin/sh\nexit 7\n")
