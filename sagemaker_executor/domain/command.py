@@ -23,7 +23,7 @@ value) are ``domain.preflight``'s to check, in the request.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sagemaker_executor.domain import bootstrap
@@ -65,7 +65,7 @@ def command_mode(
         raise DescriptorError("hardware.strategy", HOROVOD_NEEDS_TOOLKIT)
     environment = dict(descriptor.env.vars)
     if not benchmark_code:
-        return CommandMode(environment, container_arguments=_arguments(args, environment))
+        return CommandMode(environment, container_arguments=container_arguments(args, environment))
     for index, name in enumerate(channels):
         if name == bootstrap.CODE_CHANNEL:
             raise DescriptorError(
@@ -84,7 +84,7 @@ def command_mode(
     return CommandMode(environment, tuple(bootstrap.container_entrypoint()), (), text)
 
 
-def _arguments(args: str | None, environment: dict[str, str]) -> tuple[str, ...]:
+def container_arguments(args: str | None, environment: Mapping[str, str]) -> tuple[str, ...]:
     """``shlex.split(ml.args)``, each ``$(VAR)``-expanded, as Kubernetes builds a container's ``args``."""
     if not args:
         return ()

@@ -12,7 +12,9 @@ from sagemaker_executor.domain.command import HOROVOD_NEEDS_TOOLKIT, command_mod
 from sagemaker_executor.domain.descriptor import DescriptorError, parse_descriptor
 from sagemaker_executor.domain.entrypoint import EntryPointError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
-from tests.builders import fetcher_event, minimal_contents
+from sagemaker_executor.domain.request import create_training_job_request
+from sagemaker_executor.domain.translation import translate
+from tests.builders import SITE, fetcher_event, minimal_contents
 
 IMAGE = "python:3-alpine"
 
@@ -119,3 +121,27 @@ def test_a_dataset_named_like_the_code_channel_is_refused() -> None:
 def test_ml_args_that_cannot_be_split_are_refused(ml: dict[str, Any]) -> None:
     with pytest.raises(EntryPointError, match=r"ml\.args"):
         plan(ml)
+
+
+def test_the_images_own_entrypoint_gets_ml_args_as_container_arguments_in_the_request() -> None:
+    contents = minimal_contents(
+        ml={"args": "--epochs 2 $(WHO)"}, env={"docker_image": IMAGE, "vars": {"WHO": "me"}}
+    )
+    event = FetcherBenchmarkEvent.model_validate(fetcher_event(contents))
+    spec = translate(parse_descriptor(contents), event, SITE)
+    request = create_training_job_request(spec, None, "us-east-1")
+    assert request["AlgorithmSpecification"]["ContainerArguments"] == ["--epochs", "2", "me"]
+    assert "ContainerEntrypoint" not in request["AlgorithmSpecification"]
+    assert request["Environment"] == {"WHO": "me"}
+    assert "HyperParameters" not in request  # no script mode: the image runs as it is
+
+
+def test_without_ml_args_the_request_has_no_container_arguments() -> None:
+    contents = minimal_contents(ml=None, env={"docker_image": IMAGE})
+    spec = translate(
+        parse_descriptor(contents), FetcherBenchmarkEvent.model_validate(fetcher_event(contents)), SITE
+    )
+    assert (
+        "ContainerArguments"
+        not in create_training_job_request(spec, None, "us-east-1")["AlgorithmSpecification"]
+    )
