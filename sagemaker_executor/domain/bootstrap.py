@@ -23,7 +23,9 @@ meets the request's 256-character limit on each entrypoint string (botocore's mo
   job's log), as the original SageMaker executor's entry script and the Kubernetes Horovod path did:
   ``a && b`` and ``exit 3`` mean what a user expects;
 * **scripts**: the tarballs, unpacked safely by the executor, are files of the code channel under
-  :data:`SCRIPTS_PATH` (a directory submitted as ``src`` is at ``$BAI_SCRIPTS_PATH/src/``);
+  :data:`SCRIPTS_PATH` (a directory submitted as ``src`` is at ``$BAI_SCRIPTS_PATH/src/``), made
+  mode 777 at start as the Kubernetes executor leaves them, so ``$(BAI_SCRIPTS_PATH)/src/run.sh``
+  runs (this uses the image's ``chmod``; without one, the bootstrap warns and goes on);
 * **datasets**: each ``data.sources[].path`` becomes a symbolic link to its channel's directory
   ``/opt/ml/input/data/<channel>``, where the Kubernetes executor mounts the dataset; a path that
   already exists in the image is a failure with a message (a link inside it would be silently wrong);
@@ -112,6 +114,14 @@ case $anubis_json in *'"hosts"'*)
 esac
 """
 
+# The Kubernetes executor's init container leaves the scripts at mode 777; S3 keeps no file modes.
+_MODES = """\
+if [ -d {path} ]; then
+    chmod -R 777 {path} 2>/dev/null ||
+        echo "sagemaker-executor: could not make the scripts under {path} executable (chmod -R 777)" >&2
+fi
+"""
+
 _LINK = """\
 anubis_link() {
     if [ -e "$1" ] || [ -L "$1" ]; then
@@ -193,6 +203,7 @@ def render_bootstrap(
     channels: Sequence[str],
     data_links: Sequence[DataLink] = (),
     requirements: bool = False,
+    scripts: bool = False,
 ) -> str:
     """The text of :data:`BOOTSTRAP` for ``command`` (from :func:`command_text`).
 
@@ -201,7 +212,9 @@ def render_bootstrap(
     :data:`REQUIREMENTS_FILE` (from the scripts, known only once they are unpacked, or from
     ``custom_params.requirements``): the bootstrap installs it when it is there. A data
     link's path is normalised; a relative one is refused (:class:`EntryPointError`), as Kubernetes
-    refuses a relative mount path.
+    refuses a relative mount path. ``scripts``: the code channel holds the unpacked ``--script``
+    tarballs under :data:`SCRIPTS_DIR`, which the bootstrap makes mode 777 first, as the Kubernetes
+    executor leaves them (S3 keeps no modes; without ``chmod`` in the image it says so and goes on).
     """
     lines = [_HEAD.rstrip("\n"), f"anubis_channel_root={shlex.quote(CHANNEL_ROOT)}"]
     lines.append("# The SageMaker training toolkit's variables (sagemaker-training, environment.py).")
@@ -213,6 +226,8 @@ def render_bootstrap(
         if _SHELL_NAME.fullmatch(variable):
             lines.append(f"export {variable}={shlex.quote(f'{CHANNEL_ROOT}/{channel}')}")
     lines.append(_RESOURCE_CONFIG.format(config=shlex.quote(RESOURCE_CONFIG)).rstrip("\n"))
+    if scripts:
+        lines.append(_MODES.format(path=shlex.quote(SCRIPTS_PATH)).rstrip("\n"))
     if data_links:
         lines.append("# Each dataset also where the Kubernetes executor mounts it: data.sources[].path.")
         lines.append(_LINK.rstrip("\n"))

@@ -80,6 +80,7 @@ def command_mode(
         [bootstrap.CODE_CHANNEL, *channels],
         _data_links(event),
         requirements,
+        scripts=bool(event.payload.scripts),
     )
     return CommandMode(environment, tuple(bootstrap.container_entrypoint()), (), text)
 

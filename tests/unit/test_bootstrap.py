@@ -125,9 +125,10 @@ def script(
     channels: tuple[str, ...] = ("train",),
     data_links: tuple[DataLink, ...] = (),
     requirements: bool = False,
+    scripts: bool = False,
 ) -> str:
     """The bootstrap of a job with the code channel and ``channels``."""
-    return render_bootstrap(command, (bootstrap.CODE_CHANNEL, *channels), data_links, requirements)
+    return render_bootstrap(command, (bootstrap.CODE_CHANNEL, *channels), data_links, requirements, scripts)
 
 
 def test_the_benchmark_runs_in_the_images_working_directory(job: Job) -> None:
@@ -164,6 +165,30 @@ def test_the_scripts_are_under_bai_scripts_path_and_ml_args_follow_the_command(j
     assert result.returncode == 0, result.stderr
     entry = f"{bootstrap.SCRIPTS_PATH}/src/entrypoint.sh"
     assert result.stdout.splitlines() == [entry, "--epochs", "2", "a b", bootstrap.SCRIPTS_PATH]
+
+
+def test_the_scripts_are_executable_as_the_kubernetes_executor_leaves_them(job: Job) -> None:
+    # As downloaded from S3: no execute bit.
+    job.code("scripts/src/entrypoint.sh", "#!/bin/sh\necho ran entrypoint\n")
+    (job.bin / "chmod").symlink_to(
+        job.shell[0] if len(job.shell) > 1 else shutil.which("chmod") or "/bin/chmod"
+    )
+    env = dict(SCRIPTS)
+    result = job.run(
+        script(command_text("$(BAI_SCRIPTS_PATH)/src/entrypoint.sh", None, env), scripts=True), env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ran entrypoint\n"
+
+
+def test_without_chmod_the_bootstrap_warns_and_runs_the_benchmark(job: Job) -> None:
+    job.code("scripts/src/entrypoint.sh", "echo ran entrypoint\n")
+    env = dict(SCRIPTS)
+    command = command_text("sh $(BAI_SCRIPTS_PATH)/src/entrypoint.sh", None, env)
+    result = job.run(script(command, scripts=True), env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ran entrypoint\n"
+    assert "could not make the scripts under" in result.stderr
 
 
 def test_each_dataset_is_also_at_its_data_sources_path(job: Job) -> None:
