@@ -14,16 +14,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sagemaker_executor.domain import bootstrap
 from sagemaker_executor.domain.bootstrap import DataLink, command_text, render_bootstrap
+from sagemaker_executor.domain.command import command_mode
+from sagemaker_executor.domain.descriptor import parse_descriptor
 from sagemaker_executor.domain.entrypoint import EntryPointError
+from sagemaker_executor.domain.events import FetcherBenchmarkEvent
+from tests.builders import fetcher_event
+from tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -48,6 +57,7 @@ RESOURCE_CONFIG = {
     "network_interface_name": "eth0",
 }
 SCRIPTS = {bootstrap.SCRIPTS_PATH_VARIABLE: bootstrap.SCRIPTS_PATH}
+HELLO_WORLD = SAMPLES / "descriptors" / "sample-benchmarks" / "hello-world"
 
 
 @dataclass
@@ -303,3 +313,44 @@ def test_ml_args_that_cannot_be_split_are_refused(args: str, field: str) -> None
 def test_a_blank_command_is_refused() -> None:
     with pytest.raises(EntryPointError, match=r"ml\.benchmark_code"):
         command_text(" \n", None, {})
+
+
+def _anubis_sample(name: str, scripts: list[str] | None = None) -> tuple[Any, str]:
+    """The plan (``domain.command``) for one of Anubis's hello-world samples, and its bootstrap."""
+    contents = tomllib.loads((HELLO_WORLD / name).read_text())
+    contents["info"]["execution_engine"] = "aws.sagemaker"
+    event = FetcherBenchmarkEvent.model_validate(fetcher_event(contents, scripts=scripts))
+    mode = command_mode(parse_descriptor(contents), event, ["src0"])
+    assert mode.bootstrap is not None
+    return mode, mode.bootstrap
+
+
+def test_anubis_script_mode_sample_runs_its_script_from_bai_scripts_path(job: Job) -> None:
+    # sample-benchmarks/hello-world/descriptor-script-mode.toml: python:3-alpine, no toolkit;
+    # benchmark_code = "$(BAI_SCRIPTS_PATH)/src/entrypoint.sh"; metrics read from the log.
+    mode, text = _anubis_sample("descriptor-script-mode.toml", ["s3://scripts-exchange/anubis/abc/src.tar"])
+    job.code(
+        "scripts/src/entrypoint.sh", '#!/bin/sh\necho "Epoch 1: train loss 0.25 accuracy=0.75"\nexit 0\n'
+    )
+    (job.bin / "chmod").symlink_to(
+        job.shell[0] if len(job.shell) > 1 else shutil.which("chmod") or "/bin/chmod"
+    )
+    result = job.run(text, mode.environment)
+    assert result.returncode == 0, result.stderr
+    contents = tomllib.loads((HELLO_WORLD / "descriptor-script-mode.toml").read_text())
+    seen = {}
+    for metric in contents["output"]["metrics"]:  # as SageMaker applies MetricDefinitions to the log
+        match = re.search(metric["pattern"], result.stdout)
+        seen[metric["name"]] = match[1] if match else None
+    assert seen == {"epoch": "1", "train_loss": "0.25", "accuracy": "0.75"}
+
+
+def test_anubis_hello_world_sample_runs_in_the_images_working_directory(job: Job) -> None:
+    # sample-benchmarks/hello-world/descriptor.toml: benchmark_code = "python3 hello-world.py", a file
+    # of the image's own working directory.
+    mode, text = _anubis_sample("descriptor.toml")
+    (job.workdir / "hello-world.py").write_text("import os\nprint('hello from', os.getcwd())\n")
+    (job.bin / "python3").symlink_to(Path(sys.executable).resolve())  # the interpreter, not a shim
+    result = job.run(text, mode.environment)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"hello from {job.workdir}\n"
