@@ -152,6 +152,8 @@ class SdkEstimatorPath:
                 kwargs["max_wait"] = spec.max_wait_seconds
         if spec.checkpoint_s3_uri:
             kwargs["checkpoint_s3_uri"] = spec.checkpoint_s3_uri
+        if spec.container_arguments:
+            kwargs["container_arguments"] = list(spec.container_arguments)
         if spec.entry_point is not None:
             kwargs["entry_point"] = spec.entry_point
             kwargs["source_dir"] = code_uri

@@ -174,6 +174,10 @@ def _trace(
             return Problem(_descriptor(field_path(("custom_params", "tags", key))), f"{what}: {reason}")
         case ("CheckpointConfig", "S3Uri"):
             return Problem(_descriptor("custom_params.checkpoint_s3_uri"), reason)
+        case ("AlgorithmSpecification", "ContainerArguments"):
+            return Problem(_descriptor("ml.args"), v.limit_text("arguments"))
+        case ("AlgorithmSpecification", "ContainerArguments", int(index)):
+            return Problem(_descriptor("ml.args"), f"its argument {index + 1}: {reason}")
         case ("Environment",):
             return Problem(_descriptor("env.vars"), v.limit_text("variables"))
         case ("Environment", str(name)):

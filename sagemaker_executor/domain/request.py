@@ -21,7 +21,9 @@ opts out of telemetry. Field by field:
   as given, for every framework (the descriptor requires it, and an estimator given ``image_uri``
   never looks an image up, ``image_uris.get_training_image_uri``); ``MetricDefinitions`` when there
   are metrics; ``EnableSageMakerMetricsTimeSeries`` true for TensorFlow >= 1.15, PyTorch >= 1.3 and
-  MXNet >= 1.6 (PEP 440 comparison), absent otherwise and for the generic Estimator.
+  MXNet >= 1.6 (PEP 440 comparison), absent otherwise and for the generic Estimator;
+  ``ContainerArguments`` when there are any (``container_arguments=``: ``ml.args`` of a
+  bring-your-own container).
 * ``HyperParameters`` (absent when empty): with an entry point, every value JSON-encoded
   (``json.dumps``: ``"fast"`` -> ``'"fast"'``, ``64`` -> ``'64'``, ``True`` -> ``'true'``) plus
   ``sagemaker_program``, ``sagemaker_submit_directory``, ``sagemaker_container_log_level`` (20),
@@ -109,6 +111,8 @@ def create_training_job_request(spec: TrainingJobSpec, code_uri: str | None, reg
         algorithm["MetricDefinitions"] = [dict(metric) for metric in spec.metric_definitions]
     if _metrics_time_series(spec):
         algorithm["EnableSageMakerMetricsTimeSeries"] = True
+    if spec.container_arguments:  # Session.get_train_request(container_arguments=...)
+        algorithm["ContainerArguments"] = list(spec.container_arguments)
 
     max_run = spec.max_run_seconds if spec.max_run_seconds is not None else DEFAULT_MAX_RUN_SECONDS
     stopping: dict[str, Any] = {"MaxRuntimeInSeconds": max_run}

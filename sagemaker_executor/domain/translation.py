@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sagemaker_executor.domain import constraints
+from sagemaker_executor.domain.command import container_arguments
 from sagemaker_executor.domain.descriptor import (
     Descriptor,
     DescriptorError,
@@ -119,6 +120,7 @@ class TrainingJobSpec:
     requirements: tuple[str, ...] = ()
     script_uris: tuple[str, ...] = ()
     environment: dict[str, str] = field(default_factory=dict)
+    container_arguments: tuple[str, ...] = ()
     max_run_seconds: int | None = None
     use_spot_instances: bool = False
     max_wait_seconds: int | None = None
@@ -247,6 +249,7 @@ def translate(descriptor: Descriptor, event: FetcherBenchmarkEvent, site: Execut
     entry_files: dict[str, str] = {}
     environment: dict[str, str] = {}
     entry_point: str | None = ENTRY_POINT
+    arguments: tuple[str, ...] = ()
     if benchmark_code:
         entry_files = render_entry_files(benchmark_code, descriptor.env.vars, requirements)
     elif framework is not Framework.NONE:
@@ -255,9 +258,11 @@ def translate(descriptor: Descriptor, event: FetcherBenchmarkEvent, site: Execut
         field_name = "ml.script" if scripts else "custom_params.requirements"
         raise DescriptorError(field_name, "needs ml.benchmark_code to say how to run the benchmark")
     else:
-        # No command: the image's own training program runs, as with any bring-your-own container.
+        # No command: the image's own training program runs, as with any bring-your-own container,
+        # with ml.args as its arguments (ContainerArguments), as on the Kubernetes executor.
         entry_point = None
         environment = dict(descriptor.env.vars)
+        arguments = container_arguments(ml.args if ml is not None else None, environment)
 
     distribution = None
     if descriptor.hardware.strategy is Strategy.HOROVOD:
@@ -289,6 +294,7 @@ def translate(descriptor: Descriptor, event: FetcherBenchmarkEvent, site: Execut
         requirements=requirements,
         script_uris=scripts,
         environment=environment,
+        container_arguments=arguments,
         max_run_seconds=params.max_run_seconds if params is not None else None,
         use_spot_instances=params.use_spot_instances if params is not None else False,
         max_wait_seconds=params.max_wait_seconds if params is not None else None,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -104,7 +105,7 @@ def _baselines() -> dict[str, Inputs]:
         "size_info": {"total_size": 100 * GIB, "file_count": 1, "max_size": 1},
     }
     byoc = minimal_contents(
-        ml=None,
+        ml={"args": "--epochs 3"},
         env={
             "docker_image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/algo:1",
             "vars": {"MODE": "bench"},
@@ -517,6 +518,16 @@ def _set_checkpoint(inputs: Inputs, value: str) -> None:
     _params(inputs)["checkpoint_s3_uri"] = value
 
 
+def _set_arg_count(inputs: Inputs, count: int) -> None:
+    if count == 0:
+        raise Unreachable("without ml.args the executor sends no ContainerArguments")
+    inputs.contents["ml"]["args"] = " ".join(f"a{i}" for i in range(count))
+
+
+def _set_arg(inputs: Inputs, value: str) -> None:
+    inputs.contents["ml"]["args"] = shlex.quote(value)
+
+
 def _set_env_count(inputs: Inputs, count: int) -> None:
     inputs.contents["env"]["vars"] = {f"V{i}": "1" for i in range(count)}
 
@@ -601,6 +612,10 @@ KNOBS: dict[Path, Knob] = {
         _set_checkpoint,
         # The descriptor wants 's3://<bucket>[/<prefix>]' without whitespace (domain.descriptor).
         stricter=lambda v: not v.startswith("s3://") or any(c.isspace() for c in v),
+    ),
+    ("AlgorithmSpecification", "ContainerArguments"): Knob(_descriptor("ml.args'"), "byoc", _set_arg_count),
+    ("AlgorithmSpecification", "ContainerArguments", "[]"): Knob(
+        _descriptor("ml.args'"), "byoc", _set_arg, stricter=lambda v: "\x00" in v
     ),
     ("Environment",): Knob(_descriptor("env.vars'"), "byoc", _set_env_count),
     ("Environment", "{key}"): Knob(_descriptor("env.vars"), "byoc", _set_env_name),

@@ -102,6 +102,9 @@ def submissions(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], Execut
         "hardware": hardware,
         "env": env,
     }
+    if byoc and draw(st.booleans()):
+        # The image's own entrypoint with ml.args: ContainerArguments, $(VAR)-expanded from env.vars.
+        contents["ml"] = {"args": draw(st.sampled_from(["--epochs 2", "$(V) 'a b'", "-x=$$(V) $(UNSET)"]))}
     if not byoc:
         ml: dict[str, Any] = {"benchmark_code": "python bench.py --epochs 1"}
         if framework:

@@ -1,0 +1,63 @@
+"""Kubernetes' ``$(VAR)`` expansion of a container's command and arguments, as one pure function.
+
+Command mode (``domain.bootstrap``) runs ``ml.benchmark_code`` as Anubis's Kubernetes executor does,
+and there Kubernetes expands ``$(VAR)`` references in the container's ``command`` and ``args`` from
+the container's environment before anything runs (``/work/shared/anubis/KUBERNETES-EXECUTOR.md``, row
+"``ml.benchmark_code``, strategy ``single_node``"). Anubis's own sample
+``hello-world/descriptor-script-mode.toml`` relies on it:
+``benchmark_code = "$(BAI_SCRIPTS_PATH)/src/entrypoint.sh"``. A shell would read that as command
+substitution, so the translation expands it first, with :func:`expand`.
+
+The rules are Kubernetes' own (``third_party/forked/golang/expansion/expand.go``, ``Expand`` and
+``MappingFuncFor``; API reference, ``Container.command``: "Variable references $(VAR_NAME) are expanded
+using the container's environment. If a variable cannot be resolved, the reference in the input string
+will be unchanged. Double $$ are reduced to a single $, which allows for escaping the $(VAR_NAME)
+syntax: i.e. "$$(VAR_NAME)" will produce the string literal "$(VAR_NAME)". Escaped references will
+never be expanded, regardless of whether the variable exists or not."):
+
+* ``$(NAME)`` with ``NAME`` defined: its value; the name is everything up to the first ``)``;
+* ``$(NAME)`` with ``NAME`` not defined (``$()`` included): left as written;
+* ``$$``: one ``$`` (so ``$$(NAME)`` is the literal ``$(NAME)``, and ``$$$(A)`` is ``$`` + A's value);
+* ``$(`` with no closing ``)``, ``$`` before any other character, and a ``$`` at the end: as written.
+
+A value is inserted as text and never expanded again. Called by ``domain.translation``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+_OPERATOR = "$"
+_OPENER = "("
+_CLOSER = ")"
+
+
+def expand(text: str, variables: Mapping[str, str]) -> str:
+    """``text`` with its ``$(NAME)`` references expanded from ``variables``, as Kubernetes does."""
+    out: list[str] = []
+    checkpoint = 0
+    cursor = 0
+    while cursor < len(text):
+        if text[cursor] == _OPERATOR and cursor + 1 < len(text):
+            out.append(text[checkpoint:cursor])
+            following = text[cursor + 1]
+            if following == _OPERATOR:  # "$$": an escaped operator
+                out.append(_OPERATOR)
+                cursor += 1
+            elif following == _OPENER:
+                closer = text.find(_CLOSER, cursor + 2)
+                if closer < 0:  # an incomplete reference stays as written
+                    out.append(_OPERATOR + _OPENER)
+                    cursor += 1
+                else:
+                    name = text[cursor + 2 : closer]
+                    value = variables.get(name)
+                    out.append(value if value is not None else f"$({name})")
+                    cursor = closer
+            else:  # an operator that begins no expression
+                out.append(_OPERATOR + following)
+                cursor += 1
+            checkpoint = cursor + 1
+        cursor += 1
+    out.append(text[checkpoint:])
+    return "".join(out)
