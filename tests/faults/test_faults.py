@@ -86,6 +86,27 @@ def _done(p: Pipeline, expected: dict[str, str], jobs_before: set[str]) -> bool:
     return not tally(p, expected, jobs_before).lost()
 
 
+def _wait_done(
+    p: Pipeline,
+    expected: dict[str, str],
+    jobs_before: set[str],
+    scale: Scale,
+    executor: Executor,
+    every: Any = None,
+) -> bool:
+    """Until every expected action has its job, SUCCEEDED and executor event; False on the scenario's
+    timeout, when the executor exits, or when nothing new was answered for ``STALL_S``."""
+    return wait_until(
+        lambda: _done(p, expected, jobs_before),
+        scale.timeout_s,
+        executors=[executor],
+        every=every,
+        poll_s=0.5,
+        progress=lambda: _answered(p),
+        stall_s=STALL_S,
+    )
+
+
 def _start(p: Pipeline, **env: str) -> Executor:
     # The health endpoint's fixed port would make an immediate restart (or a neighbour) collide.
     return p.start_executor(**{"HEALTH_PORT": "off", **env})
@@ -153,14 +174,7 @@ def test_kill9_at_random_moments_each_action_one_job(pipeline: Pipeline, scale: 
             executor.kill()
         kills.append({"after_jobs": at, "delay_s": delay, "t": stamp(start)})
         executor = _start(p, WATCH_JOBS="false")
-    complete = wait_until(
-        lambda: _done(p, expected, jobs_before),
-        scale.timeout_s,
-        executors=[executor],
-        poll_s=0.5,
-        progress=lambda: _answered(p),
-        stall_s=STALL_S,
-    )
+    complete = _wait_done(p, expected, jobs_before, scale, executor)
     p.drain(timeout_ms=2000)  # anything late (a repeated event, a second job id) shows up now
     t = tally(p, expected, jobs_before)
     # The last restart may find the burst already done: let it join before the graceful stop is judged
@@ -230,15 +244,7 @@ def test_failing_aws_calls_every_submission_succeeds_once(pipeline: Pipeline, sc
     try:
         p.control.set_faults(error_rate=scale.error_rate, error_kind=kinds[0], seed=SEED)
         end = _publish_all(p, events)
-        complete = wait_until(
-            lambda: _done(p, expected, jobs_before),
-            scale.timeout_s,
-            executors=[executor],
-            every=alternate,
-            poll_s=0.5,
-            progress=lambda: _answered(p),
-            stall_s=STALL_S,
-        )
+        complete = _wait_done(p, expected, jobs_before, scale, executor, every=alternate)
     finally:
         p.control.set_faults(error_rate=0.0, latency_ms=0, error_kind="throttling", seed=None)
     stats_after = p.control.faults()["stats"]
@@ -321,14 +327,7 @@ def test_broker_paused_mid_burst_nothing_lost(pipeline: Pipeline, broker, scale:
     ready_again = wait_until(lambda: executor.readiness()[0] == 200, 60, executors=[executor])
     ready_after = stamp(resumed)
     during_pause = _created(p, jobs_before) - paused_at
-    complete = wait_until(
-        lambda: _done(p, expected, jobs_before),
-        scale.timeout_s,
-        executors=[executor],
-        poll_s=0.5,
-        progress=lambda: _answered(p),
-        stall_s=STALL_S,
-    )
+    complete = _wait_done(p, expected, jobs_before, scale, executor)
     p.drain(timeout_ms=1500)
     t = tally(p, expected, jobs_before)
     alive = executor.process.poll() is None
@@ -709,14 +708,7 @@ def test_no_credentials_is_an_outage_then_a_restart_with_them_runs_everything_on
     blind_exit = blind.terminate()
 
     fixed = _start(p, WATCH_JOBS="false")
-    complete = wait_until(
-        lambda: _done(p, expected, jobs_before),
-        scale.timeout_s,
-        executors=[fixed],
-        poll_s=0.5,
-        progress=lambda: _answered(p),
-        stall_s=STALL_S,
-    )
+    complete = _wait_done(p, expected, jobs_before, scale, fixed)
     p.drain(timeout_ms=1500)
     t = tally(p, expected, jobs_before)
     lag = wait_committed(p, fixed, end)
