@@ -83,7 +83,8 @@ def test_the_executor_exports_lag_by_group_and_the_conventional_series(pipeline:
             if family.name == "sm_executor_consumer_lag"
             for s in family.samples
         }
-        if len(lag) == 2:
+        # The status is on the topic before the loop counts its record: wait for the count too.
+        if len(lag) == 2 and "sm_executor_messages_consumed_total{" in body:
             break
         time.sleep(0.2)
     assert set(lag) == {(p.topics.fetcher, "0", p.group), (p.topics.cmd_submit, "0", p.group)}, body
