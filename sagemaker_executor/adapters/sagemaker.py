@@ -114,17 +114,22 @@ class SageMakerJobs:
     def create(self, spec: TrainingJobSpec, source_dir: Path | None) -> None:
         """Start the job; :class:`JobAlreadyExists` if the name is taken (maybe by our earlier attempt).
 
-        The source dir is packed and uploaded here, to ``<output>/<job>/source/sourcedir.tar.gz`` -- the
-        key the SDK would use -- with one ``PutObject`` on a shared client (a fraction of the SDK's
-        upload path: a boto3 resource class and an s3transfer pool per call); the archive is
-        byte-for-byte reproducible, so a redelivered submission rewrites the same object. What the SDK
-        would refuse to build is a :class:`PermanentError` (``domain.request.RequestRefused``).
+        The source dir is uploaded here (``domain.request.source_location``) on a shared client (a
+        fraction of the SDK's upload path: a boto3 resource class and an s3transfer pool per call). In
+        script mode it is packed to ``<output>/<job>/source/sourcedir.tar.gz`` -- the key the SDK would
+        use -- in one ``PutObject``; the archive is byte-for-byte reproducible. In command mode each
+        file is one ``PutObject`` under ``<output>/<job>/source/<code channel>/``. Either way a
+        redelivered submission rewrites the same objects. What the SDK would refuse to build is a
+        :class:`PermanentError` (``domain.request.RequestRefused``).
         """
         code_uri = None
-        if spec.entry_point is not None:
+        if spec.has_source:
             if source_dir is None:
-                raise PermanentError("Cannot create estimator: the job has an entry point but no source dir")
-            code_uri = self._upload_source(spec, source_dir)
+                raise PermanentError("Cannot create estimator: the job needs a source dir but none was built")
+            if spec.code_channel is not None:
+                code_uri = self._upload_files(spec, source_dir)
+            else:
+                code_uri = self._upload_source(spec, source_dir)
         try:
             self._start(spec, code_uri)
         except ClientError as error:
@@ -161,6 +166,25 @@ class SageMakerJobs:
                     error, "uploading the benchmark's source to S3 failed", own=FIX_OUTPUT_BUCKET
                 ) from error
         return f"s3://{bucket}/{key}"
+
+    def _upload_files(self, spec: TrainingJobSpec, source_dir: Path) -> str:
+        """Each regular file under ``source_dir`` as ``<prefix><relative path>``; S3 keeps no modes or
+        empty directories (the bootstrap sets the modes the Kubernetes executor leaves)."""
+        bucket, prefix = source_location(spec)
+        for path in sorted(source_dir.rglob("*")):
+            if path.is_symlink() or not path.is_file():
+                continue  # build_source_dir writes neither links nor special files; dirs are implied
+            key = prefix + path.relative_to(source_dir).as_posix()
+            try:
+                with path.open("rb") as body:
+                    self._s3.put_object(Bucket=bucket, Key=key, Body=body)
+            except OSError as error:
+                raise temp_space_outage(error, "reading the benchmark's source") from error
+            except (ClientError, BotoCoreError) as error:
+                raise classify(
+                    error, "uploading the benchmark's source to S3 failed", own=FIX_OUTPUT_BUCKET
+                ) from error
+        return f"s3://{bucket}/{prefix}"
 
     def ping(self) -> None:
         """One cheap call (``ListTrainingJobs``, one result) for the readiness probe; raises the

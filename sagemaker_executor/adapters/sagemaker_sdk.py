@@ -20,7 +20,7 @@ import boto3
 
 from sagemaker_executor.domain.descriptor import Framework
 from sagemaker_executor.domain.errors import PermanentError
-from sagemaker_executor.domain.request import RequestRefused
+from sagemaker_executor.domain.request import RequestRefused, channels
 from sagemaker_executor.domain.translation import TrainingJobSpec
 
 # Passed to the SDK session directly (so no config file is read): opts out of the SDK's telemetry,
@@ -106,19 +106,20 @@ class SdkEstimatorPath:
     def start(self, spec: TrainingJobSpec, code_uri: str | None) -> None:
         """``Estimator(...).fit(spec.inputs, wait=False)``: one CreateTrainingJob on the shared client.
 
-        ``code_uri`` is the uploaded source archive, handed to the SDK as ``source_dir``, which it
-        then uses as it is (no upload). Raises :class:`RequestRefused` for what the SDK refuses to
-        build; botocore's errors from the call itself propagate unchanged.
+        ``code_uri`` is where the source dir was uploaded: script mode's archive, handed to the SDK as
+        ``source_dir``, which it then uses as it is (no upload), or command mode's code channel prefix,
+        the first input. Raises :class:`RequestRefused` for what the SDK refuses to build; botocore's
+        errors from the call itself propagate unchanged.
         """
-        if spec.entry_point is not None and code_uri is None:
-            raise RequestRefused("the job has an entry point but no source dir")
+        if spec.has_source and code_uri is None:
+            raise RequestRefused("the job needs a source dir but none was uploaded")
         try:
             estimator = self._estimator(spec, code_uri)
         except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as error:
             # AttributeError: TensorFlow's py2 refusal; RuntimeError: subnets without security groups.
             raise RequestRefused(str(error)) from error
         try:
-            estimator.fit(spec.inputs, wait=False, logs=False, job_name=spec.job_name)
+            estimator.fit(channels(spec, code_uri), wait=False, logs=False, job_name=spec.job_name)
         except (ValueError, TypeError) as error:  # botocore's ClientError is neither
             raise RequestRefused(str(error)) from error
 
@@ -152,6 +153,8 @@ class SdkEstimatorPath:
                 kwargs["max_wait"] = spec.max_wait_seconds
         if spec.checkpoint_s3_uri:
             kwargs["checkpoint_s3_uri"] = spec.checkpoint_s3_uri
+        if spec.container_entrypoint:
+            kwargs["container_entry_point"] = list(spec.container_entrypoint)
         if spec.container_arguments:
             kwargs["container_arguments"] = list(spec.container_arguments)
         if spec.entry_point is not None:

@@ -1,10 +1,12 @@
 """Builds a training job's source directory on local disk from the user's (untrusted) script archives.
 
-Called by the submission path before the SageMaker adapter hands the directory to the SDK as
-``source_dir`` (the SDK tars and uploads it). :func:`build_source_dir` writes the generated entry files
-(``domain.entrypoint``), unpacks every ``ml.script`` archive into the directory root next to them, as
-the original did, and writes the root ``requirements.txt`` that SageMaker's training toolkit
-pip-installs, in a :func:`private_workdir`. :func:`extract_tar_safely` is the one place an archive
+Called by the submission path before the SageMaker adapter uploads the directory (``adapters.sagemaker``:
+one archive in script mode, one object per file in command mode). :func:`build_source_dir` writes the
+generated entry files (``domain.entrypoint``'s in script mode, ``domain.bootstrap``'s in command mode),
+unpacks every ``ml.script`` archive next to them (script mode, as the original did) or under a
+directory of their own (command mode's ``scripts/``, which is ``BAI_SCRIPTS_PATH``), and writes the
+root ``requirements.txt`` that SageMaker's training toolkit or the bootstrap pip-installs, in a
+:func:`private_workdir`. :func:`extract_tar_safely` is the one place an archive
 touches the disk.
 
 Security decisions (the archive comes from any Anubis user):
@@ -476,14 +478,17 @@ def build_source_dir(
     entry_files: Mapping[str, str],
     requirements: Sequence[str],
     max_total_bytes: int,
+    scripts_dir: str = "",
 ) -> None:
     """Fill ``dest`` (missing or empty) with the entry files, the unpacked archives and ``requirements.txt``.
 
-    ``archives`` are ``(name, readable)`` pairs, unpacked in order into ``dest`` itself, sharing one
-    budget of ``max_total_bytes``. The root ``requirements.txt`` gets, in this order: each archive's
-    own root ``requirements.txt``, ``-r <dir>/requirements.txt`` for every top-level directory that
-    has one (the anubis client tars a directory under its own name), then ``requirements`` (the
-    descriptor's extra lines). It is written only if any of these exists.
+    ``archives`` are ``(name, readable)`` pairs, unpacked in order into ``dest / scripts_dir`` (a plain
+    directory name; ``""``: ``dest`` itself), sharing one budget of ``max_total_bytes``. The root
+    ``requirements.txt`` (in ``dest``) gets, in this order: each archive's own root
+    ``requirements.txt`` (taken out of the scripts), ``-r [<scripts_dir>/]<dir>/requirements.txt`` for
+    every top-level directory of the scripts that has one (the anubis client tars a directory under its
+    own name), then ``requirements`` (the descriptor's extra lines). It is written only if any of these
+    exists.
 
     Raises :class:`UnsafeArchiveError` for a refused archive (including a member the file system
     refuses) and ``EntryPointError`` for a bad requirement line; ``OutageError("disk")`` when the
@@ -491,7 +496,7 @@ def build_source_dir(
     empty or an entry file name is not a plain name.
     """
     try:
-        _build_source_dir(dest, archives, entry_files, requirements, max_total_bytes)
+        _build_source_dir(dest, archives, entry_files, requirements, max_total_bytes, scripts_dir)
     except OSError as error:
         if error.errno not in _DISK_ERRNOS:
             raise
@@ -504,6 +509,7 @@ def _build_source_dir(
     entry_files: Mapping[str, str],
     requirements: Sequence[str],
     max_total_bytes: int,
+    scripts_dir: str,
 ) -> None:
     extra = validate_requirements(requirements)
     dest.mkdir(parents=True, exist_ok=True)
@@ -511,26 +517,33 @@ def _build_source_dir(
         raise ValueError(f"source directory {str(dest)!r} is not empty")
     for name, content in entry_files.items():
         _write_entry_file(dest, name, content)
+    root = dest
+    reserved = frozenset(entry_files)
+    if scripts_dir:
+        if scripts_dir in entry_files:
+            raise ValueError(f"scripts dir {scripts_dir!r} is also an entry file")
+        root = _write_entry_dir(dest, scripts_dir)
+        reserved = frozenset()
 
     root_requirements: list[bytes] = []
     owners: dict[str, str] = {}  # top-level name -> archive that created it, for error messages
     budget = max_total_bytes
     for archive_name, fileobj in archives:
         names = extract_tar_safely(
-            fileobj, dest, archive_name=archive_name, max_total_bytes=budget, reserved=frozenset(entry_files)
+            fileobj, root, archive_name=archive_name, max_total_bytes=budget, reserved=reserved
         )
         for name in names:
             owners.setdefault(name.split("/", 1)[0], archive_name)
-            info = os.lstat(dest / name)
+            info = os.lstat(root / name)
             if stat.S_ISREG(info.st_mode):
                 budget -= info.st_size
         if REQUIREMENTS_TXT in names:
             # Taken out now, so the next archive may bring its own; merged into the final file below.
-            root_requirements.append(_take_root_requirements(dest, archive_name))
+            root_requirements.append(_take_root_requirements(root, archive_name))
 
     nested = [
-        _include_line(entry.name, owners.get(entry.name, "?"))
-        for entry in sorted(dest.iterdir(), key=lambda path: path.name)
+        _include_line(entry.name, owners.get(entry.name, "?"), scripts_dir)
+        for entry in sorted(root.iterdir(), key=lambda path: path.name)
         if _is_real_dir(entry) and _is_regular_file(entry / REQUIREMENTS_TXT)
     ]
     merged = _requirements_txt(root_requirements, nested, extra)
@@ -542,6 +555,13 @@ def _write_entry_file(dest: Path, name: str, content: str) -> None:
     if not name or "/" in name or "\x00" in name or name in (".", ".."):
         raise ValueError(f"entry file name {name!r} is not a plain file name")
     _write_new_file(dest / name, content.encode("utf-8"), 0o755)
+
+
+def _write_entry_dir(dest: Path, name: str) -> Path:
+    if "/" in name or "\x00" in name or name in (".", ".."):
+        raise ValueError(f"scripts dir {name!r} is not a plain directory name")
+    (dest / name).mkdir(mode=0o755)
+    return dest / name
 
 
 def _write_new_file(path: Path, content: bytes, mode: int) -> None:
@@ -562,7 +582,7 @@ def _take_root_requirements(dest: Path, archive_name: str) -> bytes:
     return content
 
 
-def _include_line(dir_name: str, archive_name: str) -> str:
+def _include_line(dir_name: str, archive_name: str, scripts_dir: str) -> str:
     if not _REQUIREMENTS_DIR_NAME.fullmatch(dir_name):
         raise UnsafeArchiveError(
             archive_name,
@@ -570,7 +590,8 @@ def _include_line(dir_name: str, archive_name: str) -> str:
             "is in a directory whose name cannot be referenced from requirements.txt; "
             "use letters, digits, spaces and '_.+@-' (not starting with '-')",
         )
-    return f"-r {shlex.quote(dir_name + '/' + REQUIREMENTS_TXT)}"
+    path = "/".join(part for part in (scripts_dir, dir_name, REQUIREMENTS_TXT) if part)
+    return f"-r {shlex.quote(path)}"
 
 
 def _requirements_txt(root: Sequence[bytes], nested: Sequence[str], extra: Sequence[str]) -> bytes | None:

@@ -13,11 +13,15 @@ Owns the choice, for a descriptor with no ``ml.framework``, of what the containe
 * neither: the image's own entrypoint and command;
 * ``env.vars`` (and ``BAI_SCRIPTS_PATH``) are the job's ``Environment`` in every case.
 
-``hardware.strategy = "horovod"`` with no framework is refused: MPI is launched by the SageMaker
-training toolkit, which only the framework images have (``ml.framework`` with a TensorFlow, PyTorch
-or MXNet image: script mode). Pure; called by ``domain.translation``. SageMaker's limits on what this
-produces (256 characters per entrypoint string and argument, 100 of each, 1,024 per environment
-value) are ``domain.preflight``'s to check, in the request.
+``hardware.strategy = "horovod"`` with ``ml.benchmark_code`` and no framework is refused: MPI is
+launched by the SageMaker training toolkit, which only the framework images have (``ml.framework``
+with a TensorFlow, PyTorch or MXNet image: script mode). Without ``ml.benchmark_code`` the image's own
+entrypoint is in charge; it gets the MPI request as the generic Estimator sends it
+(``sagemaker_mpi_*`` hyperparameters, ``domain.translation``), for an image built on the toolkit.
+
+Pure; called by ``domain.translation``. SageMaker's limits on what this produces (botocore's model:
+256 characters per entrypoint string and argument, 100 of each; 100 environment variables, names and
+values of at most 512 characters) are ``domain.preflight``'s to check, in the request.
 """
 
 from __future__ import annotations
@@ -61,11 +65,11 @@ def command_mode(
     ml = descriptor.ml
     benchmark_code = ml.benchmark_code if ml is not None else None
     args = ml.args if ml is not None else None
-    if descriptor.hardware.strategy is Strategy.HOROVOD:
-        raise DescriptorError("hardware.strategy", HOROVOD_NEEDS_TOOLKIT)
     environment = dict(descriptor.env.vars)
     if not benchmark_code:
         return CommandMode(environment, container_arguments=container_arguments(args, environment))
+    if descriptor.hardware.strategy is Strategy.HOROVOD:
+        raise DescriptorError("hardware.strategy", HOROVOD_NEEDS_TOOLKIT)
     for index, name in enumerate(channels):
         if name == bootstrap.CODE_CHANNEL:
             raise DescriptorError(

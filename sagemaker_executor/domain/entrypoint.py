@@ -1,4 +1,5 @@
-"""The text of the generated files that start a benchmark inside the SageMaker container.
+"""The text of the generated files that start a benchmark in script mode (``ml.framework`` set), inside
+the framework image's SageMaker training toolkit; command mode's is ``domain.bootstrap``.
 
 Owns the entry point contract: ``anubis_entry.py`` (the SDK's ``entry_point``) runs ``/bin/sh
 anubis_entry.sh`` from its own directory, and that script exports ``env.vars`` and then runs

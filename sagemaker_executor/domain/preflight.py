@@ -137,10 +137,16 @@ def _trace(
         case ("RoleArn",):
             return Problem(_setting("SAGEMAKER_ROLE"), reason)
         case ("InputDataConfig",) if event.payload.datasets:
-            return Problem(_descriptor("data.sources"), v.limit_text("input channels (one per data source)"))
+            note = f" and the executor's code channel {spec.code_channel!r}" if spec.code_channel else ""
+            what = f"input channels (one per data source{note})"
+            return Problem(_descriptor("data.sources"), v.limit_text(what))
+        case ("InputDataConfig", int(index), *_) if spec.code_channel and index == 0:
+            return Problem(_setting("SAGEMAKER_OUTPUT_BUCKET"), f"in the code channel's location: {reason}")
         case ("InputDataConfig", int(index), "ChannelName") if event.payload.datasets:
+            index -= 1 if spec.code_channel else 0
             return Problem(_descriptor(f"data.sources[{index}].id"), f"becomes a channel name: {reason}")
         case ("InputDataConfig", int(index), "DataSource", "S3DataSource", "S3Uri"):
+            index -= 1 if spec.code_channel else 0
             if event.payload.datasets:
                 return Problem(_event(f"payload.datasets[{index}].dst"), reason)
             return Problem(_setting("SAGEMAKER_NODATASET"), reason)

@@ -22,8 +22,9 @@ opts out of telemetry. Field by field:
   never looks an image up, ``image_uris.get_training_image_uri``); ``MetricDefinitions`` when there
   are metrics; ``EnableSageMakerMetricsTimeSeries`` true for TensorFlow >= 1.15, PyTorch >= 1.3 and
   MXNet >= 1.6 (PEP 440 comparison), absent otherwise and for the generic Estimator;
-  ``ContainerArguments`` when there are any (``container_arguments=``: ``ml.args`` of a
-  bring-your-own container).
+  ``ContainerEntrypoint`` in command mode (``container_entry_point=``: ``sh`` and the bootstrap in
+  the code channel, ``domain.bootstrap``), ``ContainerArguments`` when there are any
+  (``container_arguments=``: ``ml.args`` of a bring-your-own container).
 * ``HyperParameters`` (absent when empty): with an entry point, every value JSON-encoded
   (``json.dumps``: ``"fast"`` -> ``'"fast"'``, ``64`` -> ``'64'``, ``True`` -> ``'true'``) plus
   ``sagemaker_program``, ``sagemaker_submit_directory``, ``sagemaker_container_log_level`` (20),
@@ -33,7 +34,9 @@ opts out of telemetry. Field by field:
   ``<output>/<job>/model``), replacing a user hyperparameter of that name. Without an entry point
   (bring-your-own container, generic Estimator) values are ``str()``'d, not JSON-encoded, and no
   ``sagemaker_*`` script keys are added.
-* ``InputDataConfig``: one ``S3Prefix``, ``FullyReplicated`` channel per input, in order.
+* ``InputDataConfig``: one ``S3Prefix``, ``FullyReplicated`` channel per input, in order; in command
+  mode the code channel comes first (``fit({code_channel: code_uri, **inputs})``), its ``S3Uri`` the
+  prefix the source dir's files were uploaded under.
 * ``OutputDataConfig``: ``S3OutputPath`` only. ``ResourceConfig``: ``VolumeSizeInGB``,
   ``InstanceCount``, ``InstanceType``. ``StoppingCondition``: ``MaxRuntimeInSeconds`` (default 86,400)
   and ``MaxWaitTimeInSeconds`` when given. ``RoleArn`` as given.
@@ -97,20 +100,23 @@ class RequestRefused(PermanentError, ValueError):
 def create_training_job_request(spec: TrainingJobSpec, code_uri: str | None, region: str) -> dict[str, Any]:
     """The keyword arguments of ``CreateTrainingJob`` for ``spec``, as SDK 2.x's ``fit`` would send them.
 
-    ``code_uri`` is the S3 URI of the uploaded source archive (``sagemaker_submit_directory``); it is
-    required when ``spec.entry_point`` is set and ignored otherwise. ``region`` is the session's
+    ``code_uri`` is where the source dir was uploaded (:func:`source_uri`): script mode's archive
+    (``sagemaker_submit_directory``) or command mode's code channel prefix; it is required when
+    ``spec.has_source`` and ignored otherwise. ``region`` is the session's
     region (``sagemaker_region``). The result holds only JSON types (str, int, bool, list, dict).
     Raises :class:`RequestRefused` for what the SDK refuses (see the module docstring).
     """
     _check_as_the_sdk_does(spec)
-    if spec.entry_point is not None and not code_uri:
-        raise RequestRefused("the job has an entry point but no source dir")
+    if spec.has_source and not code_uri:
+        raise RequestRefused("the job needs a source dir but none was uploaded")
 
     algorithm: dict[str, Any] = {"TrainingInputMode": INPUT_MODE, "TrainingImage": spec.image_uri}
     if spec.metric_definitions:
         algorithm["MetricDefinitions"] = [dict(metric) for metric in spec.metric_definitions]
     if _metrics_time_series(spec):
         algorithm["EnableSageMakerMetricsTimeSeries"] = True
+    if spec.container_entrypoint:  # Session.get_train_request(container_entry_point=...)
+        algorithm["ContainerEntrypoint"] = list(spec.container_entrypoint)
     if spec.container_arguments:  # Session.get_train_request(container_arguments=...)
         algorithm["ContainerArguments"] = list(spec.container_arguments)
 
@@ -123,7 +129,7 @@ def create_training_job_request(spec: TrainingJobSpec, code_uri: str | None, reg
         "TrainingJobName": spec.job_name,
         "AlgorithmSpecification": algorithm,
         "RoleArn": spec.role_arn,
-        "InputDataConfig": [_channel(name, uri) for name, uri in spec.inputs.items()],
+        "InputDataConfig": [_channel(name, uri) for name, uri in channels(spec, code_uri).items()],
         "OutputDataConfig": {"S3OutputPath": spec.output_path},
         "ResourceConfig": {
             "VolumeSizeInGB": spec.volume_size_gb,
@@ -152,20 +158,31 @@ def create_training_job_request(spec: TrainingJobSpec, code_uri: str | None, reg
 
 
 def source_location(spec: TrainingJobSpec) -> tuple[str, str]:
-    """``(bucket, key)`` of the job's source archive: ``<output>/<job>/source/sourcedir.tar.gz``, the key
-    the SDK uploads to (``EstimatorBase._stage_user_code_in_s3`` with ``code_location`` = the output
-    path). ``adapters.sagemaker`` uploads there; :func:`source_uri` is what the request names."""
+    """``(bucket, key)`` where the job's source dir goes: ``<output>/<job>/source/``, then
+    ``sourcedir.tar.gz`` in script mode (the key the SDK uploads to, ``EstimatorBase._stage_user_code_in_s3``
+    with ``code_location`` = the output path) or ``<code channel>/`` in command mode: a key prefix, under
+    which each file of the source dir is one object, so that the channel puts the files themselves in
+    the container (no ``tar`` needed there). ``adapters.sagemaker`` uploads there; :func:`source_uri` is
+    what the request names."""
     bucket, _, prefix = spec.output_path.removeprefix("s3://").partition("/")
-    key = "/".join(part for part in (prefix.strip("/"), spec.job_name, "source", "sourcedir.tar.gz") if part)
+    leaf = f"{spec.code_channel}/" if spec.code_channel is not None else "sourcedir.tar.gz"
+    key = "/".join(part for part in (prefix.strip("/"), spec.job_name, "source", leaf) if part)
     return bucket, key
 
 
 def source_uri(spec: TrainingJobSpec) -> str | None:
-    """The ``code_uri`` of :func:`create_training_job_request` for ``spec``; None without an entry point."""
-    if spec.entry_point is None:
+    """The ``code_uri`` of :func:`create_training_job_request` for ``spec``; None without a source dir."""
+    if not spec.has_source:
         return None
     bucket, key = source_location(spec)
     return f"s3://{bucket}/{key}"
+
+
+def channels(spec: TrainingJobSpec, code_uri: str | None) -> dict[str, str]:
+    """The job's input channels, name -> S3 URI, in request order: the code channel first in command mode."""
+    if spec.code_channel is None or code_uri is None:
+        return dict(spec.inputs)
+    return {spec.code_channel: code_uri, **spec.inputs}
 
 
 def _check_as_the_sdk_does(spec: TrainingJobSpec) -> None:
@@ -253,7 +270,8 @@ def _hyperparameters(spec: TrainingJobSpec, code_uri: str | None, region: str) -
     if spec.distribution is not None:
         values.update(_mpi_hyperparameters(spec.framework, spec.distribution))
     if spec.entry_point is None:
-        # Estimator without source_dir: set_hyperparameters keeps values as given; _get_train_args str()s.
+        # Estimator without entry_point (bring-your-own container, command mode): set_hyperparameters
+        # keeps values as given; _get_train_args str()s them.
         return {str(key): str(value) for key, value in values.items()}
     values.update(
         {

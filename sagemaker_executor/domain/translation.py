@@ -2,8 +2,16 @@
 
 Called by the submission handler (``service.submission``) before anything touches AWS;
 ``domain.request`` turns the spec into the CreateTrainingJob request (the SDK Estimator path in
-``adapters.sagemaker_sdk`` into an Estimator). No I/O, no clock, no globals: the golden tests in
-``tests/unit/test_translation.py`` pin every mapping in the README's descriptor table.
+``adapters.sagemaker_sdk`` into an Estimator). No I/O, no clock, no globals: the README's descriptor
+table is the mapping, pinned by ``tests/component/test_golden.py`` and ``tests/unit/test_request.py``.
+
+Which way the container runs the benchmark:
+* ``ml.framework`` set: **script mode**; the framework image's training toolkit runs the generated
+  ``anubis_entry.py`` (``domain.entrypoint``) from the source archive;
+* no ``ml.framework``, ``ml.benchmark_code`` set: **command mode** (``domain.command``); any image with a
+  POSIX ``sh`` runs the bootstrap (``domain.bootstrap``) from the ``anubis_code`` input channel, which
+  holds it and the unpacked scripts, as the Kubernetes executor runs the command;
+* neither: the image's own entrypoint, with ``ml.args`` as its ``ContainerArguments``.
 
 Where this differs from the original engine, on purpose (CONTRACT §10):
 * one instance unless ``hardware.distributed.num_instances`` asks for more (the original forced 2);
@@ -27,8 +35,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sagemaker_executor.domain import constraints
-from sagemaker_executor.domain.command import container_arguments
+from sagemaker_executor.domain import bootstrap, constraints
+from sagemaker_executor.domain.command import command_mode
 from sagemaker_executor.domain.descriptor import (
     Descriptor,
     DescriptorError,
@@ -115,8 +123,11 @@ class TrainingJobSpec:
     metric_definitions: list[dict[str, str]]
     tags: dict[str, str]
     distribution: MpiDistribution | None = None
-    entry_point: str | None = ENTRY_POINT
-    entry_files: dict[str, str] = field(default_factory=dict)
+    entry_point: str | None = ENTRY_POINT  # script mode: the toolkit's ``sagemaker_program``
+    entry_files: dict[str, str] = field(default_factory=dict)  # generated files at the source root
+    code_channel: str | None = None  # command mode: the input channel that holds the source dir
+    scripts_dir: str = ""  # where in the source dir the --script tarballs are unpacked ("": its root)
+    container_entrypoint: tuple[str, ...] = ()
     requirements: tuple[str, ...] = ()
     script_uris: tuple[str, ...] = ()
     environment: dict[str, str] = field(default_factory=dict)
@@ -127,6 +138,11 @@ class TrainingJobSpec:
     checkpoint_s3_uri: str | None = None
     subnets: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
+
+    @property
+    def has_source(self) -> bool:
+        """Whether the job needs a source dir: script mode's archive or command mode's code channel."""
+        return self.entry_point is not None or self.code_channel is not None
 
     @property
     def sdk_hyperparameters(self) -> dict[str, Any]:
@@ -247,22 +263,25 @@ def translate(descriptor: Descriptor, event: FetcherBenchmarkEvent, site: Execut
     scripts = tuple(script.dst for script in event.payload.scripts)
 
     entry_files: dict[str, str] = {}
-    environment: dict[str, str] = {}
-    entry_point: str | None = ENTRY_POINT
-    arguments: tuple[str, ...] = ()
-    if benchmark_code:
+    entry_point: str | None = None
+    code_channel: str | None = None
+    scripts_dir = ""
+    inputs = input_channels(event, site.nodata_uri)
+    if framework is not Framework.NONE:
+        if not benchmark_code:
+            raise DescriptorError("ml.benchmark_code", f"is required to run a {framework.value} benchmark")
+        # Script mode: the framework image's training toolkit runs the generated entry point.
+        entry_point = ENTRY_POINT
         entry_files = render_entry_files(benchmark_code, descriptor.env.vars, requirements)
-    elif framework is not Framework.NONE:
-        raise DescriptorError("ml.benchmark_code", f"is required to run a {framework.value} benchmark")
-    elif scripts or requirements:
+    elif not benchmark_code and (scripts or requirements):
         field_name = "ml.script" if scripts else "custom_params.requirements"
         raise DescriptorError(field_name, "needs ml.benchmark_code to say how to run the benchmark")
-    else:
-        # No command: the image's own training program runs, as with any bring-your-own container,
-        # with ml.args as its arguments (ContainerArguments), as on the Kubernetes executor.
-        entry_point = None
-        environment = dict(descriptor.env.vars)
-        arguments = container_arguments(ml.args if ml is not None else None, environment)
+    command = command_mode(descriptor, event, list(inputs)) if framework is Framework.NONE else None
+    if command is not None and command.bootstrap is not None:
+        # Command mode: any image with a POSIX sh runs benchmark_code, as on the Kubernetes executor.
+        code_channel = bootstrap.CODE_CHANNEL
+        scripts_dir = bootstrap.SCRIPTS_DIR
+        entry_files = {bootstrap.BOOTSTRAP: command.bootstrap}
 
     distribution = None
     if descriptor.hardware.strategy is Strategy.HOROVOD:
@@ -282,7 +301,7 @@ def translate(descriptor: Descriptor, event: FetcherBenchmarkEvent, site: Execut
         instance_type=descriptor.hardware.instance_type,
         instance_count=distributed.num_instances if distributed is not None else 1,
         volume_size_gb=volume_size_gb(event),
-        inputs=input_channels(event, site.nodata_uri),
+        inputs=inputs,
         output_path=f"s3://{site.output_bucket}",
         role_arn=site.role_arn,
         hyperparameters=_hyperparameters(descriptor),
@@ -291,10 +310,13 @@ def translate(descriptor: Descriptor, event: FetcherBenchmarkEvent, site: Execut
         distribution=distribution,
         entry_point=entry_point,
         entry_files=entry_files,
+        code_channel=code_channel,
+        scripts_dir=scripts_dir,
+        container_entrypoint=command.container_entrypoint if command is not None else (),
         requirements=requirements,
         script_uris=scripts,
-        environment=environment,
-        container_arguments=arguments,
+        environment=command.environment if command is not None else {},
+        container_arguments=command.container_arguments if command is not None else (),
         max_run_seconds=params.max_run_seconds if params is not None else None,
         use_spot_instances=params.use_spot_instances if params is not None else False,
         max_wait_seconds=params.max_wait_seconds if params is not None else None,

@@ -214,7 +214,7 @@ class SubmissionHandler:
     @contextlib.contextmanager
     def _source_dir(self, spec: TrainingJobSpec) -> Iterator[Path | None]:
         """The job's source directory, assembled in a private temporary directory and removed after."""
-        if spec.entry_point is None:
+        if not spec.has_source:
             yield None
             return
         with private_workdir(Path(self._settings.tmp_sources_dir), f"{spec.job_name}-") as workdir:
@@ -234,6 +234,7 @@ class SubmissionHandler:
                     spec.entry_files,
                     spec.requirements,
                     max_total_bytes=self._settings.max_script_bytes,
+                    scripts_dir=spec.scripts_dir,
                 )
             yield source_dir
 

@@ -3,9 +3,6 @@ once, with its own source archive, against the local SageMaker over HTTP."""
 
 from __future__ import annotations
 
-import io
-import json
-import tarfile
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
@@ -52,13 +49,13 @@ def test_twenty_jobs_from_eight_threads(endpoint, monkeypatch, tmp_path) -> None
     assert sorted(r["TrainingJobName"] for r in requests) == sorted(names)
     s3 = session.client("s3")
     for index, name in enumerate(names):
-        uri = json.loads(
-            next(r for r in requests if r["TrainingJobName"] == name)["HyperParameters"][
-                "sagemaker_submit_directory"
-            ]
+        request = next(r for r in requests if r["TrainingJobName"] == name)
+        code = request["InputDataConfig"][0]
+        assert code["ChannelName"] == "anubis_code"
+        assert (
+            code["DataSource"]["S3DataSource"]["S3Uri"]
+            == f"s3://{SITE.output_bucket}/{name}/source/anubis_code/"
         )
-        assert uri == f"s3://{SITE.output_bucket}/{name}/source/sourcedir.tar.gz"
-        body = s3.get_object(Bucket=SITE.output_bucket, Key=f"{name}/source/sourcedir.tar.gz")["Body"].read()
-        with tarfile.open(fileobj=io.BytesIO(body)) as archive:
-            script = archive.extractfile("anubis_entry.sh").read().decode()
+        body = s3.get_object(Bucket=SITE.output_bucket, Key=f"{name}/source/anubis_code/bootstrap.sh")["Body"]
+        script = body.read().decode()
         assert f"echo job-{index}" in script

@@ -23,6 +23,7 @@ from moto import mock_aws
 
 from sagemaker_executor.adapters.s3 import ScriptStore
 from sagemaker_executor.adapters.sagemaker import SageMakerJobs
+from sagemaker_executor.domain.command import HOROVOD_NEEDS_TOOLKIT
 from sagemaker_executor.local.sagemaker import LocalSageMaker
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
@@ -89,7 +90,17 @@ CASES: dict[str, dict[str, Any]] = {
         "scripts": True,
     },
     "single_node_defaults": {"contents": minimal_contents()},
-    "horovod_generic_gpus": {"contents": HOROVOD_GPU, "scripts": True},
+    # Command mode: any image, benchmark_code through the bootstrap, scripts and data in channels.
+    "command_mode_scripts_datasets": {
+        "contents": minimal_contents(
+            hardware={"instance_type": "ml.p3.16xlarge", "distributed": {"num_instances": 2}},
+            env={"docker_image": "python:3-alpine", "vars": {"EPOCHS": "2"}},
+            ml={"benchmark_code": "python horovod/examples/bench.py --epochs $(EPOCHS)", "args": "--fast"},
+            data={"sources": [{"src": DATASET["src"], "path": DATASET["path"], "id": DATASET["id"]}]},
+        ),
+        "scripts": True,
+        "datasets": [DATASET],
+    },
     "horovod_pytorch": {
         "contents": {
             **HOROVOD_GPU,
@@ -188,7 +199,8 @@ def test_create_training_job_request_matches_golden(aws, name: str, builder: str
 
 
 def test_generic_estimator_carries_the_same_mpi_request_as_a_framework_estimator(aws) -> None:
-    generic, _, _ = _run(aws, CASES["horovod_generic_gpus"])
+    # An image's own entrypoint (no benchmark_code) gets MPI as the generic Estimator sends it.
+    generic, _, _ = _run(aws, {"contents": {**HOROVOD_GPU, "ml": {"args": "--fast"}}})
     framework_case = {
         "contents": {
             **HOROVOD_GPU,
@@ -198,13 +210,60 @@ def test_generic_estimator_carries_the_same_mpi_request_as_a_framework_estimator
     framework_case["contents"]["custom_params"] = {"sagemaker_job_name": "tf-variant"}
     framework, _, _ = _run(aws, framework_case)
     mpi = {k: v for k, v in generic["HyperParameters"].items() if k.startswith("sagemaker_mpi")}
-    assert mpi == {k: v for k, v in framework["HyperParameters"].items() if k.startswith("sagemaker_mpi")}
-    assert mpi["sagemaker_mpi_enabled"] == "true"
-    assert mpi["sagemaker_mpi_num_of_processes_per_host"] == "8"
+    framework_mpi = {k: v for k, v in framework["HyperParameters"].items() if k.startswith("sagemaker_mpi")}
+    assert mpi.keys() == framework_mpi.keys()
+    # str()'d without an entry point, JSON-encoded with one: as each estimator sends them
+    assert {k: json.loads(v) for k, v in framework_mpi.items()} == {
+        "sagemaker_mpi_enabled": True,
+        "sagemaker_mpi_num_of_processes_per_host": 8,
+        "sagemaker_mpi_custom_mpi_options": mpi["sagemaker_mpi_custom_mpi_options"],
+    }
+    assert mpi["sagemaker_mpi_enabled"] == "True" and mpi["sagemaker_mpi_num_of_processes_per_host"] == "8"
 
 
-def test_source_dir_uploaded_holds_entry_scripts_and_unpacked_scripts(aws) -> None:
-    request, _, _ = _run(aws, CASES["horovod_generic_gpus"])
+def test_horovod_without_a_framework_image_is_an_error_naming_the_images_that_run_it(aws) -> None:
+    jobs = SageMakerJobs(aws, default_bucket="sm-output", retry_attempts=2)
+    sink = FakeSink()
+    handler = SubmissionHandler(
+        jobs,
+        ScriptStore(aws, 2),
+        StatusEmitter(sink, status_topic="BAI_APP_STATUS", node="n"),
+        SubmissionSettings(SITE, "BAI_APP_EXECUTOR", "/tmp", 10**7),
+    )
+    handler.handle(fetcher_event(HOROVOD_GPU, action_id=ACTION, scripts=[SCRIPT_URI]))
+    sink.flush()
+    statuses = [(e["payload"]["status"], e["payload"]["message"]) for e in sink.on("BAI_APP_STATUS")]
+    assert statuses[-1] == (
+        "ERROR",
+        f"Cannot process the request: descriptor field 'hardware.strategy': {HOROVOD_NEEDS_TOOLKIT}",
+    )
+    assert aws.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
+
+
+def test_command_mode_uploads_each_file_under_the_code_channel_prefix(aws) -> None:
+    request, _, _ = _run(aws, CASES["command_mode_scripts_datasets"])
+    (code,) = [c for c in request["InputDataConfig"] if c["ChannelName"] == "anubis_code"]
+    uri = code["DataSource"]["S3DataSource"]["S3Uri"]
+    bucket, prefix = uri[len("s3://") :].split("/", 1)
+    assert prefix == f"{ACTION}/source/anubis_code/"
+    s3 = aws.client("s3")
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+    files = {item["Key"][len(prefix) :] for item in listed}
+    assert files == {
+        "bootstrap.sh",
+        "requirements.txt",
+        "scripts/horovod/examples/bench.py",
+        "scripts/horovod/requirements.txt",
+    }
+    text = s3.get_object(Bucket=bucket, Key=prefix + "bootstrap.sh")["Body"].read().decode()
+    assert "anubis_command='python horovod/examples/bench.py --epochs 2 --fast'" in text
+    assert "anubis_link /data/train /data train" in text
+    requirements = s3.get_object(Bucket=bucket, Key=prefix + "requirements.txt")["Body"].read().decode()
+    assert "-r scripts/horovod/requirements.txt" in requirements  # pip reads it relative to this file
+
+
+def test_script_mode_source_dir_uploaded_holds_entry_scripts_and_unpacked_scripts(aws) -> None:
+    request, _, _ = _run(aws, {**CASES["horovod_pytorch"], "scripts": True})
     uri = json.loads(request["HyperParameters"]["sagemaker_submit_directory"])
     bucket, key = uri[len("s3://") :].split("/", 1)
     body = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -2,10 +2,10 @@
 
 Every member of the CreateTrainingJob input that the executor's requests reach and that botocore's
 SageMaker model constrains (length, pattern, list and map sizes, value ranges, integer widths; plus the
-API reference's 28 days) is found by walking the model along two requests the executor builds, a
-script-mode job with every option and a bring-your-own-container job. For each of its limits the test
-generates a value just inside and one just outside, from the model's own numbers and patterns, and
-checks twice:
+API reference's 28 days) is found by walking the model along three requests the executor builds, a
+script-mode job with every option, a command-mode job and a bring-your-own-container job. For each of
+its limits the test generates a value just inside and one just outside, from the model's own numbers
+and patterns, and checks twice:
 
 * in the request itself: ``domain.constraints`` finds a violation exactly at that member when the
   value is outside, none there when inside, and the local SageMaker (in-process, moto) answers the same
@@ -34,7 +34,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from sagemaker_executor.domain import constraints
+from sagemaker_executor.domain import bootstrap, constraints
 from sagemaker_executor.domain.descriptor import check_sagemaker_support, parse_descriptor
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 from sagemaker_executor.domain.request import create_training_job_request, source_uri
@@ -86,6 +86,7 @@ class Inputs:
 def _baselines() -> dict[str, Inputs]:
     site = replace(SITE, subnets=("subnet-1",), security_group_ids=("sg-1",))
     script = minimal_contents(
+        ml={"benchmark_code": "python b.py", "framework": "pytorch", "framework_version": "2.1"},
         output={"metrics": [{"name": "acc", "units": "%", "pattern": "acc=([0-9.]+)"}]},
         data={"sources": [{"src": "s3://data/d0", "path": "/d0", "id": "train"}]},
         custom_params={
@@ -112,8 +113,13 @@ def _baselines() -> dict[str, Inputs]:
         },
         custom_params={"hyper_params": {"epochs": "3"}},
     )
-    return {
+    command = minimal_contents(
+        env={"docker_image": "python:3-alpine"},
+        data={"sources": [{"src": "s3://data/d0", "path": "/d0", "id": "train"}]},
+    )
+    return {  # a member is tried on the first of these that sends it
         "script": Inputs(script, fetcher_event(script, datasets=[dataset]), site),
+        "command": Inputs(command, fetcher_event(command, datasets=[dataset]), site),
         "byoc": Inputs(byoc, fetcher_event(byoc), site),
     }
 
@@ -626,12 +632,29 @@ KNOBS: dict[Path, Knob] = {
 # ---------------------------------------------------------------- the tests
 
 
+# Members whose value no submission changes: checked as the executor sends them, below.
+FIXED: frozenset[Path] = frozenset(
+    {
+        ("AlgorithmSpecification", "ContainerEntrypoint"),
+        ("AlgorithmSpecification", "ContainerEntrypoint", "[]"),
+    }
+)
+
+
 def test_every_constrained_member_has_a_knob() -> None:
-    assert set(reachable_members()) == set(KNOBS)
+    assert set(reachable_members()) == set(KNOBS) | FIXED
+
+
+def test_the_executors_own_entrypoint_is_within_the_models_limits() -> None:
+    request = REQUESTS["command"]
+    assert isinstance(request, dict)
+    assert request["AlgorithmSpecification"]["ContainerEntrypoint"] == list(bootstrap.container_entrypoint())
+    found = constraints.validate(OPERATION, request)
+    assert [v for v in found if v.path[:2] == ("AlgorithmSpecification", "ContainerEntrypoint")] == []
 
 
 def test_the_cases_cover_every_member_both_ways() -> None:
-    for member in KNOBS:
+    for member in set(KNOBS) | FIXED:
         verdicts = {case.inside for case in CASES if case.member == member}
         assert verdicts == {True, False}, member
 
@@ -668,7 +691,9 @@ def test_the_request_check_and_the_local_sagemaker_agree_with_the_model(sagemake
         assert answer is None
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c.member not in FIXED], ids=[c.id for c in CASES if c.member not in FIXED]
+)
 def test_the_submission_is_refused_naming_where_the_value_came_from(sagemaker: Any, case: Case) -> None:
     knob = KNOBS[case.member]
     inputs = copy.deepcopy(BASELINES[knob.baseline])

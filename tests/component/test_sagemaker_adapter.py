@@ -182,7 +182,7 @@ def test_create_talks_only_to_the_endpoint_and_makes_exactly_two_aws_calls(
     job = control.job(specs[0].job_name)
     assert job["status"] == "InProgress"
     uploaded = session.client("s3").list_objects_v2(Bucket=SITE.output_bucket)["Contents"]
-    assert {o["Key"] for o in uploaded} == {f"{s.job_name}/source/sourcedir.tar.gz" for s in specs}
+    assert {o["Key"] for o in uploaded} == {f"{s.job_name}/source/anubis_code/bootstrap.sh" for s in specs}
 
 
 # ---------------------------------------------------------------------------- pacing and the SDK

@@ -224,11 +224,14 @@ def test_hostile_descriptor_and_tarball_touch_nothing_outside_the_source_dir(
     assert _tree(tmp_path, exclude=sources) == before, "a file appeared outside the source dir"
     assert not list(sources.iterdir()), "source dirs are removed after each submission"
 
-    # Run the entry script that was uploaded for the env-var job: values arrive verbatim, nothing executes.
+    # Run the bootstrap uploaded for the env-var job, with the variables as the job's Environment (as
+    # SageMaker sets them): values arrive verbatim, nothing executes.
     source = _download_source(p, env_event["action_id"], tmp_path / "unpacked")
     out = tmp_path / "env.txt"
     result = subprocess.run(
-        ["python3", "anubis_entry.py"], cwd=source, env={"PATH": os.environ["PATH"], "OUT": str(out)}
+        ["sh", str(source / "bootstrap.sh")],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "OUT": str(out), **hostile_values},
     )
     assert result.returncode == 0
     env = dict(
@@ -261,11 +264,16 @@ def _tree(root: Path, exclude: Path) -> set[str]:
 
 
 def _download_source(p: Pipeline, job_name: str, dest: Path) -> Path:
+    """The job's code channel (command mode: one object per file under its prefix), as SageMaker
+    copies it into the container."""
     s3 = p.session.client("s3", endpoint_url=p.aws_url)
-    body = s3.get_object(Bucket=OUTPUT_BUCKET, Key=f"{job_name}/source/sourcedir.tar.gz")["Body"].read()
-    dest.mkdir()
-    with tarfile.open(fileobj=io.BytesIO(body)) as archive:
-        archive.extractall(dest, filter="data")
+    prefix = f"{job_name}/source/anubis_code/"
+    listed = s3.list_objects_v2(Bucket=OUTPUT_BUCKET, Prefix=prefix)["Contents"]
+    assert listed, "nothing uploaded under the code channel's prefix"
+    for item in listed:
+        path = dest / item["Key"][len(prefix) :]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(s3.get_object(Bucket=OUTPUT_BUCKET, Key=item["Key"])["Body"].read())
     return dest
 
 

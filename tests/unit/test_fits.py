@@ -24,11 +24,13 @@ from tests.harness import CMD, DLQ, EXECUTOR, FETCHER, RETURN, STATUS, TRACKING,
 
 
 def _descriptor_event(var_chars: int, **fields) -> dict:
-    """A valid submission whose descriptor holds an env var of ``var_chars`` characters, in the TOML
-    text (``payload.toml.doc``, base64 as the BFF sends it) and in ``contents``."""
-    contents = minimal_contents(env={"docker_image": "img:1", "vars": {"BIG": "x" * var_chars}})
+    """A valid submission whose descriptor holds a description of ``var_chars`` characters, in the TOML
+    text (``payload.toml.doc``, base64 as the BFF sends it) and in ``contents``. (Not an env var: those
+    are the job's ``Environment``, whose values SageMaker bounds.)"""
+    info = {"description": "x" * var_chars, "execution_engine": "aws.sagemaker"}
+    contents = minimal_contents(info=info, env={"docker_image": "img:1"})
     event = fetcher_event(contents)
-    doc = f'[env]\ndocker_image = "img:1"\nvars = {{ BIG = "{"x" * var_chars}" }}\n'
+    doc = f'[info]\ndescription = "{"x" * var_chars}"\n[env]\ndocker_image = "img:1"\n'
     event["payload"]["toml"]["doc"] = base64.b64encode(doc.encode()).decode()
     event.update(fields)
     return event
@@ -183,7 +185,7 @@ def test_without_a_tracking_record_the_executor_event_alone_is_counted(tmp_path)
     contents = event["payload"]["toml"]["contents"]
     before = json_size(contents)
     contents["info"]["labels"] = "not a table"
-    contents["env"]["vars"]["BIG"] = "x" * (1000 - (json_size(contents) - before))  # the same size
+    contents["info"]["description"] = "x" * (1000 - (json_size(contents) - before))  # the same size
     at_limit = Harness(tmp_path, [record(FETCHER, event)], max_request_bytes=executor_size)
     at_limit.drain()
     assert [s["payload"]["status"] for s in at_limit.sink.on(STATUS)] == ["PENDING", "ERROR"]

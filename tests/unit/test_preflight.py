@@ -105,8 +105,8 @@ ISSUE_CASES: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
         "21 data sources",
         minimal_contents(data=_sources(21)),
         {"datasets": [_dataset(i) for i in range(21)]},
-        "descriptor field 'data.sources': "
-        "SageMaker accepts at most 20 input channels (one per data source), got 21",
+        "descriptor field 'data.sources': SageMaker accepts at most 20 input channels "
+        "(one per data source and the executor's code channel 'anubis_code'), got 22",
     ),
 ]
 
@@ -189,10 +189,11 @@ def test_tags_are_counted_with_the_executors_own() -> None:
 
 
 def test_hyperparameters_are_counted_with_the_executors_own() -> None:
-    contents = minimal_contents(custom_params={"hyper_params": {f"h{i}": i for i in range(96)}})
+    ml = {"benchmark_code": "python b.py", "framework": "pytorch", "framework_version": "2.1"}  # script mode
+    contents = minimal_contents(ml=ml, custom_params={"hyper_params": {f"h{i}": i for i in range(96)}})
     (message,) = preflight_errors(fetcher_event(contents), SITE)
     assert message.endswith(
         "SageMaker accepts at most 100 hyperparameters, got 101 (5 of them the executor's own)"
     )
-    contents = minimal_contents(custom_params={"hyper_params": {f"h{i}": i for i in range(95)}})
+    contents = minimal_contents(ml=ml, custom_params={"hyper_params": {f"h{i}": i for i in range(95)}})
     assert preflight_errors(fetcher_event(contents), SITE) == []

@@ -20,6 +20,8 @@ from tests.builders import SITE, fetcher_event, minimal_contents
 
 REGION = "eu-west-1"
 CODE = "s3://sm-output/job/source/sourcedir.tar.gz"
+CODE_PREFIX = "s3://sm-output/job/source/anubis_code/"
+BYOC = {"args": "--epochs 2"}  # no benchmark_code: the image's own entrypoint runs
 HOROVOD = {
     "instance_type": "ml.p3.16xlarge",
     "strategy": "horovod",
@@ -45,7 +47,7 @@ def request_for(spec: TrainingJobSpec, code_uri: str | None = CODE) -> dict[str,
 
 
 def test_script_mode_defaults_as_the_sdk_sends_them() -> None:
-    request = request_for(spec_for())
+    request = request_for(spec_for(ml=framework_ml("pytorch", "1.2")))
 
     assert request == {
         "TrainingJobName": "job",
@@ -84,6 +86,21 @@ def test_script_mode_defaults_as_the_sdk_sends_them() -> None:
     }
 
 
+def test_command_mode_sends_the_bootstrap_entrypoint_and_the_code_channel_first() -> None:
+    spec = spec_for(env={"docker_image": "python:3-alpine", "vars": {"A": "1"}})
+    request = request_for(spec, CODE_PREFIX)
+
+    assert request["AlgorithmSpecification"] == {
+        "TrainingInputMode": "File",
+        "TrainingImage": "python:3-alpine",
+        "ContainerEntrypoint": ["sh", "/opt/ml/input/data/anubis_code/bootstrap.sh"],
+    }
+    assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["anubis_code", "src0"]
+    assert request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == CODE_PREFIX
+    assert request["Environment"] == {"A": "1"}
+    assert "HyperParameters" not in request  # no toolkit, no sagemaker_* keys
+
+
 @pytest.mark.parametrize(
     ("framework", "version", "metrics"),
     [
@@ -108,8 +125,9 @@ def test_metrics_time_series_follow_each_frameworks_version_threshold(
 
 def test_values_are_json_encoded_in_script_mode_and_str_without_a_script() -> None:
     params = {"hyper_params": {"lr": 0.1, "name": "fast", "on": True, "layers": [1, 2], "café": "é"}}
-    script = request_for(spec_for(custom_params=params))["HyperParameters"]
+    script = request_for(spec_for(ml=framework_ml("pytorch", "2.1"), custom_params=params))["HyperParameters"]
     byoc = request_for(spec_for(ml=None, custom_params=params), None)["HyperParameters"]
+    command = request_for(spec_for(custom_params=params), CODE_PREFIX)["HyperParameters"]
 
     assert {k: script[k] for k in params["hyper_params"]} == {
         "lr": "0.1",
@@ -119,6 +137,7 @@ def test_values_are_json_encoded_in_script_mode_and_str_without_a_script() -> No
         "café": '"\\u00e9"',
     }
     assert byoc == {"lr": "0.1", "name": "fast", "on": "True", "layers": "[1, 2]", "café": "é"}
+    assert command == byoc
 
 
 def test_tensorflow_model_dir_replaces_the_users_and_is_local_under_mpi() -> None:
@@ -134,15 +153,17 @@ def test_tensorflow_model_dir_replaces_the_users_and_is_local_under_mpi() -> Non
 
 @pytest.mark.parametrize("framework", ["", "tensorflow", "pytorch", "mxnet"])
 def test_mpi_is_three_hyperparameters_for_every_framework(framework: str) -> None:
-    ml = framework_ml(framework, "1.9.0" if framework else None) if framework else None
-    spec = spec_for(hardware=HOROVOD, **({"ml": ml} if ml else {}))
+    ml = framework_ml(framework, "1.9.0") if framework else BYOC
+    spec = spec_for(hardware=HOROVOD, ml=ml)
 
     hyperparameters = request_for(spec)["HyperParameters"]
 
+    # Without an entry point (the image's own program) values are str()'d, not JSON: as the SDK does.
+    encode = json.dumps if framework else str
     assert {k: v for k, v in hyperparameters.items() if k.startswith("sagemaker_mpi")} == {
-        "sagemaker_mpi_enabled": "true",
+        "sagemaker_mpi_enabled": encode(True),
         "sagemaker_mpi_num_of_processes_per_host": "4",
-        "sagemaker_mpi_custom_mpi_options": json.dumps(spec.distribution.custom_mpi_options),  # type: ignore[union-attr]
+        "sagemaker_mpi_custom_mpi_options": encode(spec.distribution.custom_mpi_options),  # type: ignore[union-attr]
     }
 
 
@@ -227,7 +248,8 @@ def test_what_the_sdk_refuses_is_refused_with_its_words(change: dict[str, Any], 
     [
         ({"subnets": ("subnet-1",)}, CODE),
         ({"framework": Framework.PYTORCH, "entry_point": None}, None),
-        ({}, None),
+        ({}, None),  # command mode without its code channel
+        ({"code_channel": None, "entry_point": "x.py"}, None),
     ],
 )
 def test_specs_no_translation_makes_are_refused_too(change: dict[str, Any], code_uri: str | None) -> None:
@@ -238,5 +260,8 @@ def test_specs_no_translation_makes_are_refused_too(change: dict[str, Any], code
 def test_generic_estimator_and_mxnet_take_mpi_on_trainium() -> None:
     trainium = {**HOROVOD, "instance_type": "ml.trn1.32xlarge"}
 
-    assert request_for(spec_for(hardware=trainium))["HyperParameters"]["sagemaker_mpi_enabled"] == "true"
+    assert (
+        request_for(spec_for(hardware=trainium, ml=BYOC))["HyperParameters"]["sagemaker_mpi_enabled"]
+        == "True"
+    )
     assert request_for(spec_for(hardware=trainium, ml=framework_ml("mxnet", "1.9.0")))["HyperParameters"]

@@ -27,7 +27,7 @@ def test_successful_submission_publishes_pending_succeeded_then_executor_event(t
     assert all(s.key == event["client_id"] for s in h.sink.acked)
     assert h.source.committed == {(FETCHER, 0): 1}
     job = h.jobs.jobs[event["action_id"]]
-    assert "anubis_entry.sh" in job.files and "python bench.py" in job.files["anubis_entry.sh"]
+    assert "bootstrap.sh" in job.files and "anubis_command='python bench.py'" in job.files["bootstrap.sh"]
 
 
 def test_redelivered_submission_adopts_the_existing_job(tmp_path) -> None:
