@@ -4,8 +4,9 @@ Owns the pure half of the local SageMaker's run mode (``local.runner`` is its on
 the request into a ``JobSpec``, refusing with a ``FailureReason`` what the runner cannot do on this
 machine (``Unsupported``); the three files SageMaker writes under ``/opt/ml/input/config`` of each
 host; where each S3 object of a channel lands under ``/opt/ml/input/data/<channel>/`` and which
-host gets it; the ``FailureReason`` of an algorithm that exits non-zero; and ``MetricDefinitions``
-applied to log lines. No I/O, no clock: times come in as arguments.
+host gets it; SageMaker's answer to a channel with no object; the ``FailureReason`` of an algorithm
+that exits non-zero; and ``MetricDefinitions`` applied to log lines. No I/O, no clock: times come in
+as arguments.
 
 Sources for the shapes, since none is in botocore's model: resourceconfig.json and
 inputdataconfig.json as training jobs print them (the SageMaker training toolkit logs both, and the
@@ -14,7 +15,10 @@ as the SageMaker Python SDK's local mode downloads a prefix (``sagemaker.utils.d
 the key minus the prefix, a prefix that is itself an object lands under its base name, "folder"
 keys ending in ``/`` are skipped); ``/opt/ml/output/failure`` as the developer guide's "How Amazon
 SageMaker Processes Training Output" (its first 1,024 characters become ``FailureReason``), in the
-wording jobs of custom containers report: ``AlgorithmError: <failure file>, exit code: <n>``.
+wording jobs of custom containers report: ``AlgorithmError: <failure file>, exit code: <n>``
+(``AlgorithmError: , exit code: 127`` for a missing entrypoint, in public error reports); the
+"No S3 objects found under S3 URL" ``ValidationException`` as CreateTrainingJob answers it in public
+error reports.
 """
 
 from __future__ import annotations
