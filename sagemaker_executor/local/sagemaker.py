@@ -12,6 +12,14 @@ which serves it over HTTP.
 Statuses are computed lazily from the clock whenever a job is described, listed, searched or stopped;
 nothing runs in the background, so a ``ManualClock`` gives tests full control of time.
 
+Run mode (``LocalSageMaker(run_jobs=True)``, or ``runner=JobRunner(...)``; the server's ``--run-jobs``)
+executes instead each job that no rule, tag or hyperparameter below gives a timeline: ``local.runner``
+runs its ``ContainerEntrypoint`` as processes on this machine, in real time (no ``ManualClock``), and
+its status is whatever the running job has reached. DescribeTrainingJob then shows the request's own
+``AlgorithmSpecification`` and ``Environment`` (moto rewrites the one and drops the other), and
+CreateTrainingJob answers SageMaker's ``ValidationException`` for a channel whose S3 prefix holds no
+object.
+
 Choosing a job's timeline, first match wins:
 1. a rule set with ``LocalSageMaker.set_outcome(pattern, timeline)`` (``fnmatch`` on the job name; the
    newest rule is tried first);
@@ -32,6 +40,7 @@ Choices where real SageMaker was not copied exactly:
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import json
 import threading
@@ -50,6 +59,9 @@ from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 
 from sagemaker_executor.domain import constraints
+from sagemaker_executor.local.jobspec import JobSpec, Unsupported, no_objects_message
+from sagemaker_executor.local.motoaws import MotoAws, StorageError
+from sagemaker_executor.local.runner import JobRunner, RunningJob, RunState
 
 OUTCOME_KEY = "local-sagemaker:outcome"
 DEFAULT_FAILURE_REASON = "AlgorithmError: ExecuteUserScriptError: training script exited with exit code 1"
@@ -64,6 +76,7 @@ _STATUS_MESSAGES = {
     "Failed": "Training job failed",
     "Stopping": "Stopping the training job",
     "Stopped": "Training job stopped",
+    "MaxRuntimeExceeded": "Training job stopped: it ran longer than MaxRuntimeInSeconds",
 }
 
 
@@ -182,6 +195,18 @@ class _Plan:
     created_at: datetime
     timeline: Timeline
     stop_requested_at: datetime | None = None
+
+
+@dataclass
+class _Run:
+    job: Any  # the moto FakeTrainingJob this run reports through
+    run: RunningJob
+    request: dict[str, Any]  # the CreateTrainingJob request as sent (moto drops or rewrites parts)
+
+
+# The CreateTrainingJob request being served on this thread, as sent: moto passes on neither
+# Environment nor MetricDefinitions, and run mode needs both.
+_REQUEST = threading.local()
 
 
 @dataclass
@@ -308,8 +333,21 @@ class LocalSageMaker:
 
     _installed: LocalSageMaker | None = None
 
-    def __init__(self, clock: Clock | None = None, default_timeline: Timeline | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        default_timeline: Timeline | None = None,
+        *,
+        run_jobs: bool = False,
+        runner: JobRunner | None = None,
+    ) -> None:
+        """``run_jobs`` (or a ``runner``, which implies it) runs each job that no outcome rule, tag or
+        hyperparameter gives a timeline as processes on this machine (``local.runner``)."""
         self.clock: Clock = clock if clock is not None else RealClock()
+        self.runner = runner if runner is not None else JobRunner() if run_jobs else None
+        if self.runner is not None and isinstance(self.clock, ManualClock):
+            raise ValueError("run_jobs runs processes in real time: it cannot take a ManualClock")
+        self._runs: dict[str, _Run] = {}
         self._initial_timeline = default_timeline if default_timeline is not None else Timeline()
         self._default_timeline = self._initial_timeline
         self._rules: list[tuple[str, Timeline]] = []
@@ -338,12 +376,23 @@ class LocalSageMaker:
         with self._lock:
             self._rules.clear()
 
+    @property
+    def run_jobs(self) -> bool:
+        return self.runner is not None
+
     def timeline_for(
         self,
         job_name: str,
         tags: list[dict[str, str]] | None = None,
         hyper_parameters: dict[str, str] | None = None,
     ) -> Timeline:
+        chosen = self._chosen_timeline(job_name, tags, hyper_parameters)
+        return chosen if chosen is not None else self.default_timeline
+
+    def _chosen_timeline(
+        self, job_name: str, tags: list[dict[str, str]] | None, hyper_parameters: dict[str, str] | None
+    ) -> Timeline | None:
+        """The timeline a rule, tag or hyperparameter chooses for the job; None when none does."""
         with self._lock:
             for pattern, timeline in self._rules:
                 if fnmatch.fnmatchcase(job_name, pattern):
@@ -351,13 +400,24 @@ class LocalSageMaker:
             override = _outcome_override(tags, hyper_parameters)
             if override is not None:
                 return _apply_override(self._default_timeline, override)
-            return self._default_timeline
+            return None
+
+    def wait(self, job_name: str, timeout: float | None = None) -> bool:
+        """Waits until the run-mode job ``job_name`` has ended and its processes and files are gone;
+        False on timeout. A timeline job has nothing to wait for: True."""
+        with self._lock:
+            runs = [run.run for run in self._runs.values() if run.job.training_job_name == job_name]
+        return all(run.wait(timeout) for run in runs)
 
     def reset(self) -> None:
-        """Forget rules and jobs' plans; the default timeline returns to the constructor's."""
+        """Forget rules and jobs' plans; the default timeline returns to the constructor's. Running
+        jobs are ended at once (no grace period)."""
+        if self.runner is not None:
+            self.runner.abort_all()
         with self._lock:
             self._rules.clear()
             self._plans.clear()
+            self._runs.clear()
             self._default_timeline = self._initial_timeline
 
     def jobs(self) -> list[JobSnapshot]:
@@ -406,9 +466,14 @@ class LocalSageMaker:
                 local._stop(backend, training_job_name)
 
             def call_action(response: Any) -> Any:
-                refusal = validation_refusal(response._get_action(), response.body)
+                action = response._get_action()
+                refusal = validation_refusal(action, response.body)
                 if refusal is None:
-                    return BaseResponse.call_action(response)
+                    _REQUEST.body = json.loads(response.body) if action == "CreateTrainingJob" else None
+                    try:
+                        return BaseResponse.call_action(response)
+                    finally:
+                        _REQUEST.body = None
                 status, headers, body = response.serialized(ActionResult(refusal))
                 return (status, *response._enrich_response(headers, body))
 
@@ -431,6 +496,9 @@ class LocalSageMaker:
             LocalSageMaker._installed = self
 
     def uninstall(self) -> None:
+        """Restores moto's classes; in run mode, ends every running job first."""
+        if self.runner is not None:
+            self.runner.shutdown()
         with self._lock:
             if LocalSageMaker._installed is not self:
                 return
@@ -467,12 +535,22 @@ class LocalSageMaker:
                     "Training job names must be unique within an AWS account and region, and a training "
                     f"job with this name already exists ({existing.arn})"
                 )
-            timeline = self.timeline_for(name, kwargs.get("tags"), kwargs.get("hyper_parameters"))
+            chosen = self._chosen_timeline(name, kwargs.get("tags"), kwargs.get("hyper_parameters"))
+            request = getattr(_REQUEST, "body", None) or _request_of(name, kwargs)
+            run = self.runner is not None and chosen is None
+            aws = MotoAws(backend.account_id, backend.region_name)
+            if run:
+                _check_channels(request, aws)
             original = self._original(SageMakerModelBackend, "create_training_job")
             job = original(backend, training_job_name=name, **kwargs)
             now = self.clock.now()
             job.creation_time = _naive(now)
-            self._plans[job.arn] = _Plan(job=job, created_at=now, timeline=timeline)
+            if self.runner is not None and run:
+                started = self.runner.start(copy.deepcopy(request), job.arn, aws)
+                self._runs[job.arn] = _Run(job=job, run=started, request=request)
+            else:
+                timeline = chosen if chosen is not None else self._default_timeline
+                self._plans[job.arn] = _Plan(job=job, created_at=now, timeline=timeline)
             self._refresh(job, now)
             return job
 
@@ -493,6 +571,16 @@ class LocalSageMaker:
                 raise ValidationError(message="Requested resource not found.")
             now = self.clock.now()
             self._refresh(job, now)
+            run = self._runs.get(job.arn)
+            if run is not None and run.job is job:
+                if not run.run.stop():
+                    self._refresh(job, now)
+                    raise ValidationError(
+                        message=f"The request was rejected because the training job is in status "
+                        f"{job.training_job_status}."
+                    )
+                self._refresh(job, now)
+                return
             plan = self._plans.get(job.arn)
             if plan is None or plan.job is not job or job.training_job_status != "InProgress":
                 raise ValidationError(
@@ -562,6 +650,10 @@ class LocalSageMaker:
 
     def _refresh(self, job: Any, now: datetime) -> None:
         """Write the job's status as of ``now`` into moto's object, which moto then serialises."""
+        run = self._runs.get(job.arn)
+        if run is not None and run.job is job:
+            _apply_run(job, run.run.snapshot(), run.request)
+            return
         plan = self._plans.get(job.arn)
         if plan is None or plan.job is not job:
             return  # created before install(): leave moto's own (Completed) job alone
@@ -588,6 +680,74 @@ class LocalSageMaker:
                 else None
             ),
         )
+
+
+def _apply_run(job: Any, state: RunState, request: Mapping[str, Any]) -> None:
+    """Write a run-mode job's state into moto's object, as ``_refresh`` does for a timeline."""
+    transitions = []
+    for index, (status, entered) in enumerate(state.transitions):
+        entry: dict[str, Any] = {"Status": status, "StartTime": _naive(entered)}
+        if index + 1 < len(state.transitions):
+            entry["EndTime"] = _naive(state.transitions[index + 1][1])
+        elif state.ended:
+            entry["EndTime"] = _naive(entered)
+        entry["StatusMessage"] = _STATUS_MESSAGES[status]
+        transitions.append(entry)
+    start, end = state.training_start, state.training_end
+    seconds = int((end - start).total_seconds()) if start is not None and end is not None else None
+    algorithm = copy.deepcopy(dict(request.get("AlgorithmSpecification") or {}))
+    vars(job).update(
+        training_job_status=state.status,
+        secondary_status=state.secondary_status,
+        secondary_status_transitions=transitions,
+        last_modified_time=_naive(state.transitions[-1][1]),
+        training_start_time=_naive(start) if start is not None else None,
+        training_end_time=_naive(end) if end is not None else None,
+        training_time_in_seconds=seconds,
+        billable_time_in_seconds=seconds,
+        failure_reason=state.failure_reason,
+        final_metric_data_list=[
+            {"MetricName": m.name, "Value": m.value, "Timestamp": _naive(m.timestamp)}
+            for m in state.final_metrics
+        ]
+        or None,
+        model_artifacts={"S3ModelArtifacts": state.model_artifacts} if state.model_artifacts else None,
+        # As sent: moto replaces MetricDefinitions with its own and keeps no Environment.
+        algorithm_specification=algorithm,
+        environment=dict(request.get("Environment") or {}) or None,
+    )
+
+
+def _request_of(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """A CreateTrainingJob request rebuilt from moto's arguments, for a call that did not come through
+    moto's response class (a direct backend call): it has no Environment."""
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": copy.deepcopy(kwargs.get("algorithm_specification") or {}),
+        "RoleArn": kwargs.get("role_arn") or "",
+        "HyperParameters": kwargs.get("hyper_parameters") or {},
+        "InputDataConfig": kwargs.get("input_data_config") or [],
+        "OutputDataConfig": kwargs.get("output_data_config") or {},
+        "ResourceConfig": kwargs.get("resource_config") or {},
+        "StoppingCondition": kwargs.get("stopping_condition") or {},
+    }
+
+
+def _check_channels(request: Mapping[str, Any], aws: MotoAws) -> None:
+    """SageMaker's ValidationException for a channel whose S3 prefix holds no object. A request the
+    runner cannot run at all is let through: its job fails with the reason."""
+    try:
+        spec = JobSpec.from_request(request, arn="")
+    except Unsupported:
+        return
+    for channel in spec.channels:
+        try:
+            objects = aws.objects_under(channel.bucket, channel.prefix)
+            found = any(not item.key.endswith("/") for item in objects)
+        except StorageError:
+            found = False
+        if not found:
+            raise AWSValidationException(no_objects_message(channel, aws.region, spec.role_arn))
 
 
 def validation_refusal(operation: str, body: bytes | str | None) -> AWSValidationException | None:

@@ -6,12 +6,16 @@ Owns the HTTP side of the local SageMaker: the server process, its JSON control 
 running in another process. The behaviour itself lives in ``sagemaker_executor.local.sagemaker``.
 
 Run: ``python -m sagemaker_executor.local.server --port P [--host 127.0.0.1] [--manual-clock]
-[--phase-seconds 2] [--stop-seconds 1]``. ``--port 0`` picks a free port. Prints ``READY <url>`` on
-stdout once it answers requests and serves until SIGTERM or SIGINT. Clients point boto3 at the URL
-(``endpoint_url`` or ``AWS_ENDPOINT_URL``) with dummy credentials.
+[--phase-seconds 2] [--stop-seconds 1] [--run-jobs [--stop-grace-seconds 120] [--jobs-dir DIR]]``.
+``--port 0`` picks a free port. ``--run-jobs`` runs each training job that no outcome rule, tag or
+hyperparameter gives a timeline as processes on this machine (``local.runner``; needs root; not with
+``--manual-clock``), with ``--stop-grace-seconds`` between SIGTERM and SIGKILL when a job is stopped,
+and the jobs' directories under ``--jobs-dir`` (default: a new temporary directory, removed at exit).
+Prints ``READY <url>`` on stdout once it answers requests and serves until SIGTERM or SIGINT. Clients
+point boto3 at the URL (``endpoint_url`` or ``AWS_ENDPOINT_URL``) with dummy credentials.
 
 Control endpoints (JSON in and out; errors are ``{"error": ...}`` with 400, 404, 405 or 409):
-- ``GET  health``                      → ``{"status": "ok", "manual_clock": bool}``
+- ``GET  health``                      → ``{"status": "ok", "manual_clock": bool, "run_jobs": bool}``
 - ``GET  jobs``                        → ``{"jobs": [{name, arn, status, secondary_status, ...}]}``
 - ``GET|PUT timeline``                 → the default timeline; PUT replaces the fields given
 - ``POST outcomes {"pattern", "timeline"}`` → jobs named like ``pattern`` (fnmatch) follow the current default
@@ -25,8 +29,8 @@ Control endpoints (JSON in and out; errors are ``{"error": ...}`` with 400, 404,
   type for training jobs; PUT replaces them all. A CreateTrainingJob asking for more instances of a
   type than its quota is answered ``ResourceLimitExceeded`` in SageMaker's wording (a running job does
   not count against it: the local SageMaker models the limit, not the utilisation).
-- ``POST reset`` → empties every moto backend, forgets rules and plans, restores the startup default
-  timeline and turns faults off.
+- ``POST reset`` → ends running jobs (``--run-jobs``), empties every moto backend, forgets rules and
+  plans, restores the startup default timeline and turns faults off.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import get_input_stream
 
+from sagemaker_executor.local.runner import SAGEMAKER_STOP_GRACE_SECONDS, JobRunner
 from sagemaker_executor.local.sagemaker import (
     Clock,
     LocalSageMaker,
@@ -293,7 +298,11 @@ class LocalSageMakerApp:
         return response(environ, start_response)
 
     def _health(self, _: Any) -> dict[str, Any]:
-        return {"status": "ok", "manual_clock": isinstance(self._local.clock, ManualClock)}
+        return {
+            "status": "ok",
+            "manual_clock": isinstance(self._local.clock, ManualClock),
+            "run_jobs": self._local.run_jobs,
+        }
 
     def _get_timeline(self, _: Any) -> dict[str, Any]:
         return self._local.default_timeline.to_json()
@@ -335,8 +344,8 @@ class LocalSageMakerApp:
         return self._get_faults(payload)
 
     def _reset(self, _: Any) -> dict[str, Any]:
+        self._local.reset()  # first: running jobs still write to moto's S3 and logs
         moto_api_backend.reset()  # what moto's own /moto-api/reset does
-        self._local.reset()
         self._faults.reset()
         self._quotas = {}
         return {}
@@ -524,11 +533,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phase-seconds", type=float, default=2.0, help="default seconds per phase")
     parser.add_argument("--stop-seconds", type=float, default=1.0, help="default seconds in Stopping")
     parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
+    parser.add_argument(
+        "--run-jobs",
+        action="store_true",
+        help="run training jobs as processes on this machine (needs root) instead of on a timeline",
+    )
+    parser.add_argument(
+        "--stop-grace-seconds",
+        type=float,
+        default=SAGEMAKER_STOP_GRACE_SECONDS,
+        help="with --run-jobs: seconds from SIGTERM to SIGKILL when a job is stopped (SageMaker: 120)",
+    )
+    parser.add_argument(
+        "--jobs-dir",
+        type=Path,
+        help="with --run-jobs: where job directories are made (default: a new temporary directory)",
+    )
     args = parser.parse_args(argv)
+    if args.run_jobs and args.manual_clock:
+        parser.error("--run-jobs runs processes in real time: it cannot take --manual-clock")
+    if args.stop_grace_seconds < 0:
+        parser.error("--stop-grace-seconds must not be negative")
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
 
     clock: Clock = ManualClock() if args.manual_clock else RealClock()
-    local = LocalSageMaker(clock, Timeline.uniform(args.phase_seconds, args.stop_seconds))
+    runner = JobRunner(args.stop_grace_seconds, args.jobs_dir) if args.run_jobs else None
+    local = LocalSageMaker(clock, Timeline.uniform(args.phase_seconds, args.stop_seconds), runner=runner)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -22,8 +22,10 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from sagemaker_executor.domain.lifecycle import LOG_GROUP
 from sagemaker_executor.local.server import ControlError, LocalSageMakerControl
 from tests.builders import create_training_job
+from tests.component.test_local_sagemaker_runs import BOOTSTRAP, channel, needs_namespaces, processes_running
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -96,7 +98,7 @@ def statuses(sm: Any, name: str) -> tuple[str, str]:
 
 
 def test_health_reports_the_manual_clock(control: LocalSageMakerControl) -> None:
-    assert control.health() == {"status": "ok", "manual_clock": True}
+    assert control.health() == {"status": "ok", "manual_clock": True, "run_jobs": False}
 
 
 def test_lifecycle_is_driven_by_the_control_clock(sm: Any, control: LocalSageMakerControl) -> None:
@@ -302,3 +304,118 @@ def test_requests_are_validated_over_http_before_quotas(
 
 def _resources(instance_type: str, count: int) -> dict[str, Any]:
     return {"InstanceType": instance_type, "InstanceCount": count, "VolumeSizeInGB": 1}
+
+
+# --- run mode (--run-jobs): jobs run as processes of the server's machine ---------------------------
+
+RUN_BUCKET = "run-bucket"
+
+
+def _run_job(server: RunningServer, name: str, script: str) -> Any:
+    """Puts ``script`` as the job's bootstrap in the server's S3 and creates a command-mode job."""
+    s3 = client(server, "s3")
+    if RUN_BUCKET not in [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket=RUN_BUCKET)
+    prefix = f"{name}/source/anubis_code/"
+    s3.put_object(Bucket=RUN_BUCKET, Key=prefix + "bootstrap.sh", Body=script.encode())
+    sm = client(server, "sagemaker")
+    create_training_job(
+        sm,
+        name,
+        AlgorithmSpecification={
+            "TrainingImage": "python:3-alpine",
+            "TrainingInputMode": "File",
+            "ContainerEntrypoint": BOOTSTRAP,
+            "MetricDefinitions": [{"Name": "score", "Regex": "score=([0-9.]+)"}],
+        },
+        InputDataConfig=[channel("anubis_code", f"s3://{RUN_BUCKET}/{prefix}")],
+        OutputDataConfig={"S3OutputPath": f"s3://{RUN_BUCKET}"},
+    )
+    return sm
+
+
+def _until(condition: Any, what: str, timeout: float = 20) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} within {timeout} s")
+
+
+def _log_lines(server: RunningServer, name: str) -> list[str]:
+    logs = client(server, "logs")
+    try:
+        streams = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{name}/")
+    except logs.exceptions.ResourceNotFoundException:
+        return []
+    lines: list[str] = []
+    for stream in streams["logStreams"]:
+        answer = logs.get_log_events(
+            logGroupName=LOG_GROUP, logStreamName=stream["logStreamName"], startFromHead=True
+        )
+        lines += [event["message"] for event in answer["events"]]
+    return lines
+
+
+@needs_namespaces
+def test_a_run_jobs_server_runs_jobs_and_ends_them_on_reset_and_on_sigterm(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    running = start_server(tmp_path, "--run-jobs", "--stop-grace-seconds", "0.5", "--jobs-dir", str(jobs))
+    try:
+        control = LocalSageMakerControl(running.url)
+        assert control.health() == {"status": "ok", "manual_clock": False, "run_jobs": True}
+
+        sm = _run_job(running, "served-1", "echo hello over http\necho score=0.5\n")
+        job = _until(
+            lambda: (
+                (d := sm.describe_training_job(TrainingJobName="served-1"))["TrainingJobStatus"]
+                == "Completed"
+                and d
+            ),
+            "served-1 completed",
+        )
+        assert job["FinalMetricDataList"][0]["Value"] == 0.5
+        assert _log_lines(running, "served-1")[1:] == ["hello over http", "score=0.5"]
+
+        _run_job(running, "served-2", "echo started\nsleep 983.25\n")
+        _until(lambda: "started" in _log_lines(running, "served-2"), "served-2 started")
+        control.reset()
+        assert processes_running("983.25") == [], "reset ends running jobs"
+
+        _run_job(running, "served-3", "echo started\nsleep 982.25\n")
+        _until(lambda: "started" in _log_lines(running, "served-3"), "served-3 started")
+    finally:
+        assert stop_server(running) == 0
+    assert processes_running("982.25") == [], "SIGTERM to the server ends running jobs"
+    assert list(jobs.iterdir()) == [], "and removes their directories"
+
+
+@needs_namespaces
+def test_a_killed_run_jobs_server_leaves_no_job_process_behind(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"  # a killed server cannot remove its jobs' directories: keep them here
+    jobs.mkdir()
+    running = start_server(tmp_path, "--run-jobs", "--jobs-dir", str(jobs))
+    try:
+        _run_job(running, "orphan-1", "echo started\nsleep 981.25\n")
+        _until(lambda: "started" in _log_lines(running, "orphan-1"), "orphan-1 started")
+    finally:
+        running.process.kill()  # no chance to clean up: the parent-death signal must do it
+        running.process.wait(timeout=10)
+    _until(lambda: processes_running("981.25") == [], "the job's processes gone after the server died")
+
+
+def test_run_jobs_refuses_a_manual_clock() -> None:
+    server = [sys.executable, "-m", "sagemaker_executor.local.server"]
+    result = subprocess.run(
+        [*server, "--port", "0", "--run-jobs", "--manual-clock"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--run-jobs runs processes in real time: it cannot take --manual-clock" in result.stderr
