@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sagemaker_executor")
 _T = TypeVar("_T")
+LOG_CALL_TIMEOUT_S = 5.0  # each CloudWatch Logs call of job tracking (a failed job's last lines)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -353,6 +354,7 @@ def _run_service(
 ) -> int:
     from sagemaker_executor.adapters.aws import make_session
     from sagemaker_executor.adapters.cloudwatch import CloudWatchPublisher
+    from sagemaker_executor.adapters.joblogs import JobLogs
     from sagemaker_executor.adapters.kafka import (
         BrokerCheck,
         BrokersUnreachable,
@@ -380,7 +382,7 @@ def _run_service(
 
     session = make_session(settings.aws_region)
 
-    def connect_aws() -> tuple[str, SageMakerJobs, ScriptStore]:
+    def connect_aws() -> tuple[str, SageMakerJobs, ScriptStore, JobLogs]:
         role = resolve_role_arn(session, settings.sagemaker_role, settings.aws_retry_attempts)
         jobs = SageMakerJobs(
             session,
@@ -394,7 +396,9 @@ def _run_service(
             settings.aws_retry_attempts,
             own_buckets=(settings.scripts_exchange_s3_bucket_name, settings.sagemaker_output_bucket),
         )
-        return role, jobs, scripts
+        # One retry and short waits: the tracker reads a failed job's log on the loop's thread.
+        logs = JobLogs(session, retry_attempts=2, call_timeout_s=LOG_CALL_TIMEOUT_S)
+        return role, jobs, scripts, logs
 
     try:
         connected = _wait_for_aws(connect_aws, stop, observer, settings)
@@ -409,7 +413,7 @@ def _run_service(
     if stop.received or connected is None:
         log.info("stopped during start-up")
         return 0
-    role_arn, jobs, scripts = connected
+    role_arn, jobs, scripts, job_logs = connected
 
     options = settings.kafka_options(f"{SERVICE_NAME}-{settings.service_node}", settings.consumer_group_id)
     try:
@@ -450,6 +454,7 @@ def _run_service(
                 interval_s=settings.watch_interval_seconds,
             ),
             cloudwatch=CloudWatchForwarder(cloudwatch, settings.aws_region),
+            logs=job_logs,
         )
     subscriber = Subscriber(options, [settings.consumer_topic, settings.cmd_submit_topic])
     site = ExecutorSite(

@@ -198,11 +198,13 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def client(session: boto3.Session, service: str, retry_attempts: int) -> Any:
+def client(session: boto3.Session, service: str, retry_attempts: int, call_timeout_s: float = 60.0) -> Any:
     """A client for ``service``; raises :class:`OutageError` when the credential chain itself fails
-    (botocore resolves credentials here: a broken container or web-identity provider raises)."""
+    (botocore resolves credentials here: a broken container or web-identity provider raises).
+    ``call_timeout_s`` bounds each attempt's wait for an answer (:func:`client_config`)."""
     try:
-        built = session.client(service, config=client_config(retry_attempts))  # type: ignore[call-overload]
+        config = client_config(retry_attempts, call_timeout_s)
+        built = session.client(service, config=config)  # type: ignore[call-overload]
     except BotoCoreError as error:
         raise classify(error, f"creating the {service} client") from error
     _record_calls(built.meta.events)
