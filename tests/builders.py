@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import uuid
@@ -115,14 +116,10 @@ def write_job_log(
 
     group = "/aws/sagemaker/TrainingJobs"
     stream = f"{job_name}/algo-{host}-{epoch}"
-    try:
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName=group)
-    except logs.exceptions.ResourceAlreadyExistsException:
-        pass
-    try:
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_stream(logGroupName=group, logStreamName=stream)
-    except logs.exceptions.ResourceAlreadyExistsException:
-        pass
     start = int(time.time() * 1000) - 3_600_000 if start_ms is None else start_ms
     if messages:
         events = [{"timestamp": start + i * step_ms, "message": m} for i, m in enumerate(messages)]
