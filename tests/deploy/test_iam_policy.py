@@ -80,6 +80,19 @@ def test_every_call_through_the_package_is_recorded_with_its_caller(
     assert iam_policy.service_actions(recorded) == {"s3:GetObject"}
 
 
+def test_calls_are_recorded_under_their_iam_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sagemaker_executor.adapters.joblogs import JobLogs
+
+    calls = tmp_path / "calls.log"
+    monkeypatch.setenv(RECORD_CALLS_ENV, str(calls))
+    with mock_aws():
+        JobLogs(make_session("us-east-1"), 1).streams("job-1")  # botocore says "cloudwatch-logs"
+
+    assert iam_policy.recorded_calls(calls) == [
+        ("logs:DescribeLogStreams", "sagemaker_executor.adapters.joblogs")
+    ]
+
+
 def test_nothing_is_recorded_without_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(RECORD_CALLS_ENV)
     with mock_aws():
