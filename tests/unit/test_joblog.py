@@ -10,6 +10,7 @@ from sagemaker_executor.domain.events import Status
 from sagemaker_executor.domain.joblog import (
     LINE_BYTES,
     MASK,
+    PROBLEM_BYTES,
     REASON_BYTES,
     TAIL_BYTES,
     TAIL_LINES,
@@ -296,3 +297,20 @@ def test_a_huge_line_is_masked_in_linear_time() -> None:
     for text in ("x" * 300_000, "a-" * 150_000, "k=v " * 60_000, "--a" * 100_000):
         masker.mask(text)
     assert time.monotonic() - started < 5  # quadratic backtracking took minutes
+
+
+def test_why_a_log_could_not_be_read_is_bounded_too() -> None:
+    text = tail_text(LogTail.unreadable(JOB, "AccessDenied: " + "x" * 100_000))
+    assert json_size(text) < PROBLEM_BYTES + 200 and "[cut: " in text
+
+
+def test_the_service_log_shows_a_statuss_first_line_only(caplog: pytest.LogCaptureFixture) -> None:
+    from sagemaker_executor.service.emitter import StatusEmitter
+    from tests.fakes import FakeSink
+
+    emitter = StatusEmitter(FakeSink(), status_topic="BAI_APP_STATUS", node="n")
+    event = {"action_id": "a", "client_id": "c", "payload": {}}
+    with caplog.at_level("INFO", logger="sagemaker_executor.service.emitter"):
+        emitter.status(event, Status.FAILED, "Benchmark failed: boom\nLast 2 lines of the log:\nx\ny")
+    (record,) = caplog.records
+    assert record.getMessage() == "status FAILED for action a: Benchmark failed: boom (and 3 more lines)"
