@@ -14,7 +14,7 @@ callbacks when the consumer group moves partitions.
 * **Why a job failed.** A ``FAILED`` status carries SageMaker's reason and, below it, the last lines
   of the job's CloudWatch log (``domain.joblog``: bounded, secrets masked, hosts named), read once
   when the failure is seen. Reading them is never fatal and never long: each call is bounded
-  (``log_call_timeout_s`` in ``cli``'s wiring, ``log_budget_s`` for the whole tail); when CloudWatch
+  (``cli.LOG_CALL_TIMEOUT_S`` and one retry; no new call after ``log_budget_s``); when CloudWatch
   Logs fails, the status says so and goes out anyway, and the jobs failing in the next
   ``log_pause_s`` are reported without asking it again, so an outage costs the loop one bounded wait,
   not one per job.
