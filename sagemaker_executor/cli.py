@@ -1,11 +1,12 @@
-"""Entry point and wiring: ``sagemaker-executor [run]``, ``submit``, ``cancel`` and ``status``.
+"""Entry point and wiring: ``sagemaker-executor [run]``, ``submit``, ``cancel``, ``status`` and ``logs``.
 
 ``run`` (the default, so an existing deployment's image swap needs no arguments) reads the
 configuration, connects the adapters, creates missing topics and runs the consumer loop until SIGTERM
 or SIGINT. ``submit``, ``cancel`` and ``status`` are a small client for the same topics
 (``sagemaker_executor.client``) that works against the embedded broker of ``make demo`` as well as a
-real cluster; they take only the settings that say where the topics are, and turn every error into
-one line and an exit code (``client.errors``).
+real cluster; they take only the settings that say where the topics are. ``logs`` asks AWS only
+(SageMaker and CloudWatch Logs, with the user's own identity). All four turn every error into one
+line and an exit code (``client.errors``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sagemaker_executor")
 _T = TypeVar("_T")
+LOG_CALL_TIMEOUT_S = 5.0  # each CloudWatch Logs call of job tracking (a failed job's last lines)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,10 +116,29 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("action_id", help="the action id that submit printed")
     status.add_argument("--follow", action="store_true", help="go on showing changes until the job has ended")
     _client_arguments(status)
+
+    logs = _client_command(
+        commands,
+        "logs",
+        "print a benchmark's training job log by its action id",
+        "Find the action's training job as cancel does and print its log from CloudWatch Logs (log group "
+        "/aws/sagemaker/TrainingJobs), every host's stream interleaved by time, each line prefixed with "
+        "its host when there are several; --follow goes on until the job has ended. Needs "
+        "AWS_DEFAULT_REGION and AWS credentials allowed sagemaker:DescribeTrainingJob, ListTags and "
+        "Search, and logs:DescribeLogStreams and GetLogEvents.",
+    )
+    logs.add_argument("action_id", help="the action id that submit printed")
+    logs.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep reading until the job has ended and its last lines are printed (exit 1 if it failed)",
+    )
+    _common_client_arguments(logs)
     return parser
 
 
-CLIENT_COMMANDS = ("submit", "cancel", "status")
+KAFKA_COMMANDS = ("submit", "cancel", "status")  # clients of the topics
+CLIENT_COMMANDS = (*KAFKA_COMMANDS, "logs")
 
 
 def _client_command(
@@ -135,13 +156,8 @@ def _client_command(
 
 
 def _client_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        metavar="SECONDS",
-        help="give up after SECONDS (exit 14); by default wait as long as the job is alive "
-        "(cancel: 60 s for an answer)",
-    )
+    """The options of the clients of the topics (``submit``, ``cancel``, ``status``)."""
+    _common_client_arguments(parser)
     parser.add_argument(
         "--connect-timeout",
         type=float,
@@ -149,9 +165,19 @@ def _client_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long to wait for the Kafka brokers to answer (default: 10)",
     )
+    add_arguments(parser, client=True, title="where the topics are (flag or environment variable)")
+
+
+def _common_client_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="give up after SECONDS (exit 14); by default wait as long as the job is alive "
+        "(cancel: 60 s for an answer)",
+    )
     parser.add_argument("--client-id", help="client id (default: sha1 of user+host, as the anubis client)")
     parser.add_argument("--debug", action="store_true", help="on an error, show the traceback too")
-    add_arguments(parser, client=True, title="where the topics are (flag or environment variable)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,10 +233,21 @@ def _client_main(command: str, args: argparse.Namespace) -> int:
     configure_logging("DEBUG" if args.debug else "WARNING")
     if not args.debug:  # kafka-python's per-attempt connection errors: the client says it once, plainly
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    options = commands.ClientOptions(args.client_id, args.timeout, args.connect_timeout)
+    options = commands.ClientOptions(args.client_id, args.timeout, getattr(args, "connect_timeout", 0.0))
     view = View()
     try:
-        if command == "submit":
+        if command == "logs":
+            from sagemaker_executor.client.joblogs import logs
+
+            code = logs(
+                settings,
+                args.action_id,
+                options.client,
+                follow=args.follow,
+                timeout_s=options.timeout_s,
+                view=view,
+            )
+        elif command == "submit":
             code = commands.submit(
                 settings,
                 options,
@@ -353,6 +390,7 @@ def _run_service(
 ) -> int:
     from sagemaker_executor.adapters.aws import make_session
     from sagemaker_executor.adapters.cloudwatch import CloudWatchPublisher
+    from sagemaker_executor.adapters.joblogs import JobLogs
     from sagemaker_executor.adapters.kafka import (
         BrokerCheck,
         BrokersUnreachable,
@@ -380,7 +418,7 @@ def _run_service(
 
     session = make_session(settings.aws_region)
 
-    def connect_aws() -> tuple[str, SageMakerJobs, ScriptStore]:
+    def connect_aws() -> tuple[str, SageMakerJobs, ScriptStore, JobLogs]:
         role = resolve_role_arn(session, settings.sagemaker_role, settings.aws_retry_attempts)
         jobs = SageMakerJobs(
             session,
@@ -394,7 +432,9 @@ def _run_service(
             settings.aws_retry_attempts,
             own_buckets=(settings.scripts_exchange_s3_bucket_name, settings.sagemaker_output_bucket),
         )
-        return role, jobs, scripts
+        # One retry and short waits: the tracker reads a failed job's log on the loop's thread.
+        logs = JobLogs(session, retry_attempts=2, call_timeout_s=LOG_CALL_TIMEOUT_S)
+        return role, jobs, scripts, logs
 
     try:
         connected = _wait_for_aws(connect_aws, stop, observer, settings)
@@ -409,7 +449,7 @@ def _run_service(
     if stop.received or connected is None:
         log.info("stopped during start-up")
         return 0
-    role_arn, jobs, scripts = connected
+    role_arn, jobs, scripts, job_logs = connected
 
     options = settings.kafka_options(f"{SERVICE_NAME}-{settings.service_node}", settings.consumer_group_id)
     try:
@@ -450,6 +490,7 @@ def _run_service(
                 interval_s=settings.watch_interval_seconds,
             ),
             cloudwatch=CloudWatchForwarder(cloudwatch, settings.aws_region),
+            logs=job_logs,
         )
     subscriber = Subscriber(options, [settings.consumer_topic, settings.cmd_submit_topic])
     site = ExecutorSite(

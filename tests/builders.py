@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import uuid
@@ -96,3 +97,31 @@ def create_training_job(sm: Any, name: str, **extra: Any) -> str:
     }
     arn: str = sm.create_training_job(**{**request, **extra})["TrainingJobArn"]
     return arn
+
+
+def write_job_log(
+    logs: Any,
+    job_name: str,
+    host: int,
+    messages: list[str],
+    *,
+    start_ms: int | None = None,
+    step_ms: int = 1000,
+    epoch: int = 1_700_000_000,
+) -> str:
+    """Put ``messages`` in the CloudWatch stream SageMaker writes for host ``algo-<host>`` of a job
+    (``/aws/sagemaker/TrainingJobs``, ``<job>/algo-<host>-<epoch>``), ``step_ms`` apart; returns the
+    stream's name. The group and the stream are created when missing."""
+    import time
+
+    group = "/aws/sagemaker/TrainingJobs"
+    stream = f"{job_name}/algo-{host}-{epoch}"
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName=group)
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    start = int(time.time() * 1000) - 3_600_000 if start_ms is None else start_ms
+    if messages:
+        events = [{"timestamp": start + i * step_ms, "message": m} for i, m in enumerate(messages)]
+        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
+    return stream

@@ -115,6 +115,8 @@ _QUOTA = re.compile(
 
 # Names a file to append "<service>:<Operation> <calling module>" to for every AWS call (test-only).
 RECORD_CALLS_ENV = "SM_EXECUTOR_RECORD_AWS_CALLS"
+# botocore event names' service part → IAM prefix, where they differ ("CloudWatch Logs" → logs:...).
+_IAM_PREFIXES = {"cloudwatch-logs": "logs"}
 _RECORDER_ID = "sm-executor-record-aws-calls"
 
 
@@ -198,11 +200,13 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def client(session: boto3.Session, service: str, retry_attempts: int) -> Any:
+def client(session: boto3.Session, service: str, retry_attempts: int, call_timeout_s: float = 60.0) -> Any:
     """A client for ``service``; raises :class:`OutageError` when the credential chain itself fails
-    (botocore resolves credentials here: a broken container or web-identity provider raises)."""
+    (botocore resolves credentials here: a broken container or web-identity provider raises).
+    ``call_timeout_s`` bounds each attempt's wait for an answer (:func:`client_config`)."""
     try:
-        built = session.client(service, config=client_config(retry_attempts))  # type: ignore[call-overload]
+        config = client_config(retry_attempts, call_timeout_s)
+        built = session.client(service, config=config)  # type: ignore[call-overload]
     except BotoCoreError as error:
         raise classify(error, f"creating the {service} client") from error
     _record_calls(built.meta.events)
@@ -212,8 +216,9 @@ def client(session: boto3.Session, service: str, retry_attempts: int) -> Any:
 def _record_calls(events: Any) -> None:
     """With ``SM_EXECUTOR_RECORD_AWS_CALLS`` set, append every call made through ``events`` to that file.
 
-    The line names the IAM-style action (the event's service part is the lower-cased service id, which
-    for the services used here is also the IAM prefix) and the first module of this package on the
+    The line names the IAM-style action (the event's service part is the hyphenated, lower-cased
+    service id, which is the IAM prefix for the services used here but CloudWatch Logs: see
+    :data:`_IAM_PREFIXES`) and the first module of this package on the
     stack, so the tests can tell the service's calls from the ``submit`` client's. Registered once per
     emitter (a client's emitter is copied from its session's, handlers included).
     """
@@ -223,6 +228,7 @@ def _record_calls(events: Any) -> None:
 
     def record(event_name: str, model: Any, **_: Any) -> None:
         service = event_name.split(".")[1]
+        service = _IAM_PREFIXES.get(service, service)
         line = f"{service}:{model.name} {_calling_module()}\n".encode()
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:

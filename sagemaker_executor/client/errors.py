@@ -34,16 +34,17 @@ class ExitCode(IntEnum):
 EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.OK: "done: published; with --follow, the benchmark finished (or, --until created, its job "
     "was created); cancel: the job is stopping or had ended",
-    ExitCode.FAILED: "the executor refused the benchmark (ERROR), its job failed or was cancelled, "
-    "or the cancel failed",
+    ExitCode.FAILED: "the executor refused the benchmark (ERROR), its job failed or was cancelled "
+    "(logs --follow too), or the cancel failed",
     ExitCode.USAGE: "wrong arguments or settings",
     ExitCode.BROKERS_UNREACHABLE: "no Kafka broker answered (KAFKA_BOOTSTRAP_SERVERS)",
     ExitCode.TOPIC_MISSING: "a topic does not exist on the brokers (CONSUMER_TOPIC, STATUS_TOPIC, ...)",
-    ExitCode.AWS: "AWS refused or could not be asked: no credentials, no access, no bucket",
+    ExitCode.AWS: "AWS refused or could not be asked (--script, logs): no credentials, no access, no bucket",
     ExitCode.NO_SUCH_FILE: "the descriptor or the --script path cannot be read",
     ExitCode.INVALID_DESCRIPTOR: "the descriptor is not valid TOML or the executor would refuse it",
     ExitCode.NOT_FOR_THIS_EXECUTOR: "the descriptor is for another execution engine or a cron schedule",
-    ExitCode.NOT_FOUND: "no such action: no status event for it, or no job for cancel to stop",
+    ExitCode.NOT_FOUND: "no such action: no status event for it, no job for cancel to stop, or (logs) no "
+    "job of this client's or no log yet",
     ExitCode.TIMED_OUT: "--timeout passed before the end (the benchmark goes on)",
     ExitCode.INTERNAL: "a bug: run again with --debug and report the traceback",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C); a submitted benchmark goes on",

@@ -83,6 +83,7 @@ class Change:
     detail: str
     status: str
     tone: Tone
+    lines: tuple[str, ...] = ()  # what the message says below its first line (a failed job's log)
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,8 @@ class Timeline:
         if event.get("action_id") != self.action_id:
             return None
         payload = event["payload"]
-        status, message = str(payload.get("status")), str(payload.get("message"))
+        # The first line is the status; a FAILED job's message goes on with the end of its log.
+        status, (message, *more) = str(payload.get("status")), str(payload.get("message")).split("\n")
         service = _service(event)
         src = payload.get("src_event") if isinstance(payload.get("src_event"), Mapping) else {}
         about_cancel = isinstance(src.get("payload"), Mapping) and "command" in src["payload"]
@@ -189,7 +191,7 @@ class Timeline:
             self.job_name = tracked["job"]
 
         def change(name: str, detail: str, tone: Tone) -> Change:
-            return Change(self.action_id, _time(event), name, detail, status, tone)
+            return Change(self.action_id, _time(event), name, detail, status, tone, tuple(more))
 
         if service not in (SERVICE_NAME, "?"):  # the BFF's, the fetcher's: their words, as they are
             return change(status.lower(), f"{service}: {message}", Tone.INFO)

@@ -12,16 +12,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError as BotoClientError
 
-from sagemaker_executor.adapters import aws
-from sagemaker_executor.adapters.aws import classify, client, make_session
+from sagemaker_executor.adapters.aws import classify, client
+from sagemaker_executor.client.aws import FIX_CREDENTIALS, aws_failure, user_session
 from sagemaker_executor.client.errors import ClientError, ExitCode
 from sagemaker_executor.config import Settings
 from sagemaker_executor.domain.errors import ExecutorError
 
-FIX_CREDENTIALS = (
-    "give this shell an AWS identity: AWS_PROFILE (see `aws configure`), or AWS_ACCESS_KEY_ID and "
-    "AWS_SECRET_ACCESS_KEY"
-)
+__all__ = ["FIX_CREDENTIALS", "PREFIX", "scripts_session", "upload_scripts"]
+
 PREFIX = "anubis0"
 UPLOAD_RETRY_ATTEMPTS = 3
 
@@ -42,19 +40,7 @@ def scripts_session(settings: Settings) -> Any:
         raise ClientError(
             ExitCode.USAGE, "submit --script needs AWS_DEFAULT_REGION: the region of the scripts bucket"
         )
-    session = make_session(settings.aws_region)
-    try:
-        credentials = session.get_credentials()
-    except BotoCoreError as error:
-        raise ClientError(
-            ExitCode.AWS, f"cannot load AWS credentials to upload --script: {error}: {FIX_CREDENTIALS}"
-        ) from error
-    if credentials is None:
-        raise ClientError(
-            ExitCode.AWS,
-            f"no AWS credentials to upload --script to s3://{bucket}/{PREFIX}/: {FIX_CREDENTIALS}",
-        )
-    return session
+    return user_session(settings.aws_region, f"to upload --script to s3://{bucket}/{PREFIX}/")
 
 
 def upload_scripts(session: Any, settings: Settings, name: str, data: bytes) -> str:
@@ -70,17 +56,8 @@ def upload_scripts(session: Any, settings: Settings, name: str, data: bytes) -> 
         s3 = client(session, "s3", UPLOAD_RETRY_ATTEMPTS)
         s3.put_object(Bucket=bucket, Key=f"{PREFIX}/{name}", Body=data)
     except ExecutorError as error:  # the credential chain failed while the client was built
-        raise ClientError(ExitCode.AWS, _upload_failure(error)) from error
+        raise aws_failure(error) from error
     except (BotoClientError, BotoCoreError) as error:
         kind = classify(error, f"cannot upload --script to {uri}", own=own)
-        raise ClientError(ExitCode.AWS, _upload_failure(kind)) from error
+        raise aws_failure(kind) from error
     return uri
-
-
-def _upload_failure(error: Exception) -> str:
-    """The one-line message for a failed upload: what failed, and its fix (for a person at a shell,
-    where the service's fix speaks of the pod's identity)."""
-    fix = getattr(error, "fix", "")
-    if fix == aws.FIX_CREDENTIALS:
-        fix = FIX_CREDENTIALS
-    return f"{error}: {fix}" if fix else str(error)

@@ -7,7 +7,9 @@ redrawn in place. Piped, every change is one plain line that scripts, the demo a
 
     [3f2a1b9c 12:00:03] job created: training job 3f2a1b9c-... (SUCCEEDED)
 
-Notes (hints, what SageMaker says) go to stderr, so stdout holds the action id and its changes only.
+A change whose message goes on below its first line (a FAILED job's last log lines) is followed by
+those lines, indented, which :func:`parse_line` does not take for changes. Notes (hints, what
+SageMaker says) go to stderr, so stdout holds the action id and its changes only.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from rich.text import Text
 
 from sagemaker_executor.client.timeline import Change, Tone
 
+_INDENT = "    "  # the lines below a change's own (a failed job's log): never read as a change
+_HOST_COLOURS = ("red", "green", "yellow", "blue", "magenta", "cyan")  # as the SDK's ColorWrap
 _STYLES = {Tone.INFO: "cyan", Tone.GOOD: "bold green", Tone.WARN: "bold yellow", Tone.BAD: "bold red"}
 _LINE = re.compile(
     r"^\[(?P<id>\S+) (?P<time>[^\]]+)\] (?P<event>[^:]+): (?P<detail>.*) \((?P<status>[^()]*)\)$"
@@ -84,6 +88,8 @@ class View:
                 file=self._out,
                 flush=True,
             )
+            for line in change.lines:
+                print(f"{_INDENT}{line}", file=self._out, flush=True)
             return
         row = Table.grid(padding=(0, 2))
         row.add_column(no_wrap=True, style="dim")
@@ -95,6 +101,8 @@ class View:
             Text.assemble(change.detail, (f"  {change.status}", "dim")),
         )
         self._console.print(row)
+        for line in change.lines:
+            self._console.print(Text(f"{_INDENT}{line}", style="dim"), soft_wrap=True)
         self._refresh()
 
     def note(self, text: str) -> None:
@@ -104,6 +112,18 @@ class View:
             console.print(Text(text, style="dim"))
         else:
             print(text, file=self._err, flush=True)
+
+    def log_line(self, text: str, host: str | None = None) -> None:
+        """A line of a job's log (``logs``), on stdout; ``host`` prefixes it when the job has several,
+        coloured per host on a terminal."""
+        if not self.live:
+            print(f"[{host}] {text}" if host else text, file=self._out, flush=True)
+            return
+        shown = Text(text)
+        if host:
+            colour = _HOST_COLOURS[sum(map(ord, host)) % len(_HOST_COLOURS)]
+            shown = Text.assemble((f"[{host}] ", colour), text)
+        self._console.print(shown, soft_wrap=True)
 
     def line(self, text: str) -> None:
         """A line of a summary (``status``), on stdout."""

@@ -8,6 +8,10 @@ SageMaker's ``TrainingJobStatus`` says whether a job is over; its ``SecondarySta
 doing. A secondary status SageMaker adds later, or one not listed here, is reported as a non-final
 status carrying its name -- the job goes on being tracked until ``TrainingJobStatus`` is terminal.
 (The original watcher treated any status it did not know as final and failed.)
+
+A failure's message is its headline (SageMaker's reason, on one line, secrets masked) and, below it,
+the last lines of the job's log or why they could not be read (``domain.joblog``), so a reader of the
+first line alone still reads a one-line status.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from sagemaker_executor.domain.events import Status
+from sagemaker_executor.domain.joblog import LOG_GROUP, REASON_BYTES, LogTail, Masker, tail_text
+from sagemaker_executor.domain.limits import bound_text
 
 TERMINAL_JOB_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
 
@@ -41,7 +47,6 @@ _FAILED_SECONDARY = {
     "MaxWaitTimeExceeded": "the spot job waited longer than its maximum wait time",
     "Interrupted": "the spot instances were interrupted",
 }
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
 @dataclass(frozen=True)
@@ -81,8 +86,19 @@ def needs_description(state: JobState) -> bool:
     return state.ended
 
 
-def report_for(state: JobState, description: Mapping[str, Any] | None, region: str) -> Report:
-    """The status event for ``state``; ``description`` (DescribeTrainingJob) is given when it ended."""
+def is_failure(state: JobState) -> bool:
+    """Whether ``state`` is reported ``FAILED``: the job failed, or was stopped by a limit, not a user."""
+    return state.ended and (state.status == "Failed" or state.secondary in _FAILED_SECONDARY)
+
+
+def report_for(
+    state: JobState, description: Mapping[str, Any] | None, region: str, log_tail: LogTail | None = None
+) -> Report:
+    """The status event for ``state``; ``description`` (DescribeTrainingJob) is given when it ended.
+
+    ``log_tail``: for a failure (:func:`is_failure`), the end of the job's log, shown below the
+    headline.
+    """
     name = state.name
     if not state.ended:
         status, text = _IN_PROGRESS.get(state.secondary, (Status.RUNNING, "SageMaker reports"))
@@ -94,11 +110,14 @@ def report_for(state: JobState, description: Mapping[str, Any] | None, region: s
 
     details = description or {}
     timing = _timing(details)
-    if state.secondary in _FAILED_SECONDARY or state.status == "Failed":
+    if is_failure(state):
         why = details.get("FailureReason") or _FAILED_SECONDARY.get(state.secondary) or "no reason given"
-        return Report(
-            Status.FAILED, f"Benchmark failed: {why} (training job {name} {state.status}{timing})", True
-        )
+        # SageMaker's reasons often span lines (a traceback's end): the headline stays one line.
+        why = bound_text(Masker.of_job(details).mask(" ".join(str(why).split())), REASON_BYTES)
+        message = f"Benchmark failed: {why} (training job {name} {state.status}{timing})"
+        if log_tail is not None:
+            message += "\n" + tail_text(log_tail)
+        return Report(Status.FAILED, message, True)
     if state.status == "Stopped":
         return Report(Status.CANCELED, f"Benchmark cancelled: training job {name} stopped{timing}", True)
     return Report(Status.SUCCEEDED, f"Benchmark finished: training job {name} completed{timing}", True)

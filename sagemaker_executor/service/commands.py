@@ -1,10 +1,11 @@
 """Handling ``CMD_SUBMIT`` commands; ``cancel`` is the only one an executor answers (CONTRACT §5.2).
 
-Called by ``service.loop`` for records of ``CMD_SUBMIT_TOPIC``. The job is found by the name derived
-from the target action (the default name), else by the ``anubis-action-id`` tag every job of ours
-carries -- so a job with a custom ``sagemaker_job_name`` is found too (the original could not,
-§10.7). A job tagged with another client's id is treated as not found: a client cancels only its own
-benchmarks. Untagged jobs (created by the original service) are cancelled by name as before.
+Called by ``service.loop`` for records of ``CMD_SUBMIT_TOPIC``. The job is found by
+:func:`find_action_job`, the one rule for an action's job (the ``logs`` client command uses it too):
+by the name derived from the target action (the default name), else by the ``anubis-action-id`` tag
+every job of ours carries -- so a job with a custom ``sagemaker_job_name`` is found too (the original
+could not, §10.7). A job tagged with another client's id is treated as not found: a client cancels
+only its own benchmarks. Untagged jobs (created by the original service) are found by name as before.
 
 A command whose ``action_id`` or ``client_id`` is too long to answer under (``domain.limits``) is
 raised as :class:`~sagemaker_executor.service.submission.NotForUs`, for the loop to dead-letter; a
@@ -34,11 +35,39 @@ MSG_CANCELLED = "Execution successfully cancelled..."
 MSG_OK = "Cancel command processed successfully"
 
 
-class CancellableJobs(Protocol):
+class ActionJobs(Protocol):
     def describe(self, job_name: str) -> dict[str, Any]: ...
     def tags(self, job_arn: str) -> dict[str, str]: ...
     def find_by_tag(self, key: str, value: str) -> list[str]: ...
+
+
+class CancellableJobs(ActionJobs, Protocol):
     def stop(self, job_name: str) -> None: ...
+
+
+def find_action_job(jobs: ActionJobs, target: str, client_id: str) -> dict[str, Any]:
+    """The job of action ``target`` (its ``DescribeTrainingJob``); :class:`JobNotFound` if it has none
+    that ``client_id`` may touch.
+
+    Ids are compared as the executor's tags hold them (``translation.tag_value_for``: as is, or
+    encoded when SageMaker would not take them as tag values).
+    """
+    action_tag, client_tag = tag_value_for(target), tag_value_for(client_id)
+    try:
+        job = jobs.describe(job_name_for(target))
+        tags = jobs.tags(job["TrainingJobArn"])
+        if (
+            tags.get(TAG_ACTION_ID, action_tag) == action_tag
+            and tags.get(TAG_CLIENT_ID, client_tag) == client_tag
+        ):
+            return job
+    except JobNotFound:
+        pass
+    for name in jobs.find_by_tag(TAG_ACTION_ID, action_tag):
+        job = jobs.describe(name)
+        if jobs.tags(job["TrainingJobArn"]).get(TAG_CLIENT_ID) == client_tag:
+            return job
+    raise JobNotFound(target)
 
 
 class CommandHandler:
@@ -72,7 +101,7 @@ class CommandHandler:
 
     def _cancel(self, raw: Mapping[str, Any], target: str, client_id: str) -> str:
         try:
-            job = self._find(target, client_id)
+            job = find_action_job(self._jobs, target, client_id)
         except JobNotFound:
             self._respond(raw, RC_FAILED, f"Cancel command failed: No resources found for '{target}'")
             return "not-found"
@@ -96,28 +125,6 @@ class CommandHandler:
         self._emitter.status(raw, Status.SUCCEEDED, message, target_action_id=target)
         self._respond(raw, RC_OK, MSG_OK)
         return "cancelled"
-
-    def _find(self, target: str, client_id: str) -> dict[str, Any]:
-        """The target action's job; :class:`JobNotFound` if it has none this client may cancel.
-
-        Ids are compared as the executor's tags hold them (``translation.tag_value_for``: as is, or
-        encoded when SageMaker would not take them as tag values)."""
-        action_tag, client_tag = tag_value_for(target), tag_value_for(client_id)
-        try:
-            job = self._jobs.describe(job_name_for(target))
-            tags = self._jobs.tags(job["TrainingJobArn"])
-            if (
-                tags.get(TAG_ACTION_ID, action_tag) == action_tag
-                and tags.get(TAG_CLIENT_ID, client_tag) == client_tag
-            ):
-                return job
-        except JobNotFound:
-            pass
-        for name in self._jobs.find_by_tag(TAG_ACTION_ID, action_tag):
-            job = self._jobs.describe(name)
-            if self._jobs.tags(job["TrainingJobArn"]).get(TAG_CLIENT_ID) == client_tag:
-                return job
-        raise JobNotFound(target)
 
     def _failed(self, raw: Mapping[str, Any], target: str, error: Exception) -> str:
         log.warning("cancel of action %s failed: %s", target, error)

@@ -124,7 +124,9 @@ class StatusEmitter:
             )
             stamped, data = self._stamp(event, self._status_topic)
         self._sink.send(self._status_topic, str(stamped.get("client_id")), data)
-        log.info("status %s for action %s: %s", status.value, stamped["action_id"], message)
+        headline, *more = message.split("\n")  # a FAILED status's log lines stay in the event
+        extra = f" (and {len(more)} more lines)" if more else ""
+        log.info("status %s for action %s: %s%s", status.value, stamped["action_id"], headline, extra)
 
     def respond(self, command: Mapping[str, Any], return_code: int, message: str, topic: str) -> None:
         """The ``CommandResponseEvent`` to ``command`` on ``topic``: at most ``MAX_STATUS_BYTES``, like a

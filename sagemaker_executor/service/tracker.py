@@ -11,6 +11,13 @@ callbacks when the consumer group moves partitions.
 * **Survives restarts.** Each job's :class:`~sagemaker_executor.domain.tracking.TrackedJob` lives in a
   compacted topic, rewritten whenever a new status was reported and deleted (tombstone) once the
   terminal status is acknowledged. A restarted owner reloads the records and reports only changes.
+* **Why a job failed.** A ``FAILED`` status carries SageMaker's reason and, below it, the last lines
+  of the job's CloudWatch log (``domain.joblog``: bounded, secrets masked, hosts named), read once
+  when the failure is seen. Reading them is never fatal and never long: each call is bounded
+  (``cli.LOG_CALL_TIMEOUT_S`` and one retry; no new call after ``log_budget_s``); when CloudWatch
+  Logs fails, the status says so and goes out anyway, and the jobs failing in the next
+  ``log_pause_s`` are reported without asking it again, so an outage costs the loop one bounded wait,
+  not one per job.
 * **Replica-safe.** Records sit in the tracking partition numbered like the submission's input
   partition, so exactly the replica that owns input partition *p* tracks those jobs, and a rebalance
   moves tracking with ownership.
@@ -33,7 +40,14 @@ from typing import Any, Protocol
 from sagemaker_executor.adapters.kafka import PublishError
 from sagemaker_executor.domain.errors import ExecutorError, JobNotFound
 from sagemaker_executor.domain.events import MetricsEvent, Status, to_wire
-from sagemaker_executor.domain.lifecycle import JobState, final_metrics, needs_description, report_for
+from sagemaker_executor.domain.joblog import LogTail, Masker
+from sagemaker_executor.domain.lifecycle import (
+    JobState,
+    final_metrics,
+    is_failure,
+    needs_description,
+    report_for,
+)
 from sagemaker_executor.domain.tracking import TrackedJob, metric_labels, tracked_job
 from sagemaker_executor.logs import log_context
 from sagemaker_executor.service.emitter import StatusEmitter
@@ -61,6 +75,10 @@ class MetricsForwarder(Protocol):
     def forward(self, job: TrackedJob, metrics: list[tuple[str, float, int]]) -> None: ...
 
 
+class FailureLogs(Protocol):
+    def tail(self, job_name: str, masker: Masker, *, budget_s: float | None = None) -> LogTail: ...
+
+
 @dataclass(frozen=True)
 class TrackerSettings:
     consumer_topic: str
@@ -71,6 +89,8 @@ class TrackerSettings:
     max_interval_s: float = 300.0
     resync_s: float = 600.0
     overlap_s: float = 30.0
+    log_budget_s: float = 10.0  # reading a failed job's log: no new call after this long
+    log_pause_s: float = 300.0  # after CloudWatch Logs failed: failed jobs are reported without it
 
 
 class JobTracker:
@@ -83,6 +103,7 @@ class JobTracker:
         settings: TrackerSettings,
         *,
         cloudwatch: MetricsForwarder | None = None,
+        logs: FailureLogs | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._jobs = jobs
@@ -91,6 +112,8 @@ class JobTracker:
         self._store = store
         self._settings = settings
         self._cloudwatch = cloudwatch
+        self._logs = logs
+        self._logs_paused_until = 0.0
         self._clock = clock
         self._tracked: dict[str, TrackedJob] = {}
         self._owned: set[int] = set()
@@ -222,11 +245,50 @@ class JobTracker:
                 log.warning("training job %s disappeared; no longer tracked", job.job_name)
                 return None
             state = JobState.of(description)
-        report = report_for(state, description, job.region or self._settings.region)
+        tail = self._failure_log(job, description) if is_failure(state) else None
+        report = report_for(state, description, job.region or self._settings.region, tail)
         self._emitter.status(job.executor_event, report.status, report.message, src_event=job.executor_event)
         if report.final:
             self._publish_metrics(job, description or {})
         return state
+
+    def _failure_log(self, job: TrackedJob, description: dict[str, Any] | None) -> LogTail | None:
+        """The end of a failed job's log, or why it is missing; None when logs are not read at all.
+
+        Never raises: the FAILED status goes out whatever CloudWatch Logs does.
+        """
+        if self._logs is None:
+            return None
+        now = self._clock()
+        if now < self._logs_paused_until:
+            return LogTail.unreadable(
+                job.job_name,
+                f"not read: CloudWatch Logs failed moments ago, and is asked again in "
+                f"{self._logs_paused_until - now:.0f}s",
+            )
+        try:
+            tail = self._logs.tail(
+                job.job_name, Masker.of_job(description), budget_s=self._settings.log_budget_s
+            )
+        except ExecutorError as error:
+            self._pause_logs(now, error)
+            return LogTail.unreadable(job.job_name, str(error))
+        except Exception as error:  # a defect here must not cost the job its FAILED status
+            log.exception("reading the log of failed training job %s", job.job_name)
+            return LogTail.unreadable(job.job_name, f"internal error of the executor: {type(error).__name__}")
+        if tail.problem is not None:
+            self._pause_logs(now, tail.problem)
+        return tail
+
+    def _pause_logs(self, now: float, error: ExecutorError | str) -> None:
+        self._logs_paused_until = now + self._settings.log_pause_s
+        fix = getattr(error, "fix", "")
+        log.warning(
+            "CloudWatch Logs: %s%s; failed jobs are reported without their log for %.0fs",
+            error,
+            f". Fix: {fix}" if fix else "",
+            self._settings.log_pause_s,
+        )
 
     def _publish_metrics(self, job: TrackedJob, description: dict[str, Any]) -> None:
         metrics = final_metrics(description)

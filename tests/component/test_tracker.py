@@ -1,5 +1,6 @@
 """Job tracking against moto with the local SageMaker on a manual clock: exact status sequences,
-metrics, restarts (state reloaded from what was published) and partition moves."""
+metrics, restarts (state reloaded from what was published), partition moves, and the end of a failed
+job's log (moto's CloudWatch Logs, written as SageMaker writes it) in its FAILED status."""
 
 from __future__ import annotations
 
@@ -7,15 +8,18 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
+from sagemaker_executor.adapters.joblogs import JobLogs
 from sagemaker_executor.adapters.sagemaker import SageMakerJobs
 from sagemaker_executor.domain.errors import TransientError
+from sagemaker_executor.domain.joblog import LogTail, Masker
 from sagemaker_executor.domain.tracking import TrackedJob
 from sagemaker_executor.local.sagemaker import LocalSageMaker, ManualClock, Timeline
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.tracker import JobTracker, TrackerSettings
-from tests.builders import create_training_job, fetcher_event, minimal_contents
+from tests.builders import create_training_job, fetcher_event, minimal_contents, write_job_log
 from tests.fakes import FakeSink
 
 TOPIC, TRACKING, METRICS = "BAI_APP_FETCHER", "SM_EXECUTOR_JOBS", "BAI_METRICS"
@@ -43,8 +47,11 @@ class World:
         self.sm = session.client("sagemaker")
         self.jobs = SageMakerJobs(session, default_bucket="out", retry_attempts=2)
         self.sink = FakeSink()
+        self.cw = session.client("logs")
 
-    def tracker(self, sink: FakeSink | None = None, store=None, interval: float = 10) -> JobTracker:
+    def tracker(
+        self, sink: FakeSink | None = None, store=None, interval: float = 10, logs: Any = None
+    ) -> JobTracker:
         sink = sink or self.sink
         emitter = StatusEmitter(sink, status_topic="BAI_APP_STATUS", node="n", clock_ms=lambda: 0)
         return JobTracker(
@@ -53,11 +60,20 @@ class World:
             emitter,
             store or ReplayStore(sink),
             TrackerSettings(TOPIC, TRACKING, METRICS, "us-east-1", interval_s=interval, overlap_s=30),
+            logs=logs,
             clock=lambda: self.clock.now().timestamp(),
         )
 
-    def create(self, name: str, labels: dict[str, str] | None = None, tags: dict[str, str] | None = None):
-        create_training_job(self.sm, name, Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()])
+    def create(
+        self,
+        name: str,
+        labels: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+        hosts: int = 1,
+    ):
+        resources = {"InstanceType": "ml.m5.large", "InstanceCount": hosts, "VolumeSizeInGB": 10}
+        tags_list = [{"Key": k, "Value": v} for k, v in (tags or {}).items()]
+        create_training_job(self.sm, name, Tags=tags_list, ResourceConfig=resources)
         info = {"description": "d", "execution_engine": "aws.sagemaker", "labels": labels or {}}
         event = fetcher_event(minimal_contents(info=info), action_id=name)
         event["payload"]["job"] = {"id": name, "output": None, "extras": {}}
@@ -72,6 +88,14 @@ class World:
         return [
             e["payload"]["status"] for e in (sink or self.sink).on("BAI_APP_STATUS") if e["action_id"] == name
         ]
+
+    def failed_message(self, name: str) -> str:
+        (failed,) = [
+            e
+            for e in self.sink.on("BAI_APP_STATUS")
+            if e["action_id"] == name and e["payload"]["status"] == "FAILED"
+        ]
+        return str(failed["payload"]["message"])
 
 
 @pytest.fixture
@@ -227,3 +251,130 @@ def test_a_tracked_job_that_no_longer_exists_is_dropped_at_the_next_resync(world
     world.run(tracker, 700, step=10)  # past one resync interval (600 s)
     assert tracker.tracked == {}
     assert [s.value for s in world.sink.acked if s.topic == TRACKING][-1] is None
+
+
+# ------------------------------------------------------------------------------- a failed job's log
+
+
+def test_a_failed_jobs_status_carries_the_end_of_its_log(world: World) -> None:
+    world.local.set_outcome("job-log", TIMELINE.failing("AlgorithmError: ExecuteUserScriptError"))
+    write_job_log(world.cw, "job-log", 1, [f"epoch {i}" for i in range(200)] + ["ValueError: bad shape"])
+    tracker = world.tracker(logs=JobLogs(world.session, retry_attempts=1))
+    tracker.track(world.create("job-log"), partition=0)
+    world.run(tracker, 200)
+    headline, head, *lines = world.failed_message("job-log").split("\n")
+    assert headline.startswith(
+        "Benchmark failed: AlgorithmError: ExecuteUserScriptError (training job job-log"
+    )
+    assert head.startswith("Last 30 lines of the log (CloudWatch Logs /aws/sagemaker/TrainingJobs")
+    assert lines[-1] == "ValueError: bad shape" and lines[0] == "epoch 171" and len(lines) == 30
+
+
+def test_a_failed_job_of_several_hosts_names_the_host_of_each_line(world: World) -> None:
+    world.local.set_outcome("job-hosts", TIMELINE.failing())
+    write_job_log(world.cw, "job-hosts", 1, ["waiting for algo-2"], step_ms=10)
+    write_job_log(world.cw, "job-hosts", 2, ["RuntimeError: NCCL timeout"], step_ms=10)
+    tracker = world.tracker(logs=JobLogs(world.session, retry_attempts=1))
+    tracker.track(world.create("job-hosts", hosts=2), partition=0)
+    world.run(tracker, 200)
+    lines = world.failed_message("job-hosts").split("\n")[1:]
+    assert lines[0].endswith(", hosts algo-1, algo-2):")
+    assert sorted(lines[1:]) == ["[algo-1] waiting for algo-2", "[algo-2] RuntimeError: NCCL timeout"]
+
+
+def test_secrets_of_the_job_never_reach_a_status(world: World, monkeypatch) -> None:
+    secret, key_id = "pg-pass-4711", "AKIAIOSFODNN7EXAMPLE"
+    world.local.set_outcome("job-secret", TIMELINE.failing(f"connect failed for password {secret}"))
+    real_describe = world.jobs.describe
+
+    def describe(name: str) -> dict:  # moto drops Environment (FACTS); SageMaker returns it
+        return {**real_describe(name), "Environment": {"DB_PASSWORD": secret, "EPOCHS": "3"}}
+
+    monkeypatch.setattr(world.jobs, "describe", describe)
+    write_job_log(
+        world.cw, "job-secret", 1, [f"psql -W {secret}", f"using {key_id}", "aws_secret_access_key=abc/def"]
+    )
+    tracker = world.tracker(logs=JobLogs(world.session, retry_attempts=1))
+    tracker.track(world.create("job-secret"), partition=0)
+    world.run(tracker, 200)
+    message = world.failed_message("job-secret")
+    assert message.split("\n")[-3:] == ["psql -W ***", "using ***", "aws_secret_access_key=***"]
+    sent = b"".join(s.value for s in world.sink.acked if isinstance(s.value, bytes))
+    for leaked in (secret, key_id, "abc/def"):
+        assert leaked.encode() not in sent
+
+
+def test_an_unreadable_log_still_gives_failed_with_the_reason(world: World) -> None:
+    world.local.set_outcome("job-denied", TIMELINE.failing("AlgorithmError: exit code 2"))
+    logs = JobLogs(world.session, retry_attempts=1)
+    tracker = world.tracker(logs=logs)
+    tracker.track(world.create("job-denied"), partition=0)
+    with Stubber(logs.boto_client) as stub:
+        stub.add_client_error("describe_log_streams", "AccessDeniedException", "User is not authorized")
+        world.run(tracker, 200)
+        stub.assert_no_pending_responses()
+    assert world.statuses("job-denied")[-1] == "FAILED"
+    headline, note = world.failed_message("job-denied").split("\n")
+    assert "AlgorithmError: exit code 2" in headline
+    assert note.startswith("The job's log could not be read (")
+    assert "AccessDeniedException: User is not authorized" in note
+    assert tracker.tracked == {}
+
+
+def test_a_job_that_wrote_no_log_says_so(world: World) -> None:
+    world.local.set_outcome("job-nolog", TIMELINE.failing("ClientError: image not found"))
+    tracker = world.tracker(logs=JobLogs(world.session, retry_attempts=1))  # no log group at all
+    tracker.track(world.create("job-nolog"), partition=0)
+    world.run(tracker, 200)
+    assert "The job wrote no log" in world.failed_message("job-nolog").split("\n")[1]
+
+
+class CountingLogs:
+    """A log reader that fails (or breaks) every time, counting the attempts."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls: list[str] = []
+
+    def tail(self, job_name: str, masker: Masker, *, budget_s: float | None = None) -> LogTail:
+        self.calls.append(job_name)
+        raise self.error
+
+
+def test_an_outage_of_cloudwatch_logs_costs_one_attempt_not_one_per_job(world: World) -> None:
+    logs = CountingLogs(TransientError("ThrottlingException: Rate exceeded"))
+    tracker = world.tracker(logs=logs)
+    names = ["f1", "f2", "f3"]
+    for name in names:
+        world.local.set_outcome(name, TIMELINE.failing())
+        tracker.track(world.create(name), partition=0)
+    world.run(tracker, 200)
+    assert len(logs.calls) == 1
+    assert [world.statuses(name)[-1] for name in names] == ["FAILED"] * 3
+    notes = sorted(world.failed_message(name).split("\n")[1] for name in names)
+    assert sum("ThrottlingException" in note for note in notes) == 1
+    assert sum("not read: CloudWatch Logs failed moments ago" in note for note in notes) == 2
+    # After the pause, the next failed job's log is asked for again.
+    world.clock.advance(300)
+    world.local.set_outcome("f4", TIMELINE.failing())
+    tracker.track(world.create("f4"), partition=0)
+    world.run(tracker, 200)
+    assert len(logs.calls) == 2 and logs.calls[-1] == "f4"
+
+
+def test_a_defect_in_reading_the_log_never_costs_the_failed_status(world: World) -> None:
+    world.local.set_outcome("job-bug", TIMELINE.failing())
+    tracker = world.tracker(logs=CountingLogs(KeyError("oops")))
+    tracker.track(world.create("job-bug"), partition=0)
+    world.run(tracker, 200)
+    assert "internal error of the executor: KeyError" in world.failed_message("job-bug")
+
+
+def test_only_a_failure_reads_the_log_and_only_once(world: World) -> None:
+    logs = CountingLogs(TransientError("unused"))
+    world.local.set_outcome("bad-once", TIMELINE.failing())
+    tracker = world.tracker(logs=logs)
+    for name in ("ok", "bad-once"):
+        tracker.track(world.create(name), partition=0)
+    world.run(tracker, 400)
+    assert logs.calls == ["bad-once"]

@@ -34,6 +34,14 @@ def reference(action: str) -> list[dict[str, Any]]:
     return next(iter(rows.values()))
 
 
+def comparable(resource: str) -> str:
+    """``resource`` as ``does_arn_match`` can compare it. policy_sentry splits a resource string on
+    ``/`` as well as ``:``, so the slashes of a log group's name (SageMaker's ``/aws/sagemaker/
+    TrainingJobs``) push ``log-stream`` out of its place; they are taken out of the name, nothing else."""
+    match = re.fullmatch(r"(arn:[^:]*:logs:[^:]*:[^:]*:log-group:)([^:]*)(.*)", resource)
+    return f"{match[1]}{match[2].replace('/', '_')}{match[3]}" if match else resource
+
+
 def key_pattern(key: str) -> re.Pattern[str]:
     """``aws:RequestTag/${TagKey}`` as a regex matching ``aws:RequestTag/anubis-action-id``."""
     parts = re.split(r"\$\{[^}]+\}|<[^>]+>", key)
@@ -70,6 +78,19 @@ def test_every_call_through_the_package_is_recorded_with_its_caller(
         ("s3:GetObject", "sagemaker_executor.adapters.s3"),
     ]
     assert iam_policy.service_actions(recorded) == {"s3:GetObject"}
+
+
+def test_calls_are_recorded_under_their_iam_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sagemaker_executor.adapters.joblogs import JobLogs
+
+    calls = tmp_path / "calls.log"
+    monkeypatch.setenv(RECORD_CALLS_ENV, str(calls))
+    with mock_aws():
+        JobLogs(make_session("us-east-1"), 1).streams("job-1")  # botocore says "cloudwatch-logs"
+
+    assert iam_policy.recorded_calls(calls) == [
+        ("logs:DescribeLogStreams", "sagemaker_executor.adapters.joblogs")
+    ]
 
 
 def test_nothing_is_recorded_without_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,7 +177,9 @@ def test_every_statement_allows_named_actions_on_the_narrowest_resources_the_ref
                 continue
             for resource in resources:
                 assert resource != "*", f"{statement['Sid']}: {action} can be scoped, yet is granted on '*'"
-                assert any(does_arn_match(resource, arn) for arn in formats), f"{action}: {resource}"
+                assert any(does_arn_match(comparable(resource), arn) for arn in formats), (
+                    f"{action}: {resource}"
+                )
 
 
 def test_every_condition_key_is_one_the_action_supports(policy: dict[str, Any]) -> None:
@@ -171,6 +194,19 @@ def test_every_condition_key_is_one_the_action_supports(policy: dict[str, Any]) 
                     )
                     conditioned += 1
     assert conditioned >= 5
+
+
+def test_log_group_names_with_slashes_are_compared_by_their_resource_type() -> None:
+    stream = (
+        "arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}:log-stream:${LogStreamName}"
+    )
+    group = "arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}"
+    streams = "arn:aws:logs:us-east-1:111122223333:log-group:/aws/sagemaker/TrainingJobs:log-stream:*"
+    assert not does_arn_match(streams, stream)  # the quirk
+    assert does_arn_match(comparable(streams), stream)
+    assert not does_arn_match(comparable(streams.replace(":log-stream:*", ":*")), stream)
+    assert does_arn_match(comparable(streams.replace(":log-stream:*", ":*")), group)
+    assert comparable("arn:aws:s3:::bucket/a/b") == "arn:aws:s3:::bucket/a/b"
 
 
 def test_placeholders_are_the_documented_settings(policy: dict[str, Any]) -> None:

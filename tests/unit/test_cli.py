@@ -173,7 +173,7 @@ def test_help_lists_the_subcommands() -> None:
     result, _ = cli("--help")
 
     assert result.returncode == 0
-    for command in ("run", "submit", "cancel", "status"):
+    for command in ("run", "submit", "cancel", "status", "logs"):
         assert command in result.stdout
     assert_no_traceback(result)
 
@@ -272,7 +272,8 @@ def test_tar_scripts_of_a_single_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [("cancel", "--help"), ("submit", "--help"), ("status", "--help"), ("run", "--help")]
+    "args",
+    [("cancel", "--help"), ("submit", "--help"), ("status", "--help"), ("logs", "--help"), ("run", "--help")],
 )
 def test_subcommand_help_never_needs_configuration(args: tuple[str, ...]) -> None:
     result, elapsed = cli(*args)

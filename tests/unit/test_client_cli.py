@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from sagemaker_executor.cli import CLIENT_COMMANDS, _parser
+from sagemaker_executor.cli import CLIENT_COMMANDS, KAFKA_COMMANDS, _parser
 from sagemaker_executor.client.errors import EXIT_CODE_MEANINGS, ExitCode
 from sagemaker_executor.config import OPTIONS, is_client_option
 
@@ -197,6 +197,21 @@ def test_no_aws_credentials_for_the_script_upload() -> None:
     assert elapsed < 10
 
 
+def test_logs_without_aws_credentials_says_how_to_get_them() -> None:
+    result, elapsed = cli("logs", "some-id", **NO_AWS)
+
+    one_line_error(
+        result, ExitCode.AWS, "no AWS credentials to read the log of action some-id", "AWS_PROFILE"
+    )
+    assert elapsed < 10
+
+
+def test_logs_needs_a_region() -> None:
+    result, _ = cli("logs", "some-id", **{k: v for k, v in NO_AWS.items() if k != "AWS_DEFAULT_REGION"})
+
+    one_line_error(result, ExitCode.USAGE, "logs needs AWS_DEFAULT_REGION")
+
+
 def test_a_script_upload_needs_a_bucket() -> None:
     result, _ = cli("submit", str(VALID), "--script", str(HELLO / "scripts" / "hello"), **NO_AWS)
 
@@ -265,15 +280,18 @@ def test_client_help_lists_only_client_options_each_with_help(command: str) -> N
         assert action.help and action.help != argparse.SUPPRESS, action.dest
     for option in SERVICE_ONLY:
         assert "--" + option.name.replace("_", "-") not in text, option.name
-    for flag in ("--kafka-bootstrap-servers", "--status-topic", "--timeout", "--debug", "--client-id"):
+    for flag in ("--timeout", "--debug", "--client-id"):
         assert flag in text
+    kafka = ("--kafka-bootstrap-servers", "--status-topic", "--connect-timeout")
+    for flag in kafka:  # `logs` asks AWS only
+        assert (flag in text) is (command in KAFKA_COMMANDS), flag
     for code in ExitCode:
         assert f" {int(code)} " in text.split("exit codes:")[1]
     assert len(SERVICE_ONLY) > 25  # the service's own settings are many; none of them is shown
 
 
 def test_the_action_id_argument_is_explained() -> None:
-    for command in ("cancel", "status"):
+    for command in ("cancel", "status", "logs"):
         result, _ = cli(command, "--help")
         assert "action_id the action id that submit printed" in " ".join(result.stdout.split())
 

@@ -266,3 +266,53 @@ def test_the_id_line_names_the_action(terminal: bool) -> None:
     View(out, io.StringIO(), terminal=terminal).action(ACTION)
 
     assert ACTION in out.getvalue()
+
+
+def failed_with_log(lines: list[str]) -> dict[str, Any]:
+    from sagemaker_executor.domain.joblog import LogEvent, Masker, tail_of
+
+    described = {"TrainingJobName": JOB, "FailureReason": "AlgorithmError: exit code 1"}
+    tail = tail_of(
+        JOB, {"algo-1": [LogEvent("algo-1", i, line) for i, line in enumerate(lines)]}, 1, Masker()
+    )
+    report = report_for(JobState(JOB, "Failed", "Failed"), described, "us-east-1", tail)
+    return status(report.status, report.message, src=EXECUTOR_EVENT)
+
+
+def test_a_failed_jobs_log_lines_come_with_its_change() -> None:
+    timeline = Timeline(ACTION)
+    (change,) = feed(timeline, failed_with_log(["epoch 1", "Traceback: boom"]))
+    assert (change.event, change.status, timeline.ended) == ("job failed", "FAILED", End.FAILED)
+    assert "\n" not in change.detail and "AlgorithmError: exit code 1" in change.detail
+    assert change.lines[1:] == ("epoch 1", "Traceback: boom")
+    assert change.lines[0].startswith("Last 2 lines of the log")
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_a_failed_jobs_log_lines_are_shown_below_it_and_never_read_as_changes(terminal: bool) -> None:
+    out = io.StringIO()
+    view = View(out, io.StringIO(), terminal=terminal)
+    (change,) = feed(
+        Timeline(ACTION), failed_with_log(["[07/01/2030 10:00:00 INFO] epoch 1", "Traceback: boom"])
+    )
+    view.change(change)
+    printed = out.getvalue().splitlines()
+    assert any("Traceback: boom" in line for line in printed)
+    assert any("epoch 1" in line for line in printed)
+    if not terminal:
+        row, *below = printed
+        assert parse_line(row) is not None and parse_line(row).status == "FAILED"
+        assert below[1:] == ["    [07/01/2030 10:00:00 INFO] epoch 1", "    Traceback: boom"]
+        assert all(parse_line(line) is None for line in below)
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_log_lines_of_several_hosts_say_which_host(terminal: bool) -> None:
+    out = io.StringIO()
+    view = View(out, io.StringIO(), terminal=terminal)
+    view.log_line("one host only")
+    view.log_line("from the second", "algo-2")
+    text = out.getvalue()
+    assert "one host only" in text and "[algo-2]" in text and "from the second" in text
+    if not terminal:
+        assert text.splitlines() == ["one host only", "[algo-2] from the second"]

@@ -14,8 +14,8 @@ import botocore.session
 import pytest
 
 from sagemaker_executor.domain.events import Status
+from sagemaker_executor.domain.joblog import LOG_GROUP
 from sagemaker_executor.domain.lifecycle import (
-    LOG_GROUP,
     TERMINAL_JOB_STATUSES,
     JobState,
     final_metrics,
