@@ -65,7 +65,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sagemaker_executor.domain.lifecycle import LOG_GROUP
+from sagemaker_executor.domain.joblog import LOG_GROUP
 from sagemaker_executor.local import jobspec
 from sagemaker_executor.local.jobspec import JobSpec, MetricParser, MetricValue, Unsupported
 from sagemaker_executor.local.motoaws import MotoAws, StorageError
