@@ -4,6 +4,7 @@ IAM policy check: every AWS call of the run is recorded, and a run of the whole 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,22 @@ os.environ.pop("AWS_PROFILE", None)
 AWS_CALLS, _OWN_CALLS_FILE = iam_policy.start_recording()
 _run = {"deselected": 0, "finished": 0}
 _IAM_REPORT = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A test that runs a CLI entry point installs a root handler on the stderr pytest gave it, closed
+    once the test ends; later tests would log into it ("--- Logging error ---"). Put the root back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -197,8 +197,9 @@ def volume_size_gb(event: FetcherBenchmarkEvent) -> int:
     return max(MIN_VOLUME_GB, -(-total // GIB) * 11 // 10)
 
 
-def input_channels(event: FetcherBenchmarkEvent, nodata_uri: str) -> dict[str, str]:
-    """One channel per dataset, named by its ``id`` or ``src<index>``; the no-data channel if none.
+def input_channels(event: FetcherBenchmarkEvent, nodata_uri: str | None) -> dict[str, str]:
+    """One channel per dataset, named by its ``id`` or ``src<index>``; the no-data channel if none
+    and ``nodata_uri`` is given (command mode has its code channel, so it needs none).
 
     Raises :class:`DescriptorError` for two channels of one name (SageMaker needs them distinct) and a
     dataset the fetcher gave no S3 location.
@@ -212,7 +213,9 @@ def input_channels(event: FetcherBenchmarkEvent, nodata_uri: str) -> dict[str, s
         if not dataset.dst or not dataset.dst.startswith("s3://"):
             raise DescriptorError(where + ".dst", f"the fetcher gave no S3 location for {dataset.src!r}")
         channels[name] = dataset.dst
-    return channels or {"src0": nodata_uri}
+    if not channels and nodata_uri is not None:
+        return {"src0": nodata_uri}
+    return channels
 
 
 def _processes_per_host(descriptor: Descriptor) -> int:
@@ -266,7 +269,8 @@ def translate(descriptor: Descriptor, event: FetcherBenchmarkEvent, site: Execut
     entry_point: str | None = None
     code_channel: str | None = None
     scripts_dir = ""
-    inputs = input_channels(event, site.nodata_uri)
+    command_code = framework is Framework.NONE and bool(benchmark_code)
+    inputs = input_channels(event, None if command_code else site.nodata_uri)
     if framework is not Framework.NONE:
         if not benchmark_code:
             raise DescriptorError("ml.benchmark_code", f"is required to run a {framework.value} benchmark")

@@ -29,7 +29,9 @@ Search): per job a ``RunningJob`` on a thread of its own that
 Where it differs from real SageMaker:
 - No container: the image is not pulled (each stream's first line says so) and the command runs on
   this machine's file system, as root, with its tools; ``ContainerEntrypoint`` is required (the
-  image's ENTRYPOINT and WORKDIR are unknown: the working directory is an empty directory).
+  image's ENTRYPOINT and WORKDIR are unknown: the working directory is an empty directory, or a copy
+  of the directory ``JobRunner(images={image: dir})`` (``local.server --image NAME=DIR``) gives for
+  the request's ``TrainingImage``, standing in for the files of the image's WORKDIR).
   It is no sandbox: the job can read the machine's files and reach its network. All hosts share
   this machine's network; ``/etc/hosts`` maps every ``algo-<n>`` to 127.0.0.1.
 - A private ``/opt/ml`` needs root and ``unshare``; without them the job fails with an
@@ -59,7 +61,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -313,7 +315,11 @@ class RunningJob:
         for host in self._hosts:
             for layout in ("input/config", "input/data", "model", "output/data"):
                 (host.ml / layout).mkdir(parents=True)
-            host.work.mkdir()
+            workdir = self._runner.images.get(spec.image)
+            if workdir is not None:  # the image's WORKDIR, as a directory of this machine
+                shutil.copytree(workdir, host.work, symlinks=True)
+            else:
+                host.work.mkdir()
             host.home.mkdir()
             host.hosts_file.write_text(hosts_text)
             files = config | {"resourceconfig.json": jobspec.resource_config(spec, host.name)}
@@ -352,11 +358,13 @@ class RunningJob:
             started = int(time.time())
             host.stream = f"{spec.name}/{host.name}-{started}"
             self._aws.create_log_stream(LOG_GROUP, host.stream)
+            workdir = self._runner.images.get(spec.image)
+            files = f", in a copy of {workdir} as its working directory" if workdir is not None else ""
             self._log(
                 host,
                 f"local SageMaker: image {spec.image} was not pulled (there is no container engine here); "
-                f"running ContainerEntrypoint and ContainerArguments as processes on this machine, host "
-                f"{host.name} of {len(self._hosts)}",
+                f"running ContainerEntrypoint and ContainerArguments as processes on this machine{files}, "
+                f"host {host.name} of {len(self._hosts)}",
                 metrics=False,
             )
             for note in spec.notes:
@@ -500,9 +508,13 @@ class JobRunner:
         stop_grace_seconds: float = SAGEMAKER_STOP_GRACE_SECONDS,
         jobs_dir: Path | None = None,
         unshare: str = "unshare",
+        images: Mapping[str, Path] | None = None,
     ) -> None:
+        """``images``: image name -> a directory whose files a job of that ``TrainingImage`` finds in
+        its working directory (a copy per host), standing in for the image's ``WORKDIR``."""
         if stop_grace_seconds < 0:
             raise ValueError("stop_grace_seconds must not be negative")
+        self.images = dict(images or {})
         self.stop_grace_seconds = stop_grace_seconds
         self._own_dir = jobs_dir is None
         self.jobs_dir = jobs_dir

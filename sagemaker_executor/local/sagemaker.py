@@ -13,12 +13,13 @@ Statuses are computed lazily from the clock whenever a job is described, listed,
 nothing runs in the background, so a ``ManualClock`` gives tests full control of time.
 
 Run mode (``LocalSageMaker(run_jobs=True)``, or ``runner=JobRunner(...)``; the server's ``--run-jobs``)
-executes instead each job that no rule, tag or hyperparameter below gives a timeline: ``local.runner``
-runs its ``ContainerEntrypoint`` as processes on this machine, in real time (no ``ManualClock``), and
-its status is whatever the running job has reached. DescribeTrainingJob then shows the request's own
+executes instead each job that has a ``ContainerEntrypoint`` and that no rule, tag or hyperparameter
+below gives a timeline: ``local.runner`` runs its ``ContainerEntrypoint`` as processes on this
+machine, in real time (no ``ManualClock``), and its status is whatever the running job has reached. DescribeTrainingJob then shows the request's own
 ``AlgorithmSpecification`` and ``Environment`` (moto rewrites the one and drops the other), and
 CreateTrainingJob answers SageMaker's ``ValidationException`` for a channel whose S3 prefix holds no
-object.
+object. A job without ``ContainerEntrypoint`` (script mode, an image's own program) cannot run here,
+since the image is not pulled: it follows the default timeline, as without run mode.
 
 Choosing a job's timeline, first match wins:
 1. a rule set with ``LocalSageMaker.set_outcome(pattern, timeline)`` (``fnmatch`` on the job name; the
@@ -537,7 +538,7 @@ class LocalSageMaker:
                 )
             chosen = self._chosen_timeline(name, kwargs.get("tags"), kwargs.get("hyper_parameters"))
             request = getattr(_REQUEST, "body", None) or _request_of(name, kwargs)
-            run = self.runner is not None and chosen is None
+            run = self.runner is not None and chosen is None and _has_entrypoint(request)
             aws = MotoAws(backend.account_id, backend.region_name)
             if run:
                 _check_channels(request, aws)
@@ -731,6 +732,12 @@ def _request_of(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         "ResourceConfig": kwargs.get("resource_config") or {},
         "StoppingCondition": kwargs.get("stopping_condition") or {},
     }
+
+
+def _has_entrypoint(request: Mapping[str, Any]) -> bool:
+    """Whether run mode can run the job: the image's own entrypoint is unknown without an image."""
+    algorithm = request.get("AlgorithmSpecification")
+    return isinstance(algorithm, Mapping) and bool(algorithm.get("ContainerEntrypoint"))
 
 
 def _check_channels(request: Mapping[str, Any], aws: MotoAws) -> None:

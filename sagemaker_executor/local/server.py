@@ -6,11 +6,13 @@ Owns the HTTP side of the local SageMaker: the server process, its JSON control 
 running in another process. The behaviour itself lives in ``sagemaker_executor.local.sagemaker``.
 
 Run: ``python -m sagemaker_executor.local.server --port P [--host 127.0.0.1] [--manual-clock]
-[--phase-seconds 2] [--stop-seconds 1] [--run-jobs [--stop-grace-seconds 120] [--jobs-dir DIR]]``.
+[--phase-seconds 2] [--stop-seconds 1] [--run-jobs [--stop-grace-seconds 120] [--jobs-dir DIR]
+[--image NAME=DIR ...]]``.
 ``--port 0`` picks a free port. ``--run-jobs`` runs each training job that no outcome rule, tag or
 hyperparameter gives a timeline as processes on this machine (``local.runner``; needs root; not with
 ``--manual-clock``), with ``--stop-grace-seconds`` between SIGTERM and SIGKILL when a job is stopped,
-and the jobs' directories under ``--jobs-dir`` (default: a new temporary directory, removed at exit).
+and the jobs' directories under ``--jobs-dir`` (default: a new temporary directory, removed at exit);
+a job of image NAME finds a copy of DIR as its working directory (the image's WORKDIR).
 Prints ``READY <url>`` on stdout once it answers requests and serves until SIGTERM or SIGINT. Clients
 point boto3 at the URL (``endpoint_url`` or ``AWS_ENDPOINT_URL``) with dummy credentials.
 
@@ -549,7 +551,21 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="with --run-jobs: where job directories are made (default: a new temporary directory)",
     )
+    parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="with --run-jobs: a job of image NAME finds the files of DIR in its working directory "
+        "(standing in for the image's WORKDIR); repeatable",
+    )
     args = parser.parse_args(argv)
+    images: dict[str, Path] = {}
+    for item in args.image:
+        name, sep, directory = item.partition("=")
+        if not sep or not name or not Path(directory).is_dir():
+            parser.error(f"--image takes NAME=DIR with an existing directory, got {item!r}")
+        images[name] = Path(directory)
     if args.run_jobs and args.manual_clock:
         parser.error("--run-jobs runs processes in real time: it cannot take --manual-clock")
     if args.stop_grace_seconds < 0:
@@ -557,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
 
     clock: Clock = ManualClock() if args.manual_clock else RealClock()
-    runner = JobRunner(args.stop_grace_seconds, args.jobs_dir) if args.run_jobs else None
+    runner = JobRunner(args.stop_grace_seconds, args.jobs_dir, images=images) if args.run_jobs else None
     local = LocalSageMaker(clock, Timeline.uniform(args.phase_seconds, args.stop_seconds), runner=runner)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

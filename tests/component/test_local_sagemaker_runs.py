@@ -28,7 +28,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from sagemaker_executor.domain.lifecycle import LOG_GROUP
+from sagemaker_executor.domain.joblog import LOG_GROUP
 from sagemaker_executor.local.runner import MAX_EVENT_BYTES, JobRunner
 from sagemaker_executor.local.sagemaker import LocalSageMaker, ManualClock, Timeline
 
@@ -542,12 +542,6 @@ def test_one_failing_host_fails_the_job_and_ends_the_others(site: Site) -> None:
     ("changes", "reason"),
     [
         (
-            {"AlgorithmSpecification": {"TrainingImage": "python:3-alpine", "TrainingInputMode": "File"}},
-            "ClientError: local SageMaker: the job has no AlgorithmSpecification.ContainerEntrypoint, and "
-            "image python:3-alpine is not pulled here (there is no container engine), so its own ENTRYPOINT "
-            "is unknown",
-        ),
-        (
             {
                 "AlgorithmSpecification": {
                     "TrainingImage": "i",
@@ -563,7 +557,7 @@ def test_one_failing_host_fails_the_job_and_ends_the_others(site: Site) -> None:
             "ClientError: local SageMaker: InstanceCount 17: at most 16 hosts run on this machine",
         ),
     ],
-    ids=["no entrypoint", "pipe mode", "too many hosts"],
+    ids=["pipe mode", "too many hosts"],
 )
 def test_what_the_runner_cannot_do_fails_the_job_with_the_reason(
     site: Site, changes: dict[str, Any], reason: str
@@ -575,6 +569,23 @@ def test_what_the_runner_cannot_do_fails_the_job_with_the_reason(
     assert (job["TrainingJobStatus"], job["FailureReason"]) == ("Failed", reason)
     assert transitions(job) == ["Starting", "Failed"]
     assert site.streams("job-refused") == []
+
+
+def test_a_job_without_an_entrypoint_follows_the_default_timeline_instead(site: Site) -> None:
+    # Script mode or an image's own program: nothing here can run it (the image is not pulled).
+    site.local.default_timeline = Timeline.uniform(0.05, 0.05)
+    site.create(
+        "job-own-entrypoint",
+        "echo never\n",
+        AlgorithmSpecification={"TrainingImage": "python:3-alpine", "TrainingInputMode": "File"},
+    )
+    deadline = time.monotonic() + 10
+    while site.describe("job-own-entrypoint")["TrainingJobStatus"] == "InProgress":
+        assert time.monotonic() < deadline
+        threading.Event().wait(0.05)
+    assert site.describe("job-own-entrypoint")["TrainingJobStatus"] == "Completed"
+    assert site.streams("job-own-entrypoint") == []  # nothing ran
+    assert site.local.runner is not None and site.local.runner.running() == 0
 
 
 def test_a_channel_without_objects_is_refused_at_creation_as_sagemaker_does(site: Site) -> None:

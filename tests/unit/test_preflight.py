@@ -172,7 +172,8 @@ def test_one_status_says_every_problem_and_a_tighter_rule_wins_over_an_integer_w
 )
 def test_configuration_settings_are_named(site_changes: dict[str, Any], expected: str) -> None:
     site = ExecutorSite(**{**SITE.__dict__, **site_changes})
-    (message,) = preflight_errors(fetcher_event(), site)
+    byoc = minimal_contents(ml=None)  # the image's own entrypoint: the no-data channel is sent
+    (message,) = preflight_errors(fetcher_event(byoc), site)
     assert message.startswith(f"Cannot process the request: {expected}"), message
 
 

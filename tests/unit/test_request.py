@@ -95,7 +95,7 @@ def test_command_mode_sends_the_bootstrap_entrypoint_and_the_code_channel_first(
         "TrainingImage": "python:3-alpine",
         "ContainerEntrypoint": ["sh", "/opt/ml/input/data/anubis_code/bootstrap.sh"],
     }
-    assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["anubis_code", "src0"]
+    assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["anubis_code"]  # no no-data channel
     assert request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == CODE_PREFIX
     assert request["Environment"] == {"A": "1"}
     assert "HyperParameters" not in request  # no toolkit, no sagemaker_* keys
