@@ -15,11 +15,12 @@ nothing runs in the background, so a ``ManualClock`` gives tests full control of
 Run mode (``LocalSageMaker(run_jobs=True)``, or ``runner=JobRunner(...)``; the server's ``--run-jobs``)
 executes instead each job that has a ``ContainerEntrypoint`` and that no rule, tag or hyperparameter
 below gives a timeline: ``local.runner`` runs its ``ContainerEntrypoint`` as processes on this
-machine, in real time (no ``ManualClock``), and its status is whatever the running job has reached. DescribeTrainingJob then shows the request's own
-``AlgorithmSpecification`` and ``Environment`` (moto rewrites the one and drops the other), and
-CreateTrainingJob answers SageMaker's ``ValidationException`` for a channel whose S3 prefix holds no
-object. A job without ``ContainerEntrypoint`` (script mode, an image's own program) cannot run here,
-since the image is not pulled: it follows the default timeline, as without run mode.
+machine, in real time (no ``ManualClock``), and its status is whatever the running job has reached.
+DescribeTrainingJob then shows the request's own ``AlgorithmSpecification`` and ``Environment`` (moto
+rewrites the one and drops the other), and CreateTrainingJob answers SageMaker's
+``ValidationException`` for a channel whose S3 prefix holds no object. A job without
+``ContainerEntrypoint`` (script mode, an image's own program) cannot run here, since the image is not
+pulled: it follows the default timeline, as without run mode.
 
 Choosing a job's timeline, first match wins:
 1. a rule set with ``LocalSageMaker.set_outcome(pattern, timeline)`` (``fnmatch`` on the job name; the
