@@ -32,6 +32,10 @@ from sagemaker_executor.local.broker import LocalBroker
 from sagemaker_executor.local.server import LocalSageMakerControl, server_process
 from tests.builders import TOPIC_ROLES, topic_names
 
+REPO = Path(__file__).resolve().parents[2]
+# The image Anubis's hello-world sample names, and the directory standing in for its WORKDIR.
+HELLO_WORLD_IMAGE = "benchmarkai/hello-world:latest"
+HELLO_WORLD_WORKDIR = REPO / "examples" / "anubis-hello-world" / "image"
 REGION = "us-east-1"
 OUTPUT_BUCKET = "sm-output"
 SCRIPTS_BUCKET = "scripts-exchange"
@@ -57,6 +61,16 @@ def bootstrap(broker: LocalBroker | None) -> str:
 def local_sagemaker(tmp_path_factory) -> Iterator[tuple[str, LocalSageMakerControl]]:
     log = tmp_path_factory.mktemp("local-sagemaker") / "server.log"
     with server_process(phase_seconds=1, log_path=log) as control:
+        yield control.base_url, control
+
+
+@pytest.fixture(scope="session")
+def running_sagemaker(tmp_path_factory) -> Iterator[tuple[str, LocalSageMakerControl]]:
+    """A local SageMaker that runs command-mode jobs for real (``--run-jobs``; ``local.runner``)."""
+    log = tmp_path_factory.mktemp("running-sagemaker") / "server.log"
+    run = ["--run-jobs", "--stop-grace-seconds", "5", "--image", f"{HELLO_WORLD_IMAGE}={HELLO_WORLD_WORKDIR}"]
+    with server_process(phase_seconds=1, log_path=log, extra_args=run) as control:
+        control.prepare_site([OUTPUT_BUCKET, SCRIPTS_BUCKET, "data-pull"], ROLE, REGION)
         yield control.base_url, control
 
 
@@ -301,9 +315,34 @@ def pipeline(request, bootstrap, local_sagemaker, aws, tmp_path) -> Iterator[Pip
     """One test's world; ``@pytest.mark.parametrize("pipeline", [3], indirect=True)`` gives the input
     (and tracking) topic 3 partitions."""
     url, control = local_sagemaker
+    p = _pipeline(bootstrap, url, control, aws, tmp_path, partitions=getattr(request, "param", 1))
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.fixture
+def running_pipeline(bootstrap, running_sagemaker, aws, tmp_path) -> Iterator[Pipeline]:
+    """One test's world against the local SageMaker that runs command-mode jobs for real."""
+    url, control = running_sagemaker
+    p = _pipeline(bootstrap, url, control, aws, tmp_path, partitions=1)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def _pipeline(
+    bootstrap: str,
+    url: str,
+    control: LocalSageMakerControl,
+    session: boto3.Session,
+    tmp_path: Path,
+    partitions: int,
+) -> Pipeline:
     prefix = "T" + uuid.uuid4().hex[:10]
     topics = Topics(prefix)
-    partitions = getattr(request, "param", 1)
     # Created up front: the broker would auto-create them with its own default partition count.
     ensure_topics(
         KafkaOptions([bootstrap], client_id="tests", group_id=""),
@@ -313,8 +352,4 @@ def pipeline(request, bootstrap, local_sagemaker, aws, tmp_path) -> Iterator[Pip
         compacted=[topics.tracking],
         partitions_of={topics.fetcher: partitions, topics.tracking: partitions},
     )
-    p = Pipeline(bootstrap, url, aws, control, tmp_path, topics, group=f"{prefix}-group")
-    try:
-        yield p
-    finally:
-        p.close()
+    return Pipeline(bootstrap, url, session, control, tmp_path, topics, group=f"{prefix}-group")
