@@ -1,14 +1,18 @@
 """``make demo``: the whole SageMaker path on one machine, with nothing to set up.
 
 Starts the embedded broker and the local SageMaker, runs the executor exactly as deployed (its own
-process, configured by environment variables), then uses ``sagemaker-executor submit`` / ``cancel``
--- the same client anyone can point at a real cluster -- to submit the descriptors in ``examples/``:
-the two samples the contract calls valid for SageMaker, a script-mode hello world, a job that fails
-with a reason, a broken descriptor (refused by the client, then by the executor), and a Horovod job
-that is then cancelled. Jobs move through their SageMaker statuses over a few seconds, and the client
-prints each change as it arrives. The demo checks the events the client printed (read back with
-``client.view.parse_line``) and its exit codes. Exits 0 when each benchmark ended the way it should,
-1 otherwise (with the executor's log).
+process, configured by environment variables), then uses ``sagemaker-executor submit`` / ``cancel`` /
+``logs`` -- the same client anyone can point at a real cluster -- to submit the descriptors in
+``examples/``: Anubis's two hello-world samples and a failing benchmark, which the local SageMaker
+*runs* (command mode: ``--run-jobs``, ``local.runner``; the benchmark's own output is the job's log,
+its metrics come from the descriptor's patterns, the failing one's FAILED status shows its last log
+lines); the two samples the contract calls valid for SageMaker and a script-mode hello world, framework
+images that cannot run here and follow a timeline instead; a broken descriptor (refused by the client,
+then by the executor); and a Horovod job that is then cancelled. The client prints each change as it
+arrives. The demo checks the events the client printed (read back with ``client.view.parse_line``),
+the text it expects in them and in the logs, and the exit codes. Exits 0 when each benchmark ended the
+way it should, 1 otherwise (with the executor's log), 2 when this machine cannot run jobs (root and
+``unshare`` are needed for each job's private ``/opt/ml``).
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ from pathlib import Path
 
 from sagemaker_executor.client.view import parse_line
 from sagemaker_executor.local.broker import LocalBroker
+from sagemaker_executor.local.runner import JobRunner
 from sagemaker_executor.local.server import LocalSageMakerControl, server_process
 
 REGION = "us-east-1"
 PHASE_SECONDS = 2.0  # each SageMaker phase (Starting, Downloading, Training, Uploading) of a demo job
 REPO = Path(__file__).resolve().parents[2]
+HELLO_WORLD_IMAGE = "benchmarkai/hello-world:latest"  # Anubis's hello-world sample's image
+HELLO_WORKDIR = Path("anubis-hello-world") / "image"  # under examples/: stands in for its WORKDIR
 
 
 @dataclass(frozen=True)
@@ -37,11 +44,28 @@ class Step:
     args: list[str]
     expect: str  # an event the client prints (client.view.parse_line), or, exit code 11, what stderr says
     code: int = 0  # the exit code expected
+    shows: str = ""  # text the followed output must contain
+    logged: str = ""  # text the job's log must contain (``sagemaker-executor logs``, printed)
 
 
 def _steps(examples: Path) -> list[Step]:
     created = ["--until", "created"]
+    hello = examples / "anubis-hello-world"
     return [
+        Step(
+            "Anubis's hello-world sample, run for real: python3 hello-world.py in the image's directory",
+            ["submit", str(hello / "descriptor.toml")],
+            "metrics",
+            shows="elapsed=",
+            logged="Hello world from algo-1",
+        ),
+        Step(
+            "Anubis's script-mode sample: python:3-alpine runs $(BAI_SCRIPTS_PATH)/src/entrypoint.sh",
+            ["submit", str(hello / "descriptor-script-mode.toml"), "--script", str(hello / "src")],
+            "metrics",
+            shows="accuracy=0.88",
+            logged="train loss 0.2178",
+        ),
         Step(
             "The executor README's SageMaker example (valid for SageMaker), followed to its end",
             ["submit", str(examples / "sagemaker-training-job.toml")],
@@ -53,7 +77,7 @@ def _steps(examples: Path) -> list[Step]:
             "job created",
         ),
         Step(
-            "Script mode: --script ships a directory, like the anubis client",
+            "Script mode (a PyTorch image; on a timeline here): --script ships a directory",
             [
                 "submit",
                 str(examples / "hello-world" / "descriptor.toml"),
@@ -63,10 +87,11 @@ def _steps(examples: Path) -> list[Step]:
             "metrics",
         ),
         Step(
-            "A benchmark that fails while training",
+            "A benchmark that fails while training: its FAILED status shows the log's last lines",
             ["submit", str(examples / "failing.toml")],
             "job failed",
             1,
+            shows="loss became NaN at step 12",
         ),
         Step(
             "A broken descriptor: the client refuses it before sending anything",
@@ -88,10 +113,13 @@ def _steps(examples: Path) -> list[Step]:
     ]
 
 
-def _cli(env: dict[str, str], args: list[str], timeout: float = 120) -> tuple[int, list[str], str]:
-    """Run ``sagemaker-executor ARGS --follow``, echoing its output; returns (exit code, lines, stderr)."""
+def _cli(
+    env: dict[str, str], args: list[str], timeout: float = 120, follow: bool = True
+) -> tuple[int, list[str], str]:
+    """Run ``sagemaker-executor ARGS [--follow]``, echoing its output; returns (exit code, lines, stderr)."""
+    following = ["--follow", "--timeout", "90"] if follow else []
     process = subprocess.run(
-        [sys.executable, "-m", "sagemaker_executor.cli", *args, "--follow", "--timeout", "90"],
+        [sys.executable, "-m", "sagemaker_executor.cli", *args, *following],
         env=env,
         capture_output=True,
         text=True,
@@ -162,12 +190,26 @@ def _wait_until_consuming(log: Path, executor: subprocess.Popen[bytes], timeout:
 
 
 def run(examples: Path) -> int:
+    why = JobRunner().cannot_isolate()
+    if why is not None:
+        print(f"The demo runs benchmarks for real, each in a private /opt/ml, and cannot here: {why}")
+        return 2
+    # The local SageMaker runs command-mode jobs; a directory stands in for the hello-world image.
+    run_jobs = [
+        "--run-jobs",
+        "--stop-grace-seconds",
+        "5",
+        "--image",
+        f"{HELLO_WORLD_IMAGE}={examples / HELLO_WORKDIR}",
+    ]
     with tempfile.TemporaryDirectory(prefix="sm-executor-demo-") as tmp:
         workdir = Path(tmp)
         print("Starting the embedded Kafka broker and the local SageMaker ...", flush=True)
         with (
             LocalBroker() as broker,
-            server_process(phase_seconds=PHASE_SECONDS, log_path=workdir / "aws.log") as control,
+            server_process(
+                phase_seconds=PHASE_SECONDS, log_path=workdir / "aws.log", extra_args=run_jobs
+            ) as control,
         ):
             control.prepare_site(["sm-output", "scripts-exchange", "data-pull"], "bai-sagemaker", REGION)
             env = _environment(broker.bootstrap_servers, control.base_url, workdir)
@@ -218,6 +260,13 @@ def _play(env: dict[str, str], examples: Path, control: LocalSageMakerControl) -
             failures.append(
                 f"{step.title}: exit {code} after {ended.strip()!r}, expected {step.code}, {step.expect!r}"
             )
+        if step.shows and step.shows not in "\n".join(lines):
+            failures.append(f"{step.title}: the client's output does not show {step.shows!r}")
+        if step.logged and lines:
+            print(f"    $ sagemaker-executor logs {lines[0].strip()}")
+            _, log_lines, _ = _cli(env, ["logs", lines[0].strip()], follow=False)
+            if not any(step.logged in line for line in log_lines):
+                failures.append(f"{step.title}: the job's log does not show {step.logged!r}")
         print()
     if cancel_target is None:
         return [*failures, "nothing to cancel"]
