@@ -492,6 +492,52 @@ def test_root_requirements_of_every_archive_are_kept(tmp_path: Path) -> None:
     assert (dest / "b.py").exists()
 
 
+def test_command_mode_unpacks_under_scripts_and_pip_reads_the_root_file_from_any_directory(
+    tmp_path: Path,
+) -> None:
+    # Command mode (domain.bootstrap): the scripts under scripts/ ($BAI_SCRIPTS_PATH), the bootstrap and
+    # one requirements.txt at the root, which the bootstrap installs from the image's WORKDIR.
+    bench = make_bench_dir(tmp_path / "client", "mybench", "numpy==1.26.4\n")
+    root_level = tar_bytes(file("requirements.txt", b"scipy\n"), file("top.py"))
+    dest = tmp_path / "source"
+
+    build_source_dir(
+        dest,
+        [("abc.tar", client_tar(bench)), ("top.tar", io.BytesIO(root_level))],
+        {"bootstrap.sh": "#!/bin/sh\n"},
+        ["boto3>=1"],
+        MiB,
+        scripts_dir="scripts",
+    )
+
+    assert sorted(str(p.relative_to(dest)) for p in dest.iterdir()) == [
+        "bootstrap.sh",
+        "requirements.txt",
+        "scripts",
+    ]
+    assert (dest / "scripts/mybench/train.py").exists() and (dest / "scripts/top.py").exists()
+    assert not (dest / "scripts/requirements.txt").exists()  # merged into the root file
+    lines = (dest / "requirements.txt").read_text().splitlines()
+    assert "-r scripts/mybench/requirements.txt" in lines
+    req_file = pytest.importorskip("pip._internal.req.req_file")
+    session = pytest.importorskip("pip._internal.network.session")
+    elsewhere = tmp_path / "workdir"
+    elsewhere.mkdir()
+    cwd = os.getcwd()
+    os.chdir(elsewhere)  # pip reads a nested -r relative to the file that names it, not the cwd
+    try:
+        parsed = req_file.parse_requirements(str(dest / "requirements.txt"), session=session.PipSession())
+        assert [r.requirement for r in parsed] == ["scipy", "numpy==1.26.4", "boto3>=1"]
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", "."])
+def test_the_scripts_dir_is_a_plain_name(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError, match="plain directory name"):
+        build_source_dir(tmp_path / "s", [], {"bootstrap.sh": ""}, [], MiB, scripts_dir=name)
+
+
 def test_no_requirements_means_no_requirements_txt(tmp_path: Path) -> None:
     bench = make_bench_dir(tmp_path / "client", "mybench", None)
     build_source_dir(tmp_path / "source", [("abc.tar", client_tar(bench))], ENTRY, [], MiB)
