@@ -18,6 +18,7 @@ import logging
 import tarfile
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -34,6 +35,7 @@ from sagemaker_executor.domain.translation import TrainingJobSpec
 
 RequestBuilderName = Literal["boto3", "sdk"]
 REQUEST_BUILDERS: tuple[RequestBuilderName, ...] = ("boto3", "sdk")
+UPLOAD_THREADS = 8  # concurrent PutObject calls for one job's code channel (boto3 clients are thread-safe)
 # botocore's event for each HTTP attempt of CreateTrainingJob (so retries are paced too).
 CREATE_ATTEMPT_EVENT = "before-send.sagemaker.CreateTrainingJob"
 
@@ -168,13 +170,18 @@ class SageMakerJobs:
         return f"s3://{bucket}/{key}"
 
     def _upload_files(self, spec: TrainingJobSpec, source_dir: Path) -> str:
-        """Each regular file under ``source_dir`` as ``<prefix><relative path>``; S3 keeps no modes or
-        empty directories (the bootstrap sets the modes the Kubernetes executor leaves)."""
+        """Each regular file under ``source_dir`` as ``<prefix><relative path>``, :data:`UPLOAD_THREADS`
+        at a time (a tarball may hold thousands of files); S3 keeps no modes or empty directories (the
+        bootstrap sets the modes the Kubernetes executor leaves). The first failure is raised."""
         bucket, prefix = source_location(spec)
-        for path in sorted(source_dir.rglob("*")):
-            if path.is_symlink() or not path.is_file():
-                continue  # build_source_dir writes neither links nor special files; dirs are implied
-            key = prefix + path.relative_to(source_dir).as_posix()
+        files = [
+            (path, prefix + path.relative_to(source_dir).as_posix())
+            for path in sorted(source_dir.rglob("*"))
+            if not path.is_symlink() and path.is_file()  # build_source_dir writes no links; dirs are implied
+        ]
+
+        def put(item: tuple[Path, str]) -> None:
+            path, key = item
             try:
                 with path.open("rb") as body:
                     self._s3.put_object(Bucket=bucket, Key=key, Body=body)
@@ -184,6 +191,9 @@ class SageMakerJobs:
                 raise classify(
                     error, "uploading the benchmark's source to S3 failed", own=FIX_OUTPUT_BUCKET
                 ) from error
+
+        with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_THREADS, len(files)))) as pool:
+            list(pool.map(put, files))
         return f"s3://{bucket}/{prefix}"
 
     def ping(self) -> None:

@@ -396,6 +396,27 @@ def test_a_missing_output_bucket_is_an_outage_naming_the_fix(session: boto3.Sess
     assert "SAGEMAKER_OUTPUT_BUCKET" in caught.value.fix
 
 
+def test_command_mode_uploads_every_file_of_the_code_channel_under_its_prefix(
+    session: boto3.Session, tmp_path: Path
+) -> None:
+    spec = make_spec()
+    source = make_source_dir(spec, tmp_path)
+    for index in range(40):  # more files than upload threads
+        path = source / "scripts" / f"d{index % 3}" / f"f{index}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"print({index})\n")
+
+    make_jobs(session).create(spec, source)
+
+    prefix = f"{spec.job_name}/source/anubis_code/"
+    s3 = session.client("s3")
+    listed = s3.list_objects_v2(Bucket=SITE.output_bucket, Prefix=prefix)["Contents"]
+    keys = {item["Key"][len(prefix) :] for item in listed}
+    assert keys == {"bootstrap.sh"} | {f"scripts/d{i % 3}/f{i}.py" for i in range(40)}
+    body = s3.get_object(Bucket=SITE.output_bucket, Key=prefix + "scripts/d1/f7.py")["Body"].read()
+    assert body == b"print(7)\n"
+
+
 # ---------------------------------------------------------------------------- resolve_role_arn
 
 
