@@ -127,12 +127,13 @@ def test_an_invalid_descriptor_is_refused_with_the_executors_words_before_connec
 
 def test_what_the_request_builder_refuses_is_refused_here(tmp_path: Path) -> None:
     # Valid for the descriptor rules; the SageMaker SDK refuses TensorFlow py2 above 2.1.1 (_preflight).
-    path = write(
-        tmp_path,
-        valid_with(
-            ml='framework = "tensorflow"\nframework_version = "2.3.0"', custom_params='python_version = "py2"'
-        ),
+    text = valid_with().replace(
+        'framework = "pytorch"\nframework_version = "2.1"',
+        'framework = "tensorflow"\nframework_version = "2.3.0"',
     )
+    text = text.replace('python_version = "py310"', 'python_version = "py2"')
+    assert 'framework = "tensorflow"' in text and 'python_version = "py2"' in text
+    path = write(tmp_path, text)
 
     result, _ = cli("submit", str(path))
 
