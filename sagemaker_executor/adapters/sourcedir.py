@@ -54,7 +54,6 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from sagemaker_executor.domain.entrypoint import validate_requirements
 from sagemaker_executor.domain.errors import OutageError, PermanentError
 
 log = logging.getLogger(__name__)
@@ -487,11 +486,11 @@ def build_source_dir(
     ``requirements.txt`` (in ``dest``) gets, in this order: each archive's own root
     ``requirements.txt`` (taken out of the scripts), ``-r [<scripts_dir>/]<dir>/requirements.txt`` for
     every top-level directory of the scripts that has one (the anubis client tars a directory under its
-    own name), then ``requirements`` (the descriptor's extra lines). It is written only if any of these
-    exists.
+    own name), then ``requirements`` (the descriptor's extra lines, which ``domain.requirements``
+    checked when the descriptor was parsed), as they are. It is written only if any of these exists.
 
     Raises :class:`UnsafeArchiveError` for a refused archive (including a member the file system
-    refuses) and ``EntryPointError`` for a bad requirement line; ``OutageError("disk")`` when the
+    refuses); ``OutageError("disk")`` when the
     executor's own disk fails (no space, read-only, no permission); ``ValueError`` if ``dest`` is not
     empty or an entry file name is not a plain name.
     """
@@ -511,7 +510,6 @@ def _build_source_dir(
     max_total_bytes: int,
     scripts_dir: str,
 ) -> None:
-    extra = validate_requirements(requirements)
     dest.mkdir(parents=True, exist_ok=True)
     if any(dest.iterdir()):
         raise ValueError(f"source directory {str(dest)!r} is not empty")
@@ -546,7 +544,7 @@ def _build_source_dir(
         for entry in sorted(root.iterdir(), key=lambda path: path.name)
         if _is_real_dir(entry) and _is_regular_file(entry / REQUIREMENTS_TXT)
     ]
-    merged = _requirements_txt(root_requirements, nested, extra)
+    merged = _requirements_txt(root_requirements, nested, requirements)
     if merged is not None:
         _write_new_file(dest / REQUIREMENTS_TXT, merged, 0o644)
 

@@ -31,8 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sagemaker_executor.domain import bootstrap
-from sagemaker_executor.domain.descriptor import Descriptor, DescriptorError, Strategy
-from sagemaker_executor.domain.entrypoint import EntryPointError
+from sagemaker_executor.domain.descriptor import Descriptor, Strategy
+from sagemaker_executor.domain.errors import DescriptorError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 from sagemaker_executor.domain.expansion import expand
 
@@ -59,7 +59,7 @@ def command_mode(
     """Command mode for ``descriptor`` (no ``ml.framework``), whose job has the input ``channels``.
 
     Raises :class:`DescriptorError` for Horovod, a dataset channel named like the code channel, and
-    what the bootstrap refuses (``EntryPointError``: a blank command, unsplittable ``ml.args``, a
+    what the bootstrap refuses (``DescriptorError``: a blank command, unsplittable ``ml.args``, a
     relative ``data.sources[].path``).
     """
     ml = descriptor.ml
@@ -97,7 +97,7 @@ def container_arguments(args: str | None, environment: Mapping[str, str]) -> tup
         return tuple(expand(word, environment) for word in shlex.split(args))
     except ValueError as error:
         reason = f"cannot be split into arguments as the Kubernetes executor does: {error}"
-        raise EntryPointError("ml.args", reason) from None
+        raise DescriptorError("ml.args", reason) from None
 
 
 def _data_links(event: FetcherBenchmarkEvent) -> list[bootstrap.DataLink]:

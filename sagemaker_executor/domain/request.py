@@ -67,6 +67,7 @@ from packaging.version import InvalidVersion, Version
 
 from sagemaker_executor.domain.descriptor import Framework
 from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain.s3location import parse_s3_uri
 from sagemaker_executor.domain.translation import MpiDistribution, TrainingJobSpec
 
 DEFAULT_MAX_RUN_SECONDS: Final = 24 * 60 * 60  # EstimatorBase(max_run=24 * 60 * 60)
@@ -164,10 +165,10 @@ def source_location(spec: TrainingJobSpec) -> tuple[str, str]:
     which each file of the source dir is one object, so that the channel puts the files themselves in
     the container (no ``tar`` needed there). ``adapters.sagemaker`` uploads there; :func:`source_uri` is
     what the request names."""
-    bucket, _, prefix = spec.output_path.removeprefix("s3://").partition("/")
+    output = parse_s3_uri(spec.output_path)
     leaf = f"{spec.code_channel}/" if spec.code_channel is not None else "sourcedir.tar.gz"
-    key = "/".join(part for part in (prefix.strip("/"), spec.job_name, "source", leaf) if part)
-    return bucket, key
+    key = "/".join(part for part in (output.key.strip("/"), spec.job_name, "source", leaf) if part)
+    return output.bucket, key
 
 
 def source_uri(spec: TrainingJobSpec) -> str | None:

@@ -39,13 +39,14 @@ from sagemaker_executor.domain import bootstrap, constraints
 from sagemaker_executor.domain.command import command_mode
 from sagemaker_executor.domain.descriptor import (
     Descriptor,
-    DescriptorError,
     Framework,
     Strategy,
 )
 from sagemaker_executor.domain.entrypoint import ENTRY_POINT, render_entry_files
+from sagemaker_executor.domain.errors import DescriptorError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 from sagemaker_executor.domain.instances import gpus_per_instance
+from sagemaker_executor.domain.s3location import SCHEME as S3_SCHEME
 
 GIB = 1024**3
 MIN_VOLUME_GB = 30
@@ -210,7 +211,8 @@ def input_channels(event: FetcherBenchmarkEvent, nodata_uri: str | None) -> dict
         name = dataset.id or f"src{index}"  # SageMaker's ChannelName limits: domain.preflight
         if name in channels:
             raise DescriptorError(f"data.sources[{index}].id", f"duplicate data source id {name!r}")
-        if not dataset.dst or not dataset.dst.startswith("s3://"):
+        # Only that there is one: SageMaker's own S3Uri pattern is domain.preflight's to apply.
+        if not dataset.dst or not dataset.dst.startswith(S3_SCHEME):
             raise DescriptorError(where + ".dst", f"the fetcher gave no S3 location for {dataset.src!r}")
         channels[name] = dataset.dst
     if not channels and nodata_uri is not None:
@@ -276,7 +278,7 @@ def translate(descriptor: Descriptor, event: FetcherBenchmarkEvent, site: Execut
             raise DescriptorError("ml.benchmark_code", f"is required to run a {framework.value} benchmark")
         # Script mode: the framework image's training toolkit runs the generated entry point.
         entry_point = ENTRY_POINT
-        entry_files = render_entry_files(benchmark_code, descriptor.env.vars, requirements)
+        entry_files = render_entry_files(benchmark_code, descriptor.env.vars)
     elif not benchmark_code and (scripts or requirements):
         field_name = "ml.script" if scripts else "custom_params.requirements"
         raise DescriptorError(field_name, "needs ml.benchmark_code to say how to run the benchmark")

@@ -13,9 +13,7 @@ import tarfile
 from pydantic import ValidationError
 
 from sagemaker_executor.adapters.sourcedir import UnsafeArchiveError
-from sagemaker_executor.domain.descriptor import DescriptorError
-from sagemaker_executor.domain.entrypoint import EntryPointError
-from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain.errors import DescriptorError, PermanentError
 from sagemaker_executor.domain.events import EventFieldError
 from sagemaker_executor.domain.preflight import PreflightError
 
@@ -23,7 +21,6 @@ from sagemaker_executor.domain.preflight import PreflightError
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     PermanentError,
     DescriptorError,
-    EntryPointError,
     EventFieldError,
     UnsafeArchiveError,
     tarfile.TarError,
@@ -51,7 +48,7 @@ def _short(value: object, limit: int = 80) -> str:
 
 def user_message(error: BaseException) -> str:
     """The ERROR status message for an expected failure of a submission."""
-    if isinstance(error, DescriptorError | EntryPointError | EventFieldError | PreflightError):
+    if isinstance(error, DescriptorError | DescriptorError | EventFieldError | PreflightError):
         return f"Cannot process the request: {error}"
     if isinstance(error, ValidationError):
         return f"Cannot process the request: {describe_validation_error(error)}"

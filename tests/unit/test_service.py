@@ -379,10 +379,10 @@ def test_every_sample_descriptor_ends_as_submitted_or_error_naming_its_field(tmp
     import tomllib
 
     from sagemaker_executor.domain.descriptor import (
-        DescriptorError,
         check_sagemaker_support,
         parse_descriptor,
     )
+    from sagemaker_executor.domain.errors import DescriptorError
     from tests.conftest import SAMPLES
 
     contents = tomllib.loads((SAMPLES / relative).read_text())
