@@ -40,7 +40,6 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
-    generate_latest,
 )
 
 from sagemaker_executor import __version__
@@ -170,10 +169,6 @@ class ServiceMetrics:
         """Mark ``dependency`` as out (the others as fine); ``None``: no outage."""
         for name in {*DEPENDENCIES, *([dependency] if dependency else [])}:
             self._outage.labels(dependency=name).set(1 if name == dependency else 0)
-
-    def render(self) -> bytes:
-        """The Prometheus text exposition format, version 0.0.4."""
-        return generate_latest(self.registry)
 
 
 class Health:
