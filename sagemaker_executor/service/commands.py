@@ -92,7 +92,7 @@ class CommandHandler:
         try:
             event = CommandRequestEvent.model_validate(raw)
             check_event_text(raw)
-            target, _cascade = _cancel_args(event.payload.args)
+            target = _cancel_target(event.payload.args)
         except (ValidationError, ValueError) as error:
             reason = describe_validation_error(error) if isinstance(error, ValidationError) else str(error)
             self._respond(raw, RC_INVALID_ARGS, f"Cancel command failed: Invalid args {reason}")
@@ -142,8 +142,11 @@ class CommandHandler:
         self._emitter.respond(raw, code, message, self._return_topic)
 
 
-def _cancel_args(args: Any) -> tuple[str, bool]:
-    """``(target_action_id, cascade)`` from object args (keywords) or array args (positional)."""
+def _cancel_target(args: Any) -> str:
+    """``target_action_id`` from object args (keywords) or array args (positional).
+
+    ``cascade`` (``anubis --purge``: cancel a scheduled benchmark's runs too) is checked and has
+    nothing to act on here: scheduled benchmarks are the Kubernetes executor's (CONTRACT §5.1)."""
     if isinstance(args, Mapping):
         unknown = set(args) - {"target_action_id", "cascade"}
         if unknown:
@@ -160,4 +163,4 @@ def _cancel_args(args: Any) -> tuple[str, bool]:
         raise ValueError(f"{problem}: no action has such an id")
     if not isinstance(cascade, bool):
         raise ValueError("cascade must be true or false")
-    return target, cascade
+    return target
