@@ -634,9 +634,12 @@ def check_sagemaker_support(d: Descriptor) -> None:
             + (f" ({note})" if note else "")
             + "; give the number of processes as a string instead",
         )
-    if d.ml and d.ml.framework_version is not None and d.ml.framework is Framework.NONE:
-        raise DescriptorError("ml.framework_version", "is set but ml.framework is not")
     _check_channels(d)
+
+
+def channel_name(index: int, source_id: str | None) -> str:
+    """The input channel data source ``index`` becomes (CONTRACT §7): its ``id``, or ``src<index>``."""
+    return source_id if source_id is not None else f"src{index}"
 
 
 def _check_channels(d: Descriptor) -> None:
@@ -644,7 +647,7 @@ def _check_channels(d: Descriptor) -> None:
     SageMaker ``ChannelName`` (``domain.constraints``), distinct from the others."""
     seen: set[str] = set()
     for index, source in enumerate(d.data.sources if d.data else []):
-        channel = source.id if source.id is not None else f"src{index}"
+        channel = channel_name(index, source.id)
         found = constraints.violations("ChannelName", channel)
         if found:
             raise DescriptorError(

@@ -41,6 +41,7 @@ from sagemaker_executor.domain.descriptor import (
     Descriptor,
     Framework,
     Strategy,
+    channel_name,
 )
 from sagemaker_executor.domain.entrypoint import ENTRY_POINT, render_entry_files
 from sagemaker_executor.domain.errors import DescriptorError
@@ -208,7 +209,7 @@ def input_channels(event: FetcherBenchmarkEvent, nodata_uri: str | None) -> dict
     channels: dict[str, str] = {}
     for index, dataset in enumerate(event.payload.datasets):
         where = f"payload.datasets[{index}]"
-        name = dataset.id or f"src{index}"  # SageMaker's ChannelName limits: domain.preflight
+        name = channel_name(index, dataset.id or None)  # SageMaker's ChannelName limits: domain.preflight
         if name in channels:
             raise DescriptorError(f"data.sources[{index}].id", f"duplicate data source id {name!r}")
         # Only that there is one: SageMaker's own S3Uri pattern is domain.preflight's to apply.

@@ -13,6 +13,7 @@ import tarfile
 from pydantic import ValidationError
 
 from sagemaker_executor.adapters.sourcedir import UnsafeArchiveError
+from sagemaker_executor.domain.descriptor import field_path
 from sagemaker_executor.domain.errors import DescriptorError, PermanentError
 from sagemaker_executor.domain.events import EventFieldError
 from sagemaker_executor.domain.preflight import PreflightError
@@ -31,14 +32,11 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
 def describe_validation_error(error: ValidationError, what: str = "event field") -> str:
     """``event field 'payload.datasets[0].src': Field required`` -- the first problem, by its wire path."""
     first = error.errors(include_url=False)[0]
-    path = ""
-    for part in first["loc"]:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     got = first.get("input")
     detail = first["msg"]
     if first["type"] not in ("missing", "extra_forbidden") and got is not None:
         detail += f", got {_short(got)}"
-    return f"{what} '{path or '<root>'}': {detail}"
+    return f"{what} '{field_path(first['loc'])}': {detail}"
 
 
 def _short(value: object, limit: int = 80) -> str:

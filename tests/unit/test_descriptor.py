@@ -854,16 +854,6 @@ def test_sagemaker_rejects(descriptor: Descriptor, field: str, fragment: str) ->
     assert fragment in caught.value.reason
 
 
-def test_sagemaker_rejects_version_without_framework_even_if_unvalidated() -> None:
-    # parse_descriptor already refuses this; model_copy(update=...) skips validation, the check does not.
-    d = _sm("ml", {"framework": "tensorflow", "framework_version": "2.1"})
-    assert d.ml is not None
-    unvalidated = d.model_copy(update={"ml": d.ml.model_copy(update={"framework": Framework.NONE})})
-    with pytest.raises(DescriptorError) as caught:
-        check_sagemaker_support(unvalidated)
-    assert caught.value.field == "ml.framework_version"
-
-
 # ---------------------------------------------------------------- fuzzing: only DescriptorError escapes
 
 
