@@ -65,7 +65,8 @@ from sagemaker_executor.logs import log_context
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import RecordSink, StatusEmitter
 from sagemaker_executor.service.offsets import OffsetLedger, Partition
-from sagemaker_executor.service.submission import NotForUs, SubmissionHandler
+from sagemaker_executor.service.outcomes import Unroutable
+from sagemaker_executor.service.submission import SubmissionHandler
 from sagemaker_executor.service.tracker import JobTracker
 
 log = logging.getLogger(__name__)
@@ -205,10 +206,6 @@ class _Parked:
     due: float
     seq: int
     task: Task = field(compare=False)
-
-
-class Unroutable(Exception):
-    """The record cannot be answered; its reason goes to the dead-letter topic."""
 
 
 def describe_partitions(partitions: set[tuple[str, int]]) -> str:
@@ -627,7 +624,7 @@ class ExecutorLoop:
                 return "command-" + self._commands.handle(raw), None
             result = self._submissions.handle(raw, retry=retry)
             return "submission-" + result.value, result.executor_event
-        except NotForUs as error:
+        except Unroutable as error:
             self._dead_letter(record, str(error))
             return "dead-letter", None
         except TransientError:

@@ -18,6 +18,13 @@ from sagemaker_executor.domain.errors import DescriptorError, PermanentError
 from sagemaker_executor.domain.events import EventFieldError
 from sagemaker_executor.domain.preflight import PreflightError
 
+
+class Unroutable(Exception):
+    """The record cannot be routed (not a JSON object naming an action and a client, no descriptor
+    contents) or answered (ids too long to file an answer under): its reason goes to the dead-letter
+    topic, and nobody gets a status."""
+
+
 # Errors a handler converts to an ERROR status (anything else is a bug and is logged as one).
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     PermanentError,
