@@ -62,6 +62,7 @@ from sagemaker_executor.domain.errors import CapacityError, OutageError, Transie
 from sagemaker_executor.domain.events import Status
 from sagemaker_executor.domain.limits import DEFAULT_MAX_REQUEST_BYTES, record_size
 from sagemaker_executor.logs import log_context
+from sagemaker_executor.service.backoff import capped_exponential
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import RecordSink, StatusEmitter
 from sagemaker_executor.service.offsets import OffsetLedger, Partition
@@ -148,7 +149,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, *, capacity: bool = False) -> float:
         cap = self.capacity_cap_s if capacity else self.cap_s
-        return random.uniform(0, min(cap, self.base_s * 2 ** min(attempt, 30)))  # noqa: S311 -- jitter
+        return random.uniform(0, capped_exponential(self.base_s, cap, attempt))  # noqa: S311 -- jitter
 
 
 @dataclass(frozen=True)
