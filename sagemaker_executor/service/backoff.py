@@ -12,4 +12,4 @@ _MAX_DOUBLINGS = 30  # past this, 2**n only overflows a float's use; every cap i
 
 def capped_exponential(base_s: float, cap_s: float, failures: int) -> float:
     """``base_s * 2**failures``, at most ``cap_s``: ``base_s`` after no failure."""
-    return min(cap_s, base_s * 2 ** min(failures, _MAX_DOUBLINGS))
+    return min(cap_s, base_s * 2.0 ** min(failures, _MAX_DOUBLINGS))
