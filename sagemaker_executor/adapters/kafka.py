@@ -254,10 +254,18 @@ def ensure_topics(
         admin.close()
 
 
+def standalone_consumer(options: KafkaOptions, client_id: str | None = None, **config: Any) -> KafkaConsumer:
+    """A consumer in no consumer group, for reading topics as they are; ``config``: more kafka-python
+    keywords. The group member that consumes the executor's input is :class:`Subscriber`."""
+    # No group: nothing to commit (auto-commit on would only log that it is disabled).
+    return KafkaConsumer(
+        **connection_config(options, client_id), group_id=None, enable_auto_commit=False, **config
+    )
+
+
 def partition_count(options: KafkaOptions, topic: str, timeout_s: float = 30.0) -> int:
     """How many partitions ``topic`` has (waiting for its metadata to appear)."""
-    # No group: nothing to commit (auto-commit on would only log that it is disabled).
-    consumer = KafkaConsumer(**connection_config(options), group_id=None, enable_auto_commit=False)
+    consumer = standalone_consumer(options)
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -276,9 +284,7 @@ def read_compacted(options: KafkaOptions, topic: str, partitions: Iterable[int])
     wanted = [TopicPartition(topic, p) for p in sorted(set(partitions))]
     if not wanted:
         return []
-    consumer = KafkaConsumer(
-        **connection_config(options, options.client_id + "-state"), group_id=None, enable_auto_commit=False
-    )
+    consumer = standalone_consumer(options, options.client_id + "-state")
     try:
         consumer.assign(wanted)
         consumer.seek_to_beginning(*wanted)
