@@ -25,6 +25,14 @@ FIX_SCRIPTS_BUCKET = (
 )
 
 
+def _script_object(uri: str) -> tuple[str, str]:
+    try:
+        location = parse_s3_uri(uri, object_key=True)
+    except ValueError as error:
+        raise PermanentError(f"benchmark script {uri!r} {error}") from None
+    return location.bucket, location.key
+
+
 class ScriptStore:
     def __init__(self, session: boto3.Session, retry_attempts: int, own_buckets: Iterable[str] = ()) -> None:
         """``own_buckets``: the executor's own (the scripts exchange): access denied or a missing bucket
@@ -39,11 +47,7 @@ class ScriptStore:
         executor's own buckets), ``OutageError`` when the executor's own access fails, and the other
         kinds of ``adapters.aws.classify``.
         """
-        try:
-            location = parse_s3_uri(uri, object_key=True)
-        except ValueError as error:
-            raise PermanentError(f"benchmark script {uri!r} {error}") from None
-        bucket, key = location.bucket, location.key
+        bucket, key = _script_object(uri)
         own = FIX_SCRIPTS_BUCKET.format(bucket=bucket) if bucket in self._own_buckets else None
         try:
             response = self._client.get_object(Bucket=bucket, Key=key)
