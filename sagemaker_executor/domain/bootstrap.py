@@ -50,9 +50,9 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sagemaker_executor.domain.environment import is_environment_variable_name
 from sagemaker_executor.domain.errors import DescriptorError
 from sagemaker_executor.domain.expansion import expand
+from sagemaker_executor.domain.shell import checked_benchmark_code, is_environment_variable_name, split_args
 
 ML_ROOT = "/opt/ml"
 CODE_CHANNEL = "anubis_code"
@@ -178,20 +178,10 @@ def command_text(benchmark_code: str, args: str | None, variables: Mapping[str, 
     are not known either. Raises :class:`DescriptorError` for a blank command, a NUL character (no
     shell can read it) and ``ml.args`` that ``shlex.split`` cannot split (unbalanced quotes).
     """
-    if not benchmark_code.strip():
-        raise DescriptorError("ml.benchmark_code", "is blank; there is nothing to run")
-    if "\x00" in benchmark_code:
-        raise DescriptorError("ml.benchmark_code", "contains a NUL character, which a shell cannot read")
-    command = expand(benchmark_code, variables).rstrip("\n")
+    command = expand(checked_benchmark_code(benchmark_code), variables).rstrip("\n")
     if not args:
         return command
-    if "\x00" in args:
-        raise DescriptorError("ml.args", "contains a NUL character, which no argument can hold")
-    try:
-        words = shlex.split(args)
-    except ValueError as error:
-        reason = f"cannot be split into arguments as the Kubernetes executor does: {error}"
-        raise DescriptorError("ml.args", reason) from None
+    words = split_args(args)
     if not words:
         return command
     return command + " " + " ".join(shlex.quote(expand(word, variables)) for word in words)

@@ -29,10 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.fields import FieldInfo
 
 from sagemaker_executor.domain import constraints, instances
-from sagemaker_executor.domain.environment import NAME_RULE, is_environment_variable_name
 from sagemaker_executor.domain.errors import DescriptorError
 from sagemaker_executor.domain.requirements import requirement_line_problem
 from sagemaker_executor.domain.s3location import parse_s3_uri
+from sagemaker_executor.domain.shell import NAME_RULE, is_environment_variable_name
 from sagemaker_executor.domain.strictjson import first_unfit
 
 ROOT = "<root>"
