@@ -36,7 +36,6 @@ import io
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -63,6 +62,7 @@ if not __package__:
 from bench import throughput_report as report
 from sagemaker_executor.adapters.kafka import KafkaOptions, ensure_topics
 from sagemaker_executor.local.broker import LocalBroker, free_port
+from sagemaker_executor.local.executor import ExecutorProcess, readyz
 from sagemaker_executor.local.server import LocalSageMakerControl, server_process
 from tests.builders import fetcher_event, minimal_contents, topic_names
 
@@ -165,35 +165,32 @@ def peak_rss_mib(pid: int) -> float:
     raise CaseFailed(f"no VmHWM for pid {pid}")
 
 
-class ExecutorProcess:
-    """``python -m sagemaker_executor.cli`` with its output in a log file; readiness by log or HTTP."""
+class BenchedExecutor:
+    """The executor as a child process (``local.executor``), timed: ready by log line or ``/readyz``."""
 
     def __init__(self, env: dict[str, str], log: Path, health_port: int | None) -> None:
         self.log = log
         self.health_port = health_port
-        self._log_file = log.open("wb")
         self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "sagemaker_executor.cli"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-        )
+        self.child = ExecutorProcess.start(env, log)
         self._log_offset = 0
         self._consuming_at: float | None = None
         self._last_readyz = "never asked"
 
     @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.child.process
+
+    @property
     def pid(self) -> int:
-        return self.process.pid
+        return self.child.pid
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             raise CaseFailed(f"the executor exited with {self.process.returncode}:\n{self.log_tail()}")
 
     def log_tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:]
+        return self.child.tail(chars)
 
     def _saw_consuming(self) -> bool:
         if self._consuming_at is None:
@@ -209,14 +206,12 @@ class ExecutorProcess:
 
     def _readyz(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/readyz", timeout=0.5) as answer:
-                self._last_readyz = f"{answer.status}"
-                return bool(answer.status == 200)
-        except urllib.error.HTTPError as error:
-            self._last_readyz = f"{error.code} {error.read(200).decode(errors='replace').strip()}"
+            status, body = readyz(f"http://127.0.0.1:{self.health_port}", timeout=0.5)
         except (urllib.error.URLError, OSError) as error:
             self._last_readyz = f"no answer ({error})"
-        return False
+            return False
+        self._last_readyz = f"{status}" if status == 200 else f"{status} {body[:200].strip()}"
+        return status == 200
 
     def wait_ready(self, timeout: float) -> tuple[float, float | None]:
         """Seconds from ``Popen`` to ready, and to the "consuming" log line if it was seen by then."""
@@ -233,17 +228,7 @@ class ExecutorProcess:
 
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL after 30 s; returns the exit code."""
-        try:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(timeout=10)
-            return self.process.returncode
-        finally:
-            self._log_file.close()
+        return self.child.stop(timeout=30)
 
 
 # --- one case -------------------------------------------------------------------------------------
@@ -431,7 +416,7 @@ def run_case(
     health, use_http = health_port()
     case.readiness = f"GET /readyz on :{health}" if use_http else "log line 'consuming'"
     env = executor_env(bootstrap, control.base_url, topics, f"{prefix}-group", case, workdir, health)
-    executor = ExecutorProcess(env, workdir / f"executor-{prefix}.log", health if use_http else None)
+    executor = BenchedExecutor(env, workdir / f"executor-{prefix}.log", health if use_http else None)
     try:
         case.ready_s, case.consuming_log_s = executor.wait_ready(READY_TIMEOUT_S)
 

@@ -1,1 +1,10 @@
-"""One thin wrapper per external system (Kafka, SageMaker, S3); no business logic lives here."""
+"""One thin wrapper per external system; no business logic lives here.
+
+* ``kafka`` -- topics, the producer, the consumer-group member and its lag, the broker check.
+* ``aws`` -- boto3 sessions and clients, and the one mapping of botocore errors to error kinds.
+* ``sagemaker`` (and ``sagemaker_sdk``, the SDK 2.x path) -- creating, finding and stopping jobs;
+  ``pacing`` -- the token bucket that paces CreateTrainingJob.
+* ``s3`` -- benchmark scripts; ``sourcedir`` -- the job's source directory built on local disk from them.
+* ``cloudwatch`` -- final metrics as CloudWatch metrics and a dashboard; ``joblogs`` -- jobs' logs.
+* ``http`` -- ``/healthz``, ``/readyz`` and ``/metrics``.
+"""

@@ -1,9 +1,11 @@
 """The HTTP endpoint for the kubelet and Prometheus: ``/healthz``, ``/readyz`` and ``/metrics``.
 
 Owned here: the HTTP side only (routes, status codes, content types), on the standard library's
-``ThreadingHTTPServer`` in a daemon thread. What "live" and "ready" mean and what the metrics are
-belong to ``sagemaker_executor.service.observability``; this adapter sees them through the small
-protocols below, so it imports nothing from the service layer.
+``ThreadingHTTPServer`` in a daemon thread. ``/metrics`` is prometheus_client's own exposition
+(``MetricsHandler``): it negotiates the OpenMetrics format and gzip with the scraper and honours
+``name[]`` filters. What "live" and "ready" mean and what the metrics are belong to
+``sagemaker_executor.service.observability``; this adapter sees them through the small protocols
+below, so it imports nothing from the service layer.
 
 ``cli`` starts a :class:`HealthServer` before the consumer loop and stops it after. The Kubernetes
 manifests (``deploy/base/sm-executor.yml``) point the liveness and readiness probes and the
@@ -18,10 +20,10 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+from prometheus_client import CollectorRegistry, MetricsHandler
+
 log = logging.getLogger(__name__)
 
-# What ServiceMetrics.render() produces: the Prometheus text exposition format, version 0.0.4.
-METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _TEXT = "text/plain; charset=utf-8"
 
 
@@ -31,7 +33,8 @@ class HealthView(Protocol):
 
 
 class MetricsView(Protocol):
-    def render(self) -> bytes: ...
+    @property
+    def registry(self) -> CollectorRegistry: ...
 
 
 class HealthServer:
@@ -86,9 +89,10 @@ class HealthServer:
 
 
 def _handler(health: HealthView, metrics: MetricsView) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(MetricsHandler):
         server_version = "sagemaker-executor"
         sys_version = ""
+        registry = metrics.registry
 
         def do_GET(self) -> None:  # http.server dispatches on this name
             path = self.path.split("?", 1)[0]
@@ -98,7 +102,7 @@ def _handler(health: HealthView, metrics: MetricsView) -> type[BaseHTTPRequestHa
                 elif path == "/readyz":
                     self._probe(*health.readiness())
                 elif path == "/metrics":
-                    self._reply(HTTPStatus.OK, metrics.render(), METRICS_CONTENT_TYPE)
+                    super().do_GET()
                 else:
                     self._reply(HTTPStatus.NOT_FOUND, b"not found\n", _TEXT)
             except Exception:

@@ -254,10 +254,18 @@ def ensure_topics(
         admin.close()
 
 
+def standalone_consumer(options: KafkaOptions, client_id: str | None = None, **config: Any) -> KafkaConsumer:
+    """A consumer in no consumer group, for reading topics as they are; ``config``: more kafka-python
+    keywords. The group member that consumes the executor's input is :class:`Subscriber`."""
+    # No group: nothing to commit (auto-commit on would only log that it is disabled).
+    return KafkaConsumer(
+        **connection_config(options, client_id), group_id=None, enable_auto_commit=False, **config
+    )
+
+
 def partition_count(options: KafkaOptions, topic: str, timeout_s: float = 30.0) -> int:
     """How many partitions ``topic`` has (waiting for its metadata to appear)."""
-    # No group: nothing to commit (auto-commit on would only log that it is disabled).
-    consumer = KafkaConsumer(**connection_config(options), group_id=None, enable_auto_commit=False)
+    consumer = standalone_consumer(options)
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -276,9 +284,7 @@ def read_compacted(options: KafkaOptions, topic: str, partitions: Iterable[int])
     wanted = [TopicPartition(topic, p) for p in sorted(set(partitions))]
     if not wanted:
         return []
-    consumer = KafkaConsumer(
-        **connection_config(options, options.client_id + "-state"), group_id=None, enable_auto_commit=False
-    )
+    consumer = standalone_consumer(options, options.client_id + "-state")
     try:
         consumer.assign(wanted)
         consumer.seek_to_beginning(*wanted)
@@ -366,7 +372,10 @@ class Subscriber:
             request_timeout_ms=max(options.request_timeout_ms, options.session_timeout_ms + 5000),
         )
         self._auto_offset_reset = options.auto_offset_reset
-        self._listener = _Listener(None, None)
+        # The group's committed offset of each assigned partition, as far as this member knows it:
+        # asked once after an assignment, then what this member commits. None: never committed.
+        self._committed: dict[TopicPartition, int | None] = {}
+        self._listener = _Listener(None, None, self._forget_committed)
         self._consumer.subscribe(list(topics), listener=self._listener)
 
     def poll(self, timeout_ms: int, max_records: int) -> list[InboundRecord]:
@@ -398,18 +407,18 @@ class Subscriber:
         """
         if not offsets:
             return
+        wanted = {TopicPartition(t, p): offset for (t, p), offset in offsets.items()}
         try:
             self._consumer.commit(
-                {
-                    TopicPartition(t, p): OffsetAndMetadata(offset, "", -1)
-                    for (t, p), offset in offsets.items()
-                },
+                {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in wanted.items()},
                 timeout_ms=COMMIT_TIMEOUT_MS,
             )
         except CommitFailedError as error:
             log.info("offsets %s not committed, the group moved them: %s", dict(offsets), error)
         except KafkaError as error:
             raise CommitError(f"offset commit not acknowledged: {error!r}") from error
+        else:
+            self._committed.update(wanted)
 
     def pause_all(self) -> None:
         """Stop fetching (backpressure); poll() still runs, so the group keeps us."""
@@ -427,10 +436,15 @@ class Subscriber:
         the group's committed offset, as ``kafka-consumer-groups`` and KEDA count it. Records read
         but not yet committed (in flight, waiting) count as lag.
 
-        A partition the group never committed counts as KEDA's Kafka scaler counts it: from its first
-        offset with ``auto_offset_reset=earliest``, as 0 with ``latest``. Asks the broker for the
-        offsets, waiting at most ``COMMIT_TIMEOUT_MS`` in all; raises ``KafkaError`` when it does not
+        The end offset is the high-water mark the consumer's last fetch brought back
+        (``KafkaConsumer.highwater``); the committed offset is the one this member last committed, or
+        asked once after the partition was assigned. The broker is asked for an end offset only for a
+        partition not fetched from yet or paused (backpressure stops its fetches, so its cached mark
+        would fall behind), at most ``COMMIT_TIMEOUT_MS`` in all; ``KafkaError`` when it does not
         answer (the caller keeps the last values).
+
+        A partition the group never committed counts as KEDA's Kafka scaler counts it: from its first
+        offset with ``auto_offset_reset=earliest``, as 0 with ``latest``.
         """
         assigned = sorted(self._consumer.assignment())
         if not assigned:
@@ -440,16 +454,29 @@ class Subscriber:
         def remaining_ms() -> int:
             return max(1, int((deadline - time.monotonic()) * 1000))
 
-        ends = self._consumer.end_offsets(assigned, timeout_ms=COMMIT_TIMEOUT_MS)
-        committed = {tp: self._consumer.committed(tp, timeout_ms=remaining_ms()) for tp in assigned}
-        never = [tp for tp, offset in committed.items() if offset is None]
-        starts = dict(ends)
+        paused = self._consumer.paused()
+        ends = {tp: self._consumer.highwater(tp) if tp not in paused else None for tp in assigned}
+        unknown = [tp for tp, end in ends.items() if end is None]
+        if unknown:
+            ends.update(self._consumer.end_offsets(unknown, timeout_ms=remaining_ms()))
+        for tp in assigned:
+            if tp not in self._committed:
+                self._committed[tp] = self._consumer.committed(tp, timeout_ms=remaining_ms())
+        never = [tp for tp in assigned if self._committed[tp] is None]
+        starts: dict[TopicPartition, int | None] = dict(ends)
         if never and self._auto_offset_reset == "earliest":
             starts.update(self._consumer.beginning_offsets(never, timeout_ms=remaining_ms()))
-        return {
-            (tp.topic, tp.partition): max(0, ends[tp] - (offset if offset is not None else starts[tp]))
-            for tp, offset in committed.items()
-        }
+        lag = {}
+        for tp in assigned:
+            end, committed = ends[tp], self._committed[tp]
+            start = committed if committed is not None else starts[tp]
+            lag[(tp.topic, tp.partition)] = max(0, (end or 0) - (start or 0))
+        return lag
+
+    def _forget_committed(self, partitions: Iterable[TopicPartition]) -> None:
+        """A rebalance moved ``partitions``: another member may have committed them since."""
+        for tp in partitions:
+            self._committed.pop(tp, None)
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
@@ -497,14 +524,20 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self,
         on_assigned: Callable[[set[tuple[str, int]]], None] | None,
         on_revoked: Callable[[set[tuple[str, int]]], None] | None,
+        moved: Callable[[Iterable[TopicPartition]], None] = lambda partitions: None,
     ) -> None:
         self.on_assigned = on_assigned
         self.on_revoked = on_revoked
+        self._moved = moved
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        revoked = list(revoked)
+        self._moved(revoked)
         if self.on_revoked is not None:
             self.on_revoked({(tp.topic, tp.partition) for tp in revoked})
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        assigned = list(assigned)
+        self._moved(assigned)
         if self.on_assigned is not None:
             self.on_assigned({(tp.topic, tp.partition) for tp in assigned})

@@ -7,7 +7,6 @@ into a temporary file, never held in memory whole, and refused past ``max_bytes`
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Iterable
 from typing import IO, Any
@@ -18,19 +17,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sagemaker_executor.adapters.aws import classify, client, error_code
 from sagemaker_executor.adapters.sourcedir import temp_space_outage
 from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain.s3location import parse_s3_uri
 
-_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>.+)$")
 _CHUNK = 1024 * 1024
 FIX_SCRIPTS_BUCKET = (
     "the scripts bucket {bucket} must exist and the executor's identity needs s3:GetObject on it"
 )
 
 
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    match = _S3_URI.match(uri)
-    if not match:
-        raise PermanentError(f"not an S3 object URI: {uri!r}")
-    return match["bucket"], match["key"]
+def _script_object(uri: str) -> tuple[str, str]:
+    try:
+        location = parse_s3_uri(uri, object_key=True)
+    except ValueError as error:
+        raise PermanentError(f"benchmark script {uri!r} {error}") from None
+    return location.bucket, location.key
 
 
 class ScriptStore:
@@ -47,7 +47,7 @@ class ScriptStore:
         executor's own buckets), ``OutageError`` when the executor's own access fails, and the other
         kinds of ``adapters.aws.classify``.
         """
-        bucket, key = split_s3_uri(uri)
+        bucket, key = _script_object(uri)
         own = FIX_SCRIPTS_BUCKET.format(bucket=bucket) if bucket in self._own_buckets else None
         try:
             response = self._client.get_object(Bucket=bucket, Key=key)

@@ -239,19 +239,12 @@ class SageMakerJobs:
         return [item["TrainingJob"]["TrainingJobName"] for item in result.get("Results", [])]
 
     def list_changed(self, since: datetime) -> list[dict[str, Any]]:
-        """Summaries of every training job modified after ``since``, in pages of 100."""
-        summaries: list[dict[str, Any]] = []
-        token: str | None = None
+        """Summaries of every training job modified after ``since``, in pages of 100 (boto3's paginator)."""
+        pages = self._client.get_paginator("list_training_jobs").paginate(
+            LastModifiedTimeAfter=since, PaginationConfig={"PageSize": 100}
+        )
         try:
-            while True:
-                kwargs: dict[str, Any] = {"LastModifiedTimeAfter": since, "MaxResults": 100}
-                if token:
-                    kwargs["NextToken"] = token
-                page = self._client.list_training_jobs(**kwargs)
-                summaries.extend(page.get("TrainingJobSummaries", []))
-                token = page.get("NextToken")
-                if not token:
-                    return summaries
+            return [summary for page in pages for summary in page.get("TrainingJobSummaries", [])]
         except (ClientError, BotoCoreError) as error:
             raise classify(error, "listing training jobs", own=FIX_LOOKUPS) from error
 

@@ -126,6 +126,29 @@ class SdkEstimatorPath:
     def _estimator(self, spec: TrainingJobSpec, code_uri: str | None) -> Any:
         from sagemaker.estimator import Estimator
 
+        kwargs = self._estimator_kwargs(spec, code_uri)
+        if spec.framework is Framework.NONE:
+            return Estimator(**kwargs)
+        framework_kwargs: dict[str, Any] = {
+            "framework_version": spec.framework_version,
+            "py_version": spec.py_version,
+        }
+        if spec.distribution is not None:
+            framework_kwargs["distribution"] = spec.distribution.as_sdk_distribution()
+        if spec.framework is Framework.TENSORFLOW:
+            from sagemaker.tensorflow.estimator import TensorFlow
+
+            return TensorFlow(**kwargs, **framework_kwargs)
+        if spec.framework is Framework.MXNET:
+            from sagemaker.mxnet.estimator import MXNet
+
+            return MXNet(**kwargs, **framework_kwargs)
+        from sagemaker.pytorch.estimator import PyTorch
+
+        return PyTorch(**kwargs, **framework_kwargs)
+
+    def _estimator_kwargs(self, spec: TrainingJobSpec, code_uri: str | None) -> dict[str, Any]:
+        """What every Estimator class takes, from ``spec``."""
         kwargs: dict[str, Any] = {
             "image_uri": spec.image_uri,
             "role": spec.role_arn,
@@ -160,23 +183,4 @@ class SdkEstimatorPath:
         if spec.entry_point is not None:
             kwargs["entry_point"] = spec.entry_point
             kwargs["source_dir"] = code_uri
-
-        if spec.framework is Framework.NONE:
-            return Estimator(**kwargs)
-        framework_kwargs: dict[str, Any] = {
-            "framework_version": spec.framework_version,
-            "py_version": spec.py_version,
-        }
-        if spec.distribution is not None:
-            framework_kwargs["distribution"] = spec.distribution.as_sdk_distribution()
-        if spec.framework is Framework.TENSORFLOW:
-            from sagemaker.tensorflow.estimator import TensorFlow
-
-            return TensorFlow(**kwargs, **framework_kwargs)
-        if spec.framework is Framework.MXNET:
-            from sagemaker.mxnet.estimator import MXNet
-
-            return MXNet(**kwargs, **framework_kwargs)
-        from sagemaker.pytorch.estimator import PyTorch
-
-        return PyTorch(**kwargs, **framework_kwargs)
+        return kwargs

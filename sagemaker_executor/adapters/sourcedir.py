@@ -54,7 +54,6 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from sagemaker_executor.domain.entrypoint import validate_requirements
 from sagemaker_executor.domain.errors import OutageError, PermanentError
 
 log = logging.getLogger(__name__)
@@ -487,46 +486,58 @@ def build_source_dir(
     ``requirements.txt`` (in ``dest``) gets, in this order: each archive's own root
     ``requirements.txt`` (taken out of the scripts), ``-r [<scripts_dir>/]<dir>/requirements.txt`` for
     every top-level directory of the scripts that has one (the anubis client tars a directory under its
-    own name), then ``requirements`` (the descriptor's extra lines). It is written only if any of these
-    exists.
+    own name), then ``requirements`` (the descriptor's extra lines, which ``domain.requirements``
+    checked when the descriptor was parsed), as they are. It is written only if any of these exists.
 
     Raises :class:`UnsafeArchiveError` for a refused archive (including a member the file system
-    refuses) and ``EntryPointError`` for a bad requirement line; ``OutageError("disk")`` when the
-    executor's own disk fails (no space, read-only, no permission); ``ValueError`` if ``dest`` is not
-    empty or an entry file name is not a plain name.
+    refuses); ``OutageError("disk")`` when the executor's own disk fails (no space, read-only, no
+    permission); ``ValueError`` if ``dest`` is not empty or an entry file name is not a plain name.
     """
+    with _own_disk_failures(f"assembling the source dir {str(dest)!r}"):
+        root, reserved = _prepare(dest, entry_files, scripts_dir)
+        root_requirements, owners = _unpack_all(archives, root, max_total_bytes, reserved)
+        nested = [
+            _include_line(entry.name, owners.get(entry.name, "?"), scripts_dir)
+            for entry in sorted(root.iterdir(), key=lambda path: path.name)
+            if _is_real_dir(entry) and _is_regular_file(entry / REQUIREMENTS_TXT)
+        ]
+        merged = _requirements_txt(root_requirements, nested, requirements)
+        if merged is not None:
+            _write_new_file(dest / REQUIREMENTS_TXT, merged, 0o644)
+
+
+@contextlib.contextmanager
+def _own_disk_failures(what: str) -> Iterator[None]:
+    """The executor's own disk failing while ``what`` is ``OutageError("disk")``; other errors pass."""
     try:
-        _build_source_dir(dest, archives, entry_files, requirements, max_total_bytes, scripts_dir)
+        yield
     except OSError as error:
         if error.errno not in _DISK_ERRNOS:
             raise
-        raise temp_space_outage(error, f"assembling the source dir {str(dest)!r}") from error
+        raise temp_space_outage(error, what) from error
 
 
-def _build_source_dir(
-    dest: Path,
-    archives: Iterable[tuple[str, BinaryIO]],
-    entry_files: Mapping[str, str],
-    requirements: Sequence[str],
-    max_total_bytes: int,
-    scripts_dir: str,
-) -> None:
-    extra = validate_requirements(requirements)
+def _prepare(dest: Path, entry_files: Mapping[str, str], scripts_dir: str) -> tuple[Path, frozenset[str]]:
+    """``dest`` with the entry files in it; where the archives go and the names they must not take."""
     dest.mkdir(parents=True, exist_ok=True)
     if any(dest.iterdir()):
         raise ValueError(f"source directory {str(dest)!r} is not empty")
     for name, content in entry_files.items():
         _write_entry_file(dest, name, content)
-    root = dest
-    reserved = frozenset(entry_files)
-    if scripts_dir:
-        if scripts_dir in entry_files:
-            raise ValueError(f"scripts dir {scripts_dir!r} is also an entry file")
-        root = _write_entry_dir(dest, scripts_dir)
-        reserved = frozenset()
+    if not scripts_dir:
+        return dest, frozenset(entry_files)
+    if scripts_dir in entry_files:
+        raise ValueError(f"scripts dir {scripts_dir!r} is also an entry file")
+    return _write_entry_dir(dest, scripts_dir), frozenset()
 
+
+def _unpack_all(
+    archives: Iterable[tuple[str, BinaryIO]], root: Path, max_total_bytes: int, reserved: frozenset[str]
+) -> tuple[list[bytes], dict[str, str]]:
+    """Each archive into ``root`` in turn, sharing the budget: their root ``requirements.txt``
+    contents, and which archive created each top-level name (for error messages)."""
     root_requirements: list[bytes] = []
-    owners: dict[str, str] = {}  # top-level name -> archive that created it, for error messages
+    owners: dict[str, str] = {}
     budget = max_total_bytes
     for archive_name, fileobj in archives:
         names = extract_tar_safely(
@@ -540,15 +551,7 @@ def _build_source_dir(
         if REQUIREMENTS_TXT in names:
             # Taken out now, so the next archive may bring its own; merged into the final file below.
             root_requirements.append(_take_root_requirements(root, archive_name))
-
-    nested = [
-        _include_line(entry.name, owners.get(entry.name, "?"), scripts_dir)
-        for entry in sorted(root.iterdir(), key=lambda path: path.name)
-        if _is_real_dir(entry) and _is_regular_file(entry / REQUIREMENTS_TXT)
-    ]
-    merged = _requirements_txt(root_requirements, nested, extra)
-    if merged is not None:
-        _write_new_file(dest / REQUIREMENTS_TXT, merged, 0o644)
+    return root_requirements, owners
 
 
 def _write_entry_file(dest: Path, name: str, content: str) -> None:

@@ -46,13 +46,13 @@ from __future__ import annotations
 
 import json
 import posixpath
-import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sagemaker_executor.domain.entrypoint import EntryPointError
+from sagemaker_executor.domain.errors import DescriptorError
 from sagemaker_executor.domain.expansion import expand
+from sagemaker_executor.domain.shell import checked_benchmark_code, is_environment_variable_name, split_args
 
 ML_ROOT = "/opt/ml"
 CODE_CHANNEL = "anubis_code"
@@ -65,7 +65,6 @@ SCRIPTS_PATH = f"{CODE_PATH}/{SCRIPTS_DIR}"
 SCRIPTS_PATH_VARIABLE = "BAI_SCRIPTS_PATH"
 RESOURCE_CONFIG = f"{ML_ROOT}/input/config/resourceconfig.json"
 
-_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # sagemaker-training's environment.py: the fixed directories of the /opt/ml layout.
 _TOOLKIT_DIRS = {
@@ -176,23 +175,13 @@ def command_text(benchmark_code: str, args: str | None, variables: Mapping[str, 
 
     ``variables`` is the container's environment as the descriptor defines it (``env.vars`` and
     ``BAI_SCRIPTS_PATH``): only those are expanded, as on Kubernetes, where the image's own variables
-    are not known either. Raises :class:`EntryPointError` for a blank command, a NUL character (no
+    are not known either. Raises :class:`DescriptorError` for a blank command, a NUL character (no
     shell can read it) and ``ml.args`` that ``shlex.split`` cannot split (unbalanced quotes).
     """
-    if not benchmark_code.strip():
-        raise EntryPointError("ml.benchmark_code", "is blank; there is nothing to run")
-    if "\x00" in benchmark_code:
-        raise EntryPointError("ml.benchmark_code", "contains a NUL character, which a shell cannot read")
-    command = expand(benchmark_code, variables).rstrip("\n")
+    command = expand(checked_benchmark_code(benchmark_code), variables).rstrip("\n")
     if not args:
         return command
-    if "\x00" in args:
-        raise EntryPointError("ml.args", "contains a NUL character, which no argument can hold")
-    try:
-        words = shlex.split(args)
-    except ValueError as error:
-        reason = f"cannot be split into arguments as the Kubernetes executor does: {error}"
-        raise EntryPointError("ml.args", reason) from None
+    words = split_args(args)
     if not words:
         return command
     return command + " " + " ".join(shlex.quote(expand(word, variables)) for word in words)
@@ -211,7 +200,7 @@ def render_bootstrap(
     ``SM_CHANNELS`` would list it); ``requirements`` says whether the code channel may hold
     :data:`REQUIREMENTS_FILE` (from the scripts, known only once they are unpacked, or from
     ``custom_params.requirements``): the bootstrap installs it when it is there. A data
-    link's path is normalised; a relative one is refused (:class:`EntryPointError`), as Kubernetes
+    link's path is normalised; a relative one is refused (:class:`DescriptorError`), as Kubernetes
     refuses a relative mount path. ``scripts``: the code channel holds the unpacked ``--script``
     tarballs under :data:`SCRIPTS_DIR`, which the bootstrap makes mode 777 first, as the Kubernetes
     executor leaves them (S3 keeps no modes; without ``chmod`` in the image it says so and goes on).
@@ -223,7 +212,7 @@ def render_bootstrap(
     lines.append(f"export SM_CHANNELS={shlex.quote(json.dumps(sorted(channels)))}")
     for channel in sorted(channels):
         variable = "SM_CHANNEL_" + channel.upper()
-        if _SHELL_NAME.fullmatch(variable):
+        if is_environment_variable_name(variable):
             lines.append(f"export {variable}={shlex.quote(f'{CHANNEL_ROOT}/{channel}')}")
     lines.append(_RESOURCE_CONFIG.format(config=shlex.quote(RESOURCE_CONFIG)).rstrip("\n"))
     if scripts:
@@ -233,12 +222,12 @@ def render_bootstrap(
         lines.append(_LINK.rstrip("\n"))
         for index, link in enumerate(data_links):
             if not link.path.startswith("/"):
-                raise EntryPointError(
+                raise DescriptorError(
                     f"data.sources[{index}].path", f"must be an absolute path, got {link.path!r}"
                 )
             path = posixpath.normpath(link.path)
             if path in ("/", "//"):
-                raise EntryPointError(f"data.sources[{index}].path", "must not be the root directory")
+                raise DescriptorError(f"data.sources[{index}].path", "must not be the root directory")
             parent = posixpath.dirname(path)
             lines.append(f"anubis_link {shlex.quote(path)} {shlex.quote(parent)} {shlex.quote(link.channel)}")
     if requirements:

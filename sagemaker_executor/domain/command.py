@@ -26,15 +26,15 @@ values of at most 512 characters) are ``domain.preflight``'s to check, in the re
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sagemaker_executor.domain import bootstrap
-from sagemaker_executor.domain.descriptor import Descriptor, DescriptorError, Strategy
-from sagemaker_executor.domain.entrypoint import EntryPointError
+from sagemaker_executor.domain.descriptor import Descriptor, Strategy
+from sagemaker_executor.domain.errors import DescriptorError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 from sagemaker_executor.domain.expansion import expand
+from sagemaker_executor.domain.shell import split_args
 
 HOROVOD_NEEDS_TOOLKIT = (
     "'horovod' needs an image with the SageMaker training toolkit, which launches MPI: set ml.framework "
@@ -59,7 +59,7 @@ def command_mode(
     """Command mode for ``descriptor`` (no ``ml.framework``), whose job has the input ``channels``.
 
     Raises :class:`DescriptorError` for Horovod, a dataset channel named like the code channel, and
-    what the bootstrap refuses (``EntryPointError``: a blank command, unsplittable ``ml.args``, a
+    what the bootstrap refuses (``DescriptorError``: a blank command, unsplittable ``ml.args``, a
     relative ``data.sources[].path``).
     """
     ml = descriptor.ml
@@ -93,11 +93,7 @@ def container_arguments(args: str | None, environment: Mapping[str, str]) -> tup
     """``shlex.split(ml.args)``, each ``$(VAR)``-expanded, as Kubernetes builds a container's ``args``."""
     if not args:
         return ()
-    try:
-        return tuple(expand(word, environment) for word in shlex.split(args))
-    except ValueError as error:
-        reason = f"cannot be split into arguments as the Kubernetes executor does: {error}"
-        raise EntryPointError("ml.args", reason) from None
+    return tuple(expand(word, environment) for word in split_args(args))
 
 
 def _data_links(event: FetcherBenchmarkEvent) -> list[bootstrap.DataLink]:

@@ -500,68 +500,70 @@ def _matches(pattern: str, text: str) -> bool:
 # ---------------------------------------------------------------- the API reference's rules
 
 
+_RUN_PATH: Final = ("StoppingCondition", "MaxRuntimeInSeconds")
+_WAIT_PATH: Final = ("StoppingCondition", "MaxWaitTimeInSeconds")
+
+
 def _create_training_job_rules(params: Mapping[str, Any]) -> list[Violation]:
     """CreateTrainingJob's documented rules (API reference: StoppingCondition, CreateTrainingJob)."""
     stopping = params.get("StoppingCondition")
     stopping = stopping if isinstance(stopping, Mapping) else {}
     run, wait = stopping.get("MaxRuntimeInSeconds"), stopping.get("MaxWaitTimeInSeconds")
     spot = params.get("EnableManagedSpotTraining") is True
-    run_path = ("StoppingCondition", "MaxRuntimeInSeconds")
-    wait_path = ("StoppingCondition", "MaxWaitTimeInSeconds")
-    found: list[Violation] = []
-    if _integer(run) and run > MAX_RUNTIME_SECONDS:
-        found.append(
-            Violation(
-                run_path,
-                Rule.DOCUMENTED,
-                "MaxRuntimeInSeconds",
-                run,
-                bound="max",
-                limit=MAX_RUNTIME_SECONDS,
-                actual=run,
-                detail=f"SageMaker accepts at most {MAX_RUNTIME_SECONDS} seconds (28 days), got {run}",
-            )
-        )
+    found = [_run_too_long(run)] if _integer(run) and run > MAX_RUNTIME_SECONDS else []
+    spot_rule = _spot_wait_rule(run, wait, spot)
+    return found + ([spot_rule] if spot_rule is not None else [])
+
+
+def _run_too_long(run: int) -> Violation:
+    return Violation(
+        _RUN_PATH,
+        Rule.DOCUMENTED,
+        "MaxRuntimeInSeconds",
+        run,
+        bound="max",
+        limit=MAX_RUNTIME_SECONDS,
+        actual=run,
+        detail=f"SageMaker accepts at most {MAX_RUNTIME_SECONDS} seconds (28 days), got {run}",
+    )
+
+
+def _spot_wait_rule(run: Any, wait: Any, spot: bool) -> Violation | None:
+    """``MaxWaitTimeInSeconds`` only with managed spot training, required with it, at least the run."""
     if wait is not None and not spot:
-        found.append(
-            Violation(
-                wait_path,
-                Rule.DOCUMENTED,
-                "MaxWaitTimeInSeconds",
-                wait,
-                detail="SageMaker accepts it only with EnableManagedSpotTraining",
-                aws="Invalid MaxWaitTimeInSeconds. It is only supported when EnableManagedSpotTraining is "
-                "set to true",
-            )
+        return Violation(
+            _WAIT_PATH,
+            Rule.DOCUMENTED,
+            "MaxWaitTimeInSeconds",
+            wait,
+            detail="SageMaker accepts it only with EnableManagedSpotTraining",
+            aws="Invalid MaxWaitTimeInSeconds. It is only supported when EnableManagedSpotTraining is "
+            "set to true",
         )
-    elif spot and wait is None:
-        found.append(
-            Violation(
-                wait_path,
-                Rule.DOCUMENTED,
-                "MaxWaitTimeInSeconds",
-                None,
-                bound="min",
-                limit=run if _integer(run) else None,
-                detail="SageMaker requires it for managed spot training",
-                aws="Invalid MaxWaitTimeInSeconds. It is required for managed spot training",
-            )
+    if spot and wait is None:
+        return Violation(
+            _WAIT_PATH,
+            Rule.DOCUMENTED,
+            "MaxWaitTimeInSeconds",
+            None,
+            bound="min",
+            limit=run if _integer(run) else None,
+            detail="SageMaker requires it for managed spot training",
+            aws="Invalid MaxWaitTimeInSeconds. It is required for managed spot training",
         )
-    elif spot and _integer(wait) and _integer(run) and wait < run:
-        found.append(
-            Violation(
-                wait_path,
-                Rule.DOCUMENTED,
-                "MaxWaitTimeInSeconds",
-                wait,
-                bound="min",
-                limit=run,
-                actual=wait,
-                detail=f"SageMaker needs at least MaxRuntimeInSeconds ({run}), got {wait}",
-                aws="Invalid MaxWaitTimeInSeconds. It must be greater than or equal to MaxRuntimeInSeconds",
-            )
+    if spot and _integer(wait) and _integer(run) and wait < run:
+        return Violation(
+            _WAIT_PATH,
+            Rule.DOCUMENTED,
+            "MaxWaitTimeInSeconds",
+            wait,
+            bound="min",
+            limit=run,
+            actual=wait,
+            detail=f"SageMaker needs at least MaxRuntimeInSeconds ({run}), got {wait}",
+            aws="Invalid MaxWaitTimeInSeconds. It must be greater than or equal to MaxRuntimeInSeconds",
         )
-    return found
+    return None
 
 
 def _integer(value: Any) -> TypeGuard[int]:

@@ -28,9 +28,11 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
-from sagemaker_executor.domain import constraints
-from sagemaker_executor.domain.cron import cron_problem
-from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain import constraints, instances
+from sagemaker_executor.domain.errors import DescriptorError
+from sagemaker_executor.domain.requirements import requirement_line_problem
+from sagemaker_executor.domain.s3location import parse_s3_uri
+from sagemaker_executor.domain.shell import NAME_RULE, is_environment_variable_name
 from sagemaker_executor.domain.strictjson import first_unfit
 
 ROOT = "<root>"
@@ -38,18 +40,6 @@ SAGEMAKER_ENGINE = "aws.sagemaker"
 EXECUTION_ENGINES = ("default", SAGEMAKER_ENGINE)
 SINGLE_RUN = "single_run"
 MAX_LABELS = 10  # maxProperties of labels_structure in the BFF schema
-
-
-class DescriptorError(PermanentError, ValueError):
-    """A descriptor the executor will not run. Permanent: report it to the user, never retry."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"descriptor field '{field}': {reason}")
-        self.field = field
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[type["DescriptorError"], tuple[str, str]]:
-        return (DescriptorError, (self.field, self.reason))
 
 
 class Strategy(StrEnum):
@@ -112,9 +102,7 @@ def _not_blank(value: str) -> str:
 
 _LABEL = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 _MD5 = re.compile(r"[^:]+:[a-fA-F0-9]+|[a-fA-F0-9]{32}|")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SCRIPT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.tar")
-_S3_URI = re.compile(r"s3://[^/\s]+(/\S*)?")
 _RESERVED_TAG_PREFIXES = ("aws:", "anubis-")
 _LABEL_RULE = "1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
 
@@ -139,10 +127,12 @@ class Info(_Table):
 
     @field_validator("scheduling")
     @classmethod
-    def _single_run_or_cron(cls, value: str) -> str:
-        problem = None if value == SINGLE_RUN else cron_problem(value)
-        if problem:
-            raise _Invalid(f"must be 'single_run' or a cron expression; {_show(value)} {problem}")
+    def _single_run(cls, value: str) -> str:
+        # The service routes scheduled benchmarks away before parsing (translation.routing); one that
+        # reaches this far was sent here by mistake.
+        if value != SINGLE_RUN:
+            owner = "a scheduled benchmark is the Kubernetes executor's"
+            raise _Invalid(f"must be {SINGLE_RUN!r}: {owner}, got {_show(value)}")
         return value
 
     @field_validator("labels")
@@ -194,11 +184,8 @@ class Hardware(_Table):
 
 def _check_env_vars(variables: dict[str, str]) -> dict[str, str]:
     for name, value in variables.items():
-        if not _ENV_NAME.fullmatch(name):
-            raise _Invalid(
-                f"variable name {_show(name)} must be letters, digits and '_', not starting with a digit",
-                name,
-            )
+        if not is_environment_variable_name(name):
+            raise _Invalid(f"variable name {_show(name)} must be {NAME_RULE}", name)
         if "\0" in value:
             raise _Invalid("must not contain a NUL character", name)
     return variables
@@ -405,23 +392,19 @@ class CustomParams(_Table):
     @classmethod
     def _plain_requirements(cls, lines: list[str]) -> list[str]:
         for index, line in enumerate(lines):
-            if not line[:1].isascii() or not line[:1].isalnum():
-                raise _Invalid(
-                    f"must start with a letter or digit (a project name or URL), got {_show(line)}", index
-                )
-            if any(unicodedata.category(c) == "Cc" for c in line):
-                raise _Invalid(f"must be a single line without control characters, got {_show(line)}", index)
-            if any(token.startswith("-") for token in line.split()):
-                raise _Invalid(
-                    f"must not contain pip options (tokens starting with '-'), got {_show(line)}", index
-                )
+            problem = requirement_line_problem(line)
+            if problem is not None:
+                raise _Invalid(f"{problem}, got {_show(line)}", index)
         return lines
 
     @field_validator("checkpoint_s3_uri")
     @classmethod
     def _s3_uri(cls, value: str | None) -> str | None:
-        if value is not None and not _S3_URI.fullmatch(value):
-            raise _Invalid(f"must be an S3 URI 's3://<bucket>[/<prefix>]', got {_show(value)}")
+        if value is not None:
+            try:
+                parse_s3_uri(value)
+            except ValueError as error:
+                raise _Invalid(f"{error}, got {_show(value)}") from None
         return value
 
     @field_validator("tags")
@@ -627,8 +610,6 @@ def parse_descriptor_toml(text: str) -> Descriptor:
 
 def check_sagemaker_support(d: Descriptor) -> None:
     """Raise DescriptorError for a valid descriptor the SageMaker engine cannot run."""
-    from sagemaker_executor.domain import instances  # instances imports DescriptorError from here
-
     if d.info.execution_engine != SAGEMAKER_ENGINE:
         raise DescriptorError(
             "info.execution_engine",
@@ -653,9 +634,12 @@ def check_sagemaker_support(d: Descriptor) -> None:
             + (f" ({note})" if note else "")
             + "; give the number of processes as a string instead",
         )
-    if d.ml and d.ml.framework_version is not None and d.ml.framework is Framework.NONE:
-        raise DescriptorError("ml.framework_version", "is set but ml.framework is not")
     _check_channels(d)
+
+
+def channel_name(index: int, source_id: str | None) -> str:
+    """The input channel data source ``index`` becomes (CONTRACT §7): its ``id``, or ``src<index>``."""
+    return source_id if source_id is not None else f"src{index}"
 
 
 def _check_channels(d: Descriptor) -> None:
@@ -663,7 +647,7 @@ def _check_channels(d: Descriptor) -> None:
     SageMaker ``ChannelName`` (``domain.constraints``), distinct from the others."""
     seen: set[str] = set()
     for index, source in enumerate(d.data.sources if d.data else []):
-        channel = source.id if source.id is not None else f"src{index}"
+        channel = channel_name(index, source.id)
         found = constraints.violations("ChannelName", channel)
         if found:
             raise DescriptorError(

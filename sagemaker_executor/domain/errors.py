@@ -11,7 +11,8 @@
   into outcomes of their own (an earlier attempt succeeded; there is nothing to cancel).
 
 Adapters raise these (mapping botocore's errors in one place each); ``service.outcomes`` maps them to
-statuses. The descriptor's own ``DescriptorError`` is a :class:`PermanentError` too.
+statuses. :class:`DescriptorError` is the :class:`PermanentError` that names a descriptor field: the
+descriptor model, translation, the entry files and the bootstrap all raise it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,18 @@ class ExecutorError(Exception):
 
 class PermanentError(ExecutorError):
     """Retrying will not help; the message is shown to the user."""
+
+
+class DescriptorError(PermanentError, ValueError):
+    """A descriptor the executor will not run, naming the field. Permanent: report it, never retry."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"descriptor field '{field}': {reason}")
+        self.field = field
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[DescriptorError], tuple[str, str]]:
+        return (DescriptorError, (self.field, self.reason))
 
 
 class TransientError(ExecutorError):

@@ -11,7 +11,7 @@ Pure: no I/O.
 import re
 from collections.abc import Mapping
 
-from sagemaker_executor.domain.descriptor import DescriptorError
+from sagemaker_executor.domain.errors import DescriptorError
 
 FIELD = "hardware.instance_type"
 

@@ -17,7 +17,7 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,18 +115,40 @@ def _trace(
     v: Violation, request: Mapping[str, Any], spec: TrainingJobSpec, event: FetcherBenchmarkEvent
 ) -> Problem:
     """The problem ``v`` is, said of the descriptor field, event field or setting that produced it."""
-    reason = v.limit_text()
+    tracer = _TRACERS.get(str(v.path[0])) if v.path else None
+    problem = tracer(v, request, spec, event) if tracer is not None else None
+    return problem or Problem(f"the executor's own request field '{v.wire_path()}'", v.limit_text())
+
+
+# One tracer per top-level member of the request; None: the executor's own value, not traced further.
+_Tracer = Callable[[Violation, Mapping[str, Any], TrainingJobSpec, FetcherBenchmarkEvent], Problem | None]
+
+
+def _trace_job_name(v: Violation, _r: Mapping[str, Any], spec: TrainingJobSpec, _e: object) -> Problem | None:
+    return Problem(_job_name_source(spec), v.limit_text()) if len(v.path) == 1 else None
+
+
+def _job_name_source(spec: TrainingJobSpec) -> str:
+    custom = spec.job_name != job_name_for(spec.action_id)
+    return _descriptor("custom_params.sagemaker_job_name") if custom else _event("action_id")
+
+
+def _trace_hyperparameters(
+    v: Violation, request: Mapping[str, Any], spec: TrainingJobSpec, _e: object
+) -> Problem | None:
     match v.path:
-        case ("TrainingJobName",):
-            custom = spec.job_name != job_name_for(spec.action_id)
-            source = _descriptor("custom_params.sagemaker_job_name") if custom else _event("action_id")
-            return Problem(source, reason)
         case ("HyperParameters",):
             own = len(request["HyperParameters"]) - len(spec.hyperparameters)
             note = f" ({own} of them the executor's own)" if own else ""
             return Problem(_descriptor("custom_params.hyper_params"), v.limit_text("hyperparameters") + note)
         case ("HyperParameters", str(key)):
             return _hyperparameter(v, key, spec)
+    return None
+
+
+def _trace_algorithm(v: Violation, _r: Mapping[str, Any], _s: object, _e: object) -> Problem | None:
+    reason = v.limit_text()
+    match v.path:
         case ("AlgorithmSpecification", "TrainingImage"):
             return Problem(_descriptor("env.docker_image"), reason)
         case ("AlgorithmSpecification", "MetricDefinitions"):
@@ -134,8 +156,18 @@ def _trace(
         case ("AlgorithmSpecification", "MetricDefinitions", int(index), "Name" | "Regex" as member):
             what = "name" if member == "Name" else "pattern"
             return Problem(_descriptor(f"output.metrics[{index}].{what}"), reason)
-        case ("RoleArn",):
-            return Problem(_setting("SAGEMAKER_ROLE"), reason)
+        case ("AlgorithmSpecification", "ContainerArguments"):
+            return Problem(_descriptor("ml.args"), v.limit_text("arguments"))
+        case ("AlgorithmSpecification", "ContainerArguments", int(index)):
+            return Problem(_descriptor("ml.args"), f"its argument {index + 1}: {reason}")
+    return None
+
+
+def _trace_inputs(
+    v: Violation, _r: Mapping[str, Any], spec: TrainingJobSpec, event: FetcherBenchmarkEvent
+) -> Problem | None:
+    reason = v.limit_text()
+    match v.path:
         case ("InputDataConfig",) if event.payload.datasets:
             note = f" and the executor's code channel {spec.code_channel!r}" if spec.code_channel else ""
             what = f"input channels (one per data source{note})"
@@ -150,24 +182,43 @@ def _trace(
             if event.payload.datasets:
                 return Problem(_event(f"payload.datasets[{index}].dst"), reason)
             return Problem(_setting("SAGEMAKER_NODATASET"), reason)
-        case ("OutputDataConfig", "S3OutputPath"):
-            return Problem(_setting("SAGEMAKER_OUTPUT_BUCKET"), reason)
+    return None
+
+
+def _trace_resources(
+    v: Violation, _r: Mapping[str, Any], _s: object, event: FetcherBenchmarkEvent
+) -> Problem | None:
+    reason = v.limit_text()
+    match v.path:
         case ("ResourceConfig", "InstanceType"):
             return Problem(_descriptor("hardware.instance_type"), reason)
         case ("ResourceConfig", "InstanceCount"):
             return Problem(_descriptor("hardware.distributed.num_instances"), reason)
         case ("ResourceConfig", "VolumeSizeInGB"):
             return Problem(_volume_source(event), f"the training volume in GB estimated from it: {reason}")
+    return None
+
+
+def _trace_vpc(v: Violation, _r: Mapping[str, Any], _s: object, _e: object) -> Problem | None:
+    match v.path:
         case ("VpcConfig", "Subnets", *_):
             return Problem(_setting("SAGEMAKER_SUBNETS"), v.limit_text("subnets"))
         case ("VpcConfig", "SecurityGroupIds", *_):
             return Problem(_setting("SAGEMAKER_SECURITY_GROUP_IDS"), v.limit_text("security groups"))
+    return None
+
+
+def _trace_stopping(v: Violation, _r: Mapping[str, Any], spec: TrainingJobSpec, _e: object) -> Problem | None:
+    match v.path:
         case ("StoppingCondition", "MaxRuntimeInSeconds"):
-            return Problem(_descriptor("custom_params.max_run_seconds"), reason + _default_run(spec))
+            return Problem(_descriptor("custom_params.max_run_seconds"), v.limit_text() + _default_run(spec))
         case ("StoppingCondition", "MaxWaitTimeInSeconds"):
             return Problem(_descriptor("custom_params.max_wait_seconds"), _wait_reason(v, spec))
-        case ("EnableManagedSpotTraining",):
-            return Problem(_descriptor("custom_params.use_spot_instances"), reason)
+    return None
+
+
+def _trace_tags(v: Violation, request: Mapping[str, Any], _s: object, _e: object) -> Problem | None:
+    match v.path:
         case ("Tags",):
             own_tags = [tag["Key"] for tag in request["Tags"] if tag["Key"] in _OWN_TAGS]
             note = f" (the executor's own {len(own_tags)} included: {', '.join(own_tags)})"
@@ -175,21 +226,59 @@ def _trace(
         case ("Tags", int(index), "Key" | "Value" as member):
             key = request["Tags"][index]["Key"]
             if key in _OWN_TAGS:
-                return Problem(_event(_OWN_TAGS[key]), f"copied into the tag {key}: {reason}")
+                return Problem(_event(_OWN_TAGS[key]), f"copied into the tag {key}: {v.limit_text()}")
             what = "its key" if member == "Key" else "its value"
-            return Problem(_descriptor(field_path(("custom_params", "tags", key))), f"{what}: {reason}")
-        case ("CheckpointConfig", "S3Uri"):
-            return Problem(_descriptor("custom_params.checkpoint_s3_uri"), reason)
-        case ("AlgorithmSpecification", "ContainerArguments"):
-            return Problem(_descriptor("ml.args"), v.limit_text("arguments"))
-        case ("AlgorithmSpecification", "ContainerArguments", int(index)):
-            return Problem(_descriptor("ml.args"), f"its argument {index + 1}: {reason}")
+            path = field_path(("custom_params", "tags", key))
+            return Problem(_descriptor(path), f"{what}: {v.limit_text()}")
+    return None
+
+
+def _trace_environment(v: Violation, _r: Mapping[str, Any], _s: object, _e: object) -> Problem | None:
+    match v.path:
         case ("Environment",):
             return Problem(_descriptor("env.vars"), v.limit_text("variables"))
         case ("Environment", str(name)):
             what = "its name: " if v.in_key else ""
-            return Problem(_descriptor(field_path(("env", "vars", name))), what + reason)
-    return Problem(f"the executor's own request field '{v.wire_path()}'", reason)
+            return Problem(_descriptor(field_path(("env", "vars", name))), what + v.limit_text())
+    return None
+
+
+def _trace_member(source: str) -> _Tracer:
+    """A tracer for a top-level member that one descriptor field or setting gives as it is."""
+
+    def trace(v: Violation, _r: Mapping[str, Any], _s: object, _e: object) -> Problem | None:
+        return Problem(source, v.limit_text()) if len(v.path) == 1 else None
+
+    return trace
+
+
+def _trace_output(v: Violation, _r: Mapping[str, Any], _s: object, _e: object) -> Problem | None:
+    if v.path == ("OutputDataConfig", "S3OutputPath"):
+        return Problem(_setting("SAGEMAKER_OUTPUT_BUCKET"), v.limit_text())
+    return None
+
+
+def _trace_checkpoint(v: Violation, _r: Mapping[str, Any], _s: object, _e: object) -> Problem | None:
+    if v.path == ("CheckpointConfig", "S3Uri"):
+        return Problem(_descriptor("custom_params.checkpoint_s3_uri"), v.limit_text())
+    return None
+
+
+_TRACERS: dict[str, _Tracer] = {
+    "TrainingJobName": _trace_job_name,
+    "HyperParameters": _trace_hyperparameters,
+    "AlgorithmSpecification": _trace_algorithm,
+    "RoleArn": _trace_member(_setting("SAGEMAKER_ROLE")),
+    "InputDataConfig": _trace_inputs,
+    "OutputDataConfig": _trace_output,
+    "ResourceConfig": _trace_resources,
+    "VpcConfig": _trace_vpc,
+    "StoppingCondition": _trace_stopping,
+    "EnableManagedSpotTraining": _trace_member(_descriptor("custom_params.use_spot_instances")),
+    "Tags": _trace_tags,
+    "CheckpointConfig": _trace_checkpoint,
+    "Environment": _trace_environment,
+}
 
 
 def _hyperparameter(v: Violation, key: str, spec: TrainingJobSpec) -> Problem:
@@ -200,9 +289,7 @@ def _hyperparameter(v: Violation, key: str, spec: TrainingJobSpec) -> Problem:
     if key in _MPI_SOURCES:
         return Problem(_descriptor(_MPI_SOURCES[key]), f"becomes the hyperparameter {key}: {reason}")
     if key == "sagemaker_job_name":
-        custom = spec.job_name != job_name_for(spec.action_id)
-        source = _descriptor("custom_params.sagemaker_job_name") if custom else _event("action_id")
-        return Problem(source, f"becomes the hyperparameter {key}: {reason}")
+        return Problem(_job_name_source(spec), f"becomes the hyperparameter {key}: {reason}")
     if key in ("sagemaker_submit_directory", "model_dir"):
         return Problem(_setting("SAGEMAKER_OUTPUT_BUCKET"), f"becomes the hyperparameter {key}: {reason}")
     return Problem(f"the executor's own hyperparameter '{key}'", reason)

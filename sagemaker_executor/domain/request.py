@@ -67,6 +67,7 @@ from packaging.version import InvalidVersion, Version
 
 from sagemaker_executor.domain.descriptor import Framework
 from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain.s3location import parse_s3_uri
 from sagemaker_executor.domain.translation import MpiDistribution, TrainingJobSpec
 
 DEFAULT_MAX_RUN_SECONDS: Final = 24 * 60 * 60  # EstimatorBase(max_run=24 * 60 * 60)
@@ -110,6 +111,26 @@ def create_training_job_request(spec: TrainingJobSpec, code_uri: str | None, reg
     if spec.has_source and not code_uri:
         raise RequestRefused("the job needs a source dir but none was uploaded")
 
+    request: dict[str, Any] = {
+        "TrainingJobName": spec.job_name,
+        "AlgorithmSpecification": _algorithm_specification(spec),
+        "RoleArn": spec.role_arn,
+        "InputDataConfig": [_channel(name, uri) for name, uri in channels(spec, code_uri).items()],
+        "OutputDataConfig": {"S3OutputPath": spec.output_path},
+        "ResourceConfig": {
+            "VolumeSizeInGB": spec.volume_size_gb,
+            "InstanceCount": spec.instance_count,
+            "InstanceType": spec.instance_type,
+        },
+        "StoppingCondition": _stopping_condition(spec),
+        "Tags": [{"Key": key, "Value": value} for key, value in spec.tags.items()],
+        "ProfilerConfig": {"DisableProfiler": True},
+    }
+    request.update(_optional_members(spec, code_uri, region))
+    return request
+
+
+def _algorithm_specification(spec: TrainingJobSpec) -> dict[str, Any]:
     algorithm: dict[str, Any] = {"TrainingInputMode": INPUT_MODE, "TrainingImage": spec.image_uri}
     if spec.metric_definitions:
         algorithm["MetricDefinitions"] = [dict(metric) for metric in spec.metric_definitions]
@@ -119,42 +140,35 @@ def create_training_job_request(spec: TrainingJobSpec, code_uri: str | None, reg
         algorithm["ContainerEntrypoint"] = list(spec.container_entrypoint)
     if spec.container_arguments:  # Session.get_train_request(container_arguments=...)
         algorithm["ContainerArguments"] = list(spec.container_arguments)
+    return algorithm
 
+
+def _stopping_condition(spec: TrainingJobSpec) -> dict[str, Any]:
     max_run = spec.max_run_seconds if spec.max_run_seconds is not None else DEFAULT_MAX_RUN_SECONDS
     stopping: dict[str, Any] = {"MaxRuntimeInSeconds": max_run}
     if spec.use_spot_instances and spec.max_wait_seconds:
         stopping["MaxWaitTimeInSeconds"] = spec.max_wait_seconds
+    return stopping
 
-    request: dict[str, Any] = {
-        "TrainingJobName": spec.job_name,
-        "AlgorithmSpecification": algorithm,
-        "RoleArn": spec.role_arn,
-        "InputDataConfig": [_channel(name, uri) for name, uri in channels(spec, code_uri).items()],
-        "OutputDataConfig": {"S3OutputPath": spec.output_path},
-        "ResourceConfig": {
-            "VolumeSizeInGB": spec.volume_size_gb,
-            "InstanceCount": spec.instance_count,
-            "InstanceType": spec.instance_type,
-        },
-        "StoppingCondition": stopping,
-        "Tags": [{"Key": key, "Value": value} for key, value in spec.tags.items()],
-        "ProfilerConfig": {"DisableProfiler": True},
-    }
+
+def _optional_members(spec: TrainingJobSpec, code_uri: str | None, region: str) -> dict[str, Any]:
+    """The request's members that the SDK sends only when there is something in them, in its order."""
+    members: dict[str, Any] = {}
     hyperparameters = _hyperparameters(spec, code_uri, region)
     if hyperparameters:
-        request["HyperParameters"] = hyperparameters
+        members["HyperParameters"] = hyperparameters
     if spec.environment:
-        request["Environment"] = dict(spec.environment)
+        members["Environment"] = dict(spec.environment)
     if spec.subnets and spec.security_group_ids:
-        request["VpcConfig"] = {
+        members["VpcConfig"] = {
             "Subnets": list(spec.subnets),
             "SecurityGroupIds": list(spec.security_group_ids),
         }
     if spec.use_spot_instances:
-        request["EnableManagedSpotTraining"] = True
+        members["EnableManagedSpotTraining"] = True
     if spec.checkpoint_s3_uri:
-        request["CheckpointConfig"] = {"S3Uri": spec.checkpoint_s3_uri}
-    return request
+        members["CheckpointConfig"] = {"S3Uri": spec.checkpoint_s3_uri}
+    return members
 
 
 def source_location(spec: TrainingJobSpec) -> tuple[str, str]:
@@ -164,10 +178,10 @@ def source_location(spec: TrainingJobSpec) -> tuple[str, str]:
     which each file of the source dir is one object, so that the channel puts the files themselves in
     the container (no ``tar`` needed there). ``adapters.sagemaker`` uploads there; :func:`source_uri` is
     what the request names."""
-    bucket, _, prefix = spec.output_path.removeprefix("s3://").partition("/")
+    output = parse_s3_uri(spec.output_path)
     leaf = f"{spec.code_channel}/" if spec.code_channel is not None else "sourcedir.tar.gz"
-    key = "/".join(part for part in (prefix.strip("/"), spec.job_name, "source", leaf) if part)
-    return bucket, key
+    key = "/".join(part for part in (output.key.strip("/"), spec.job_name, "source", leaf) if part)
+    return output.bucket, key
 
 
 def source_uri(spec: TrainingJobSpec) -> str | None:

@@ -15,8 +15,6 @@ from typing import Any
 
 from sagemaker_executor.domain.lifecycle import JobState
 
-RECORD_VERSION = 1
-
 
 @dataclass(frozen=True)
 class TrackedJob:
@@ -37,7 +35,6 @@ class TrackedJob:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "version": RECORD_VERSION,
             "job_name": self.job_name,
             "action_id": self.action_id,
             "client_id": self.client_id,

@@ -36,16 +36,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sagemaker_executor.domain import bootstrap, constraints
-from sagemaker_executor.domain.command import command_mode
+from sagemaker_executor.domain.command import CommandMode, command_mode
 from sagemaker_executor.domain.descriptor import (
+    CustomParams,
     Descriptor,
-    DescriptorError,
     Framework,
     Strategy,
+    channel_name,
 )
 from sagemaker_executor.domain.entrypoint import ENTRY_POINT, render_entry_files
+from sagemaker_executor.domain.errors import DescriptorError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 from sagemaker_executor.domain.instances import gpus_per_instance
+from sagemaker_executor.domain.s3location import SCHEME as S3_SCHEME
 
 GIB = 1024**3
 MIN_VOLUME_GB = 30
@@ -207,10 +210,11 @@ def input_channels(event: FetcherBenchmarkEvent, nodata_uri: str | None) -> dict
     channels: dict[str, str] = {}
     for index, dataset in enumerate(event.payload.datasets):
         where = f"payload.datasets[{index}]"
-        name = dataset.id or f"src{index}"  # SageMaker's ChannelName limits: domain.preflight
+        name = channel_name(index, dataset.id or None)  # SageMaker's ChannelName limits: domain.preflight
         if name in channels:
             raise DescriptorError(f"data.sources[{index}].id", f"duplicate data source id {name!r}")
-        if not dataset.dst or not dataset.dst.startswith("s3://"):
+        # Only that there is one: SageMaker's own S3Uri pattern is domain.preflight's to apply.
+        if not dataset.dst or not dataset.dst.startswith(S3_SCHEME):
             raise DescriptorError(where + ".dst", f"the fetcher gave no S3 location for {dataset.src!r}")
         channels[name] = dataset.dst
     if not channels and nodata_uri is not None:
@@ -253,78 +257,98 @@ def _tags(descriptor: Descriptor, event: FetcherBenchmarkEvent) -> dict[str, str
     return tags
 
 
-def translate(descriptor: Descriptor, event: FetcherBenchmarkEvent, site: ExecutorSite) -> TrainingJobSpec:
-    """The training job to create for ``event``, whose descriptor ``descriptor`` passed validation.
+@dataclass(frozen=True)
+class _Launch:
+    """How the job starts: its channels, the files the executor adds to its sources, and either the
+    framework toolkit's entry point (script mode) or the image's own entrypoint (command mode)."""
 
-    Raises :class:`DescriptorError` for what the descriptor asks but SageMaker cannot do.
-    """
+    inputs: dict[str, str]
+    entry_files: dict[str, str]
+    entry_point: str | None = None
+    code_channel: str | None = None
+    scripts_dir: str = ""
+    command: CommandMode | None = None
+
+
+def _launch(descriptor: Descriptor, event: FetcherBenchmarkEvent, site: ExecutorSite) -> _Launch:
     ml = descriptor.ml
     framework = ml.framework if ml is not None else Framework.NONE
     benchmark_code = ml.benchmark_code if ml is not None else None
     params = descriptor.custom_params
-    requirements = tuple(params.requirements) if params is not None else ()
-    scripts = tuple(script.dst for script in event.payload.scripts)
-
-    entry_files: dict[str, str] = {}
-    entry_point: str | None = None
-    code_channel: str | None = None
-    scripts_dir = ""
     command_code = framework is Framework.NONE and bool(benchmark_code)
     inputs = input_channels(event, None if command_code else site.nodata_uri)
     if framework is not Framework.NONE:
         if not benchmark_code:
             raise DescriptorError("ml.benchmark_code", f"is required to run a {framework.value} benchmark")
         # Script mode: the framework image's training toolkit runs the generated entry point.
-        entry_point = ENTRY_POINT
-        entry_files = render_entry_files(benchmark_code, descriptor.env.vars, requirements)
-    elif not benchmark_code and (scripts or requirements):
-        field_name = "ml.script" if scripts else "custom_params.requirements"
+        return _Launch(
+            inputs, render_entry_files(benchmark_code, descriptor.env.vars), entry_point=ENTRY_POINT
+        )
+    if not benchmark_code and (event.payload.scripts or (params is not None and params.requirements)):
+        field_name = "ml.script" if event.payload.scripts else "custom_params.requirements"
         raise DescriptorError(field_name, "needs ml.benchmark_code to say how to run the benchmark")
-    command = command_mode(descriptor, event, list(inputs)) if framework is Framework.NONE else None
-    if command is not None and command.bootstrap is not None:
-        # Command mode: any image with a POSIX sh runs benchmark_code, as on the Kubernetes executor.
-        code_channel = bootstrap.CODE_CHANNEL
-        scripts_dir = bootstrap.SCRIPTS_DIR
-        entry_files = {bootstrap.BOOTSTRAP: command.bootstrap}
+    command = command_mode(descriptor, event, list(inputs))
+    if command.bootstrap is None:
+        return _Launch(inputs, {}, command=command)
+    # Command mode: any image with a POSIX sh runs benchmark_code, as on the Kubernetes executor.
+    return _Launch(
+        inputs,
+        {bootstrap.BOOTSTRAP: command.bootstrap},
+        code_channel=bootstrap.CODE_CHANNEL,
+        scripts_dir=bootstrap.SCRIPTS_DIR,
+        command=command,
+    )
 
-    distribution = None
-    if descriptor.hardware.strategy is Strategy.HOROVOD:
-        mpi_options = (params.custom_mpi_options if params is not None else None) or DEFAULT_MPI_OPTIONS
-        distribution = MpiDistribution(_processes_per_host(descriptor), mpi_options)
 
+def _distribution(descriptor: Descriptor) -> MpiDistribution | None:
+    if descriptor.hardware.strategy is not Strategy.HOROVOD:
+        return None
+    params = descriptor.custom_params
+    mpi_options = (params.custom_mpi_options if params is not None else None) or DEFAULT_MPI_OPTIONS
+    return MpiDistribution(_processes_per_host(descriptor), mpi_options)
+
+
+def translate(descriptor: Descriptor, event: FetcherBenchmarkEvent, site: ExecutorSite) -> TrainingJobSpec:
+    """The training job to create for ``event``, whose descriptor ``descriptor`` passed validation.
+
+    Raises :class:`DescriptorError` for what the descriptor asks but SageMaker cannot do.
+    """
+    ml = descriptor.ml
+    params = descriptor.custom_params or CustomParams.model_validate({})  # its defaults are ours
+    launch = _launch(descriptor, event, site)
+    command = launch.command
     distributed = descriptor.hardware.distributed
-    custom_name = params.sagemaker_job_name if params is not None else None
     return TrainingJobSpec(
-        job_name=job_name_for(event.action_id, custom_name),
+        job_name=job_name_for(event.action_id, params.sagemaker_job_name),
         action_id=event.action_id,
         client_id=event.client_id,
         image_uri=descriptor.env.docker_image,
-        framework=framework,
+        framework=ml.framework if ml is not None else Framework.NONE,
         framework_version=(ml.framework_version or None) if ml is not None else None,
-        py_version=params.python_version if params is not None else "py3",
+        py_version=params.python_version,
         instance_type=descriptor.hardware.instance_type,
         instance_count=distributed.num_instances if distributed is not None else 1,
         volume_size_gb=volume_size_gb(event),
-        inputs=inputs,
+        inputs=launch.inputs,
         output_path=f"s3://{site.output_bucket}",
         role_arn=site.role_arn,
         hyperparameters=_hyperparameters(descriptor),
         metric_definitions=_metric_definitions(descriptor),
         tags=_tags(descriptor, event),
-        distribution=distribution,
-        entry_point=entry_point,
-        entry_files=entry_files,
-        code_channel=code_channel,
-        scripts_dir=scripts_dir,
+        distribution=_distribution(descriptor),
+        entry_point=launch.entry_point,
+        entry_files=launch.entry_files,
+        code_channel=launch.code_channel,
+        scripts_dir=launch.scripts_dir,
         container_entrypoint=command.container_entrypoint if command is not None else (),
-        requirements=requirements,
-        script_uris=scripts,
+        requirements=tuple(params.requirements),
+        script_uris=tuple(script.dst for script in event.payload.scripts),
         environment=command.environment if command is not None else {},
         container_arguments=command.container_arguments if command is not None else (),
-        max_run_seconds=params.max_run_seconds if params is not None else None,
-        use_spot_instances=params.use_spot_instances if params is not None else False,
-        max_wait_seconds=params.max_wait_seconds if params is not None else None,
-        checkpoint_s3_uri=params.checkpoint_s3_uri if params is not None else None,
+        max_run_seconds=params.max_run_seconds,
+        use_spot_instances=params.use_spot_instances,
+        max_wait_seconds=params.max_wait_seconds,
+        checkpoint_s3_uri=params.checkpoint_s3_uri,
         subnets=site.subnets,
         security_group_ids=site.security_group_ids,
     )

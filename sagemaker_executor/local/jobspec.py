@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sagemaker_executor.domain.s3location import parse_s3_uri
+
 INSTANCE_GROUP = "homogeneousCluster"
 NETWORK_INTERFACE = "eth0"
 MAX_HOSTS = 16  # more processes than this on one shared machine is a mistake, not a benchmark
@@ -157,10 +159,11 @@ class JobSpec:
 
 
 def _split_s3_uri(uri: str, where: str) -> tuple[str, str]:
-    match = re.fullmatch(r"s3://([^/]+)/?(.*)", uri, re.DOTALL)
-    if match is None:
-        raise _refuse(f"{where} {uri!r}: only s3:// URIs are supported")
-    return match.group(1), match.group(2)
+    try:
+        location = parse_s3_uri(uri)
+    except ValueError as error:
+        raise _refuse(f"{where} {uri!r}: {error}") from None
+    return location.bucket, location.key
 
 
 def _channel(entry: Mapping[str, Any], default_mode: str) -> Channel:

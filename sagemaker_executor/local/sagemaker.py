@@ -114,7 +114,9 @@ class ManualClock:
             return self._now
 
 
-class Outcome(StrEnum):
+class EndStatus(StrEnum):
+    """The ``TrainingJobStatus`` a simulated job ends in."""
+
     COMPLETED = "Completed"
     FAILED = "Failed"
 
@@ -128,14 +130,14 @@ class Timeline:
     training: float = 2.0
     uploading: float = 2.0
     stopping: float = 1.0
-    outcome: Outcome = Outcome.COMPLETED
+    outcome: EndStatus = EndStatus.COMPLETED
     failure_reason: str = DEFAULT_FAILURE_REASON
 
     def __post_init__(self) -> None:
         for name in ("starting", "downloading", "training", "uploading", "stopping"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
-        object.__setattr__(self, "outcome", Outcome(self.outcome))
+        object.__setattr__(self, "outcome", EndStatus(self.outcome))
 
     @classmethod
     def uniform(cls, seconds: float, stopping: float | None = None) -> Timeline:
@@ -144,10 +146,10 @@ class Timeline:
         return cls(seconds, seconds, seconds, seconds, stop)
 
     def failing(self, reason: str = DEFAULT_FAILURE_REASON) -> Timeline:
-        return replace(self, outcome=Outcome.FAILED, failure_reason=reason)
+        return replace(self, outcome=EndStatus.FAILED, failure_reason=reason)
 
     def completing(self) -> Timeline:
-        return replace(self, outcome=Outcome.COMPLETED)
+        return replace(self, outcome=EndStatus.COMPLETED)
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)} | {"outcome": self.outcome.value}
@@ -236,7 +238,7 @@ def _events(plan: _Plan) -> list[tuple[str, datetime]]:
     timeline = plan.timeline
     phases = [("Starting", timeline.starting), ("Downloading", timeline.downloading)]
     phases.append(("Training", timeline.training))
-    if timeline.outcome is Outcome.COMPLETED:
+    if timeline.outcome is EndStatus.COMPLETED:
         phases.append(("Uploading", timeline.uploading))
     events: list[tuple[str, datetime]] = []
     moment = plan.created_at
@@ -663,7 +665,7 @@ class LocalSageMaker:
         status = _primary_status(state.secondary_status)
         start, end = state.training_start, state.training_end
         seconds = int((end - start).total_seconds()) if start is not None and end is not None else None
-        completed = status == Outcome.COMPLETED.value
+        completed = status == EndStatus.COMPLETED.value
         # moto builds DescribeTrainingJob from the job's __dict__ (BaseObject.gen_response_object),
         # so attribute names are the snake_case of response fields and None values are left out.
         vars(job).update(
@@ -675,7 +677,7 @@ class LocalSageMaker:
             training_end_time=_naive(end) if end is not None else None,
             training_time_in_seconds=seconds,
             billable_time_in_seconds=seconds,
-            failure_reason=plan.timeline.failure_reason if status == Outcome.FAILED.value else None,
+            failure_reason=plan.timeline.failure_reason if status == EndStatus.FAILED.value else None,
             final_metric_data_list=(
                 [{"MetricName": "train:progress", "Value": 100.0, "Timestamp": _naive(end)}]
                 if completed and end is not None

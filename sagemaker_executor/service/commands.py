@@ -8,7 +8,7 @@ could not, §10.7). A job tagged with another client's id is treated as not foun
 only its own benchmarks. Untagged jobs (created by the original service) are found by name as before.
 
 A command whose ``action_id`` or ``client_id`` is too long to answer under (``domain.limits``) is
-raised as :class:`~sagemaker_executor.service.submission.NotForUs`, for the loop to dead-letter; a
+raised as :class:`~sagemaker_executor.service.outcomes.Unroutable`, for the loop to dead-letter; a
 ``target_action_id`` that long is invalid args (no action has such an id).
 """
 
@@ -25,8 +25,7 @@ from sagemaker_executor.domain.events import CommandRequestEvent, Status, check_
 from sagemaker_executor.domain.limits import id_problem, unanswerable
 from sagemaker_executor.domain.translation import TAG_ACTION_ID, TAG_CLIENT_ID, job_name_for, tag_value_for
 from sagemaker_executor.service.emitter import StatusEmitter
-from sagemaker_executor.service.outcomes import describe_validation_error
-from sagemaker_executor.service.submission import NotForUs
+from sagemaker_executor.service.outcomes import Unroutable, describe_validation_error
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ class CommandHandler:
     def handle(self, raw: Mapping[str, Any]) -> str:
         """Handle one command; returns what happened, for logs and metrics.
 
-        Raises :class:`NotForUs` for a cancel that cannot be answered (its ids are too long).
+        Raises :class:`Unroutable` for a cancel that cannot be answered (its ids are too long).
         """
         payload = raw.get("payload")
         command = payload.get("command") if isinstance(payload, Mapping) else None
@@ -88,11 +87,11 @@ class CommandHandler:
             return "ignored"
         problem = unanswerable(raw)
         if problem is not None:
-            raise NotForUs(problem)
+            raise Unroutable(problem)
         try:
             event = CommandRequestEvent.model_validate(raw)
             check_event_text(raw)
-            target, _cascade = _cancel_args(event.payload.args)
+            target = _cancel_target(event.payload.args)
         except (ValidationError, ValueError) as error:
             reason = describe_validation_error(error) if isinstance(error, ValidationError) else str(error)
             self._respond(raw, RC_INVALID_ARGS, f"Cancel command failed: Invalid args {reason}")
@@ -142,8 +141,11 @@ class CommandHandler:
         self._emitter.respond(raw, code, message, self._return_topic)
 
 
-def _cancel_args(args: Any) -> tuple[str, bool]:
-    """``(target_action_id, cascade)`` from object args (keywords) or array args (positional)."""
+def _cancel_target(args: Any) -> str:
+    """``target_action_id`` from object args (keywords) or array args (positional).
+
+    ``cascade`` (``anubis --purge``: cancel a scheduled benchmark's runs too) is checked and has
+    nothing to act on here: scheduled benchmarks are the Kubernetes executor's (CONTRACT §5.1)."""
     if isinstance(args, Mapping):
         unknown = set(args) - {"target_action_id", "cascade"}
         if unknown:
@@ -160,4 +162,4 @@ def _cancel_args(args: Any) -> tuple[str, bool]:
         raise ValueError(f"{problem}: no action has such an id")
     if not isinstance(cascade, bool):
         raise ValueError("cascade must be true or false")
-    return target, cascade
+    return target

@@ -62,10 +62,12 @@ from sagemaker_executor.domain.errors import CapacityError, OutageError, Transie
 from sagemaker_executor.domain.events import Status
 from sagemaker_executor.domain.limits import DEFAULT_MAX_REQUEST_BYTES, record_size
 from sagemaker_executor.logs import log_context
+from sagemaker_executor.service.backoff import capped_exponential
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import RecordSink, StatusEmitter
 from sagemaker_executor.service.offsets import OffsetLedger, Partition
-from sagemaker_executor.service.submission import NotForUs, SubmissionHandler
+from sagemaker_executor.service.outcomes import Unroutable
+from sagemaker_executor.service.submission import SubmissionHandler
 from sagemaker_executor.service.tracker import JobTracker
 
 log = logging.getLogger(__name__)
@@ -147,7 +149,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, *, capacity: bool = False) -> float:
         cap = self.capacity_cap_s if capacity else self.cap_s
-        return random.uniform(0, min(cap, self.base_s * 2 ** min(attempt, 30)))  # noqa: S311 -- jitter
+        return random.uniform(0, capped_exponential(self.base_s, cap, attempt))  # noqa: S311 -- jitter
 
 
 @dataclass(frozen=True)
@@ -205,10 +207,6 @@ class _Parked:
     due: float
     seq: int
     task: Task = field(compare=False)
-
-
-class Unroutable(Exception):
-    """The record cannot be answered; its reason goes to the dead-letter topic."""
 
 
 def describe_partitions(partitions: set[tuple[str, int]]) -> str:
@@ -627,7 +625,7 @@ class ExecutorLoop:
                 return "command-" + self._commands.handle(raw), None
             result = self._submissions.handle(raw, retry=retry)
             return "submission-" + result.value, result.executor_event
-        except NotForUs as error:
+        except Unroutable as error:
             self._dead_letter(record, str(error))
             return "dead-letter", None
         except TransientError:

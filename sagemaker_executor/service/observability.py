@@ -40,7 +40,6 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
-    generate_latest,
 )
 
 from sagemaker_executor import __version__
@@ -68,6 +67,16 @@ SUBMISSION_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10
 _MAX_DETAIL = 300  # characters of an AWS error kept for /readyz and the logs
 
 
+def _register_process_and_build(r: CollectorRegistry) -> None:
+    """prometheus_client's process, platform and GC collectors, and ``sm_executor_build_info``."""
+    ProcessCollector(registry=r)
+    PlatformCollector(registry=r)
+    GCCollector(registry=r)
+    Info("sm_executor_build", "The executor's version and Python's", registry=r).info(
+        {"version": __version__, "python": platform.python_version()}
+    )
+
+
 class ServiceMetrics:
     """The service's Prometheus metrics, in a registry of their own (so tests can make several).
 
@@ -81,13 +90,12 @@ class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         disable_created_metrics()
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
-        r = self.registry
-        ProcessCollector(registry=r)
-        PlatformCollector(registry=r)
-        GCCollector(registry=r)
-        Info("sm_executor_build", "The executor's version and Python's", registry=r).info(
-            {"version": __version__, "python": platform.python_version()}
-        )
+        _register_process_and_build(self.registry)
+        self._register_work(self.registry)
+        self._register_state(self.registry)
+
+    def _register_work(self, r: CollectorRegistry) -> None:
+        """What the loop did: records consumed, jobs submitted, failures, records in flight, latency."""
         self._consumed = Counter(
             "sm_executor_messages_consumed",
             "Records consumed and committed, by how they ended",
@@ -111,6 +119,9 @@ class ServiceMetrics:
             buckets=SUBMISSION_BUCKETS,
             registry=r,
         )
+
+    def _register_state(self, r: CollectorRegistry) -> None:
+        """Where things stand: lag, tracked jobs, outages and the dependencies' last checks."""
         self._lag = Gauge(
             "sm_executor_consumer_lag",
             "Records between the consumer group's committed offset and the end of the partition, "
@@ -170,10 +181,6 @@ class ServiceMetrics:
         """Mark ``dependency`` as out (the others as fine); ``None``: no outage."""
         for name in {*DEPENDENCIES, *([dependency] if dependency else [])}:
             self._outage.labels(dependency=name).set(1 if name == dependency else 0)
-
-    def render(self) -> bytes:
-        """The Prometheus text exposition format, version 0.0.4."""
-        return generate_latest(self.registry)
 
 
 class Health:

@@ -13,17 +13,22 @@ import tarfile
 from pydantic import ValidationError
 
 from sagemaker_executor.adapters.sourcedir import UnsafeArchiveError
-from sagemaker_executor.domain.descriptor import DescriptorError
-from sagemaker_executor.domain.entrypoint import EntryPointError
-from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain.descriptor import field_path
+from sagemaker_executor.domain.errors import DescriptorError, PermanentError
 from sagemaker_executor.domain.events import EventFieldError
 from sagemaker_executor.domain.preflight import PreflightError
+
+
+class Unroutable(Exception):
+    """The record cannot be routed (not a JSON object naming an action and a client, no descriptor
+    contents) or answered (ids too long to file an answer under): its reason goes to the dead-letter
+    topic, and nobody gets a status."""
+
 
 # Errors a handler converts to an ERROR status (anything else is a bug and is logged as one).
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     PermanentError,
     DescriptorError,
-    EntryPointError,
     EventFieldError,
     UnsafeArchiveError,
     tarfile.TarError,
@@ -34,14 +39,11 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
 def describe_validation_error(error: ValidationError, what: str = "event field") -> str:
     """``event field 'payload.datasets[0].src': Field required`` -- the first problem, by its wire path."""
     first = error.errors(include_url=False)[0]
-    path = ""
-    for part in first["loc"]:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     got = first.get("input")
     detail = first["msg"]
     if first["type"] not in ("missing", "extra_forbidden") and got is not None:
         detail += f", got {_short(got)}"
-    return f"{what} '{path or '<root>'}': {detail}"
+    return f"{what} '{field_path(first['loc'])}': {detail}"
 
 
 def _short(value: object, limit: int = 80) -> str:
@@ -51,7 +53,7 @@ def _short(value: object, limit: int = 80) -> str:
 
 def user_message(error: BaseException) -> str:
     """The ERROR status message for an expected failure of a submission."""
-    if isinstance(error, DescriptorError | EntryPointError | EventFieldError | PreflightError):
+    if isinstance(error, DescriptorError | DescriptorError | EventFieldError | PreflightError):
         return f"Cannot process the request: {error}"
     if isinstance(error, ValidationError):
         return f"Cannot process the request: {describe_validation_error(error)}"

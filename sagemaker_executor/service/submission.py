@@ -12,7 +12,7 @@ the job's tracking record for ``service.tracker`` (the executor event again, plu
 region and the longest state), whether or not tracking is on. If either record (value, key and
 kafka-python's record overhead) would be over ``max_request_bytes`` (``KAFKA_MAX_REQUEST_BYTES``), the
 only answer is an ERROR naming the largest field: no PENDING, no job, so never SUCCEEDED and then
-silence. An event whose ids are too long to answer under is raised as :class:`NotForUs`.
+silence. An event whose ids are too long to answer under is raised as :class:`Unroutable`.
 
 Before the source dir is built and anything is uploaded, the request the job will be created with is
 checked against everything SageMaker would refuse (``domain.preflight``): such a submission ends as an
@@ -54,7 +54,7 @@ from sagemaker_executor.domain.translation import (
 )
 from sagemaker_executor.logs import log_context
 from sagemaker_executor.service.emitter import StatusEmitter
-from sagemaker_executor.service.outcomes import EXPECTED_ERRORS, user_message
+from sagemaker_executor.service.outcomes import EXPECTED_ERRORS, Unroutable, user_message
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ _LONGEST_MS = 10**13 - 1  # epoch milliseconds have 13 digits until the year 228
 _LONGEST_STATUS = "x" * 64  # SageMaker's (secondary) status names: 24 characters at most so far
 
 
-class Outcome(Enum):
+class SubmissionOutcome(Enum):
     IGNORED = "ignored"
     SUBMITTED = "submitted"
     ALREADY_SUBMITTED = "already-submitted"
@@ -78,17 +78,12 @@ class Outcome(Enum):
 
 @dataclass(frozen=True)
 class SubmissionResult:
-    outcome: Outcome
+    outcome: SubmissionOutcome
     executor_event: dict[str, Any] | None = None  # set when a job exists for the action
 
     @property
     def value(self) -> str:
         return self.outcome.value
-
-
-class NotForUs(Exception):
-    """The record cannot be routed (no descriptor contents) or answered (its ids are too long to file
-    an answer under): it goes to the dead-letter topic."""
 
 
 class TrainingJobs(Protocol):
@@ -123,7 +118,7 @@ class SubmissionHandler:
     def handle(self, raw: Mapping[str, Any], *, retry: bool = False) -> SubmissionResult:
         """Handle one event. ``retry``: an earlier attempt already said PENDING for this very record.
 
-        Raises :class:`NotForUs` when the record carries no descriptor to route by or cannot be
+        Raises :class:`Unroutable` when the record carries no descriptor to route by or cannot be
         answered, and lets :class:`~sagemaker_executor.domain.errors.TransientError` through for the
         loop to retry.
         """
@@ -133,10 +128,10 @@ class SubmissionHandler:
             log.debug(
                 "ignoring action %s: engine %r, scheduling %r", raw.get("action_id"), engine, scheduling
             )
-            return SubmissionResult(Outcome.IGNORED)
+            return SubmissionResult(SubmissionOutcome.IGNORED)
         problem = unanswerable(raw)
         if problem is not None:
-            raise NotForUs(problem)
+            raise Unroutable(problem)
         try:
             self._check_fits(raw)
         except EventTooLarge as error:
@@ -157,7 +152,7 @@ class SubmissionHandler:
         message = user_message(error)
         log.warning("action %s rejected: %s", raw.get("action_id"), message)
         self._emitter.status(raw, Status.ERROR, message)
-        return SubmissionResult(Outcome.ERROR)
+        return SubmissionResult(SubmissionOutcome.ERROR)
 
     def _check_fits(self, raw: Mapping[str, Any]) -> None:
         """Raises :class:`EventTooLarge`, naming ``raw``'s largest field, if the executor event or the
@@ -179,20 +174,20 @@ class SubmissionHandler:
             log.info("action %s: its %s would be %d bytes", raw.get("action_id"), what, size)
             raise EventTooLarge(size, limit, field, field_size)
 
-    def _create(self, spec: TrainingJobSpec) -> Outcome:
+    def _create(self, spec: TrainingJobSpec) -> SubmissionOutcome:
         with log_context(job_name=spec.job_name):
             return self._create_job(spec)
 
-    def _create_job(self, spec: TrainingJobSpec) -> Outcome:
+    def _create_job(self, spec: TrainingJobSpec) -> SubmissionOutcome:
         try:
             with self._source_dir(spec) as source_dir:
                 self._jobs.create(spec, source_dir)
             log.info("created training job %s for action %s", spec.job_name, spec.action_id)
-            return Outcome.SUBMITTED
+            return SubmissionOutcome.SUBMITTED
         except JobAlreadyExists:
             return self._adopt_existing(spec)
 
-    def _adopt_existing(self, spec: TrainingJobSpec) -> Outcome:
+    def _adopt_existing(self, spec: TrainingJobSpec) -> SubmissionOutcome:
         """The name is taken: ours from an earlier attempt (redelivery), or somebody else's job."""
         try:
             job = self._jobs.describe(spec.job_name)
@@ -203,7 +198,7 @@ class SubmissionHandler:
         owner = self._jobs.tags(job["TrainingJobArn"]).get(TAG_ACTION_ID)
         if owner == tag_value_for(spec.action_id):
             log.info("training job %s already exists for action %s: earlier attempt", spec.job_name, owner)
-            return Outcome.ALREADY_SUBMITTED
+            return SubmissionOutcome.ALREADY_SUBMITTED
         whose = f"benchmark {owner}" if owner else "a job this service did not create"
         raise PermanentError(
             f"Benchmark creation failed. A SageMaker training job named {spec.job_name!r} already exists "
@@ -262,7 +257,7 @@ def preflight_errors(raw: Mapping[str, Any], site: ExecutorSite) -> list[str]:
     or ``[]`` when the job can be created. The same checks as :meth:`SubmissionHandler.handle` makes
     before it builds the source dir (what only SageMaker knows, such as quotas or a job name already
     taken, is not known here). For ``sagemaker-executor submit``, before it uploads anything; ``site``
-    is the executor's configuration (``role_arn`` an ARN). Raises :class:`NotForUs` when the event has
+    is the executor's configuration (``role_arn`` an ARN). Raises :class:`Unroutable` when the event has
     no descriptor. No I/O.
     """
     try:
@@ -293,5 +288,5 @@ def _descriptor_contents(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     toml = payload.get("toml") if isinstance(payload, Mapping) else None
     contents = toml.get("contents") if isinstance(toml, Mapping) else None
     if not isinstance(contents, Mapping):
-        raise NotForUs("payload.toml.contents is missing or not an object: no descriptor to route by")
+        raise Unroutable("payload.toml.contents is missing or not an object: no descriptor to route by")
     return contents

@@ -50,6 +50,7 @@ from sagemaker_executor.domain.lifecycle import (
 )
 from sagemaker_executor.domain.tracking import TrackedJob, metric_labels, tracked_job
 from sagemaker_executor.logs import log_context
+from sagemaker_executor.service.backoff import capped_exponential
 from sagemaker_executor.service.emitter import StatusEmitter
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ class JobTracker:
         self._cursor: float | None = None  # list jobs modified after this time (epoch seconds)
         self._next_poll = 0.0
         self._next_resync = 0.0
-        self._interval = settings.interval_s
+        self._failed_polls = 0  # in a row: each doubles the interval, up to max_interval_s
 
     # --- ownership ---------------------------------------------------------------------------
 
@@ -178,11 +179,17 @@ class JobTracker:
         try:
             self._poll(now)
         except (ExecutorError, PublishError) as error:
-            self._interval = min(self._settings.max_interval_s, self._interval * 2)
-            log.warning("job tracking: next poll in %.0fs after a failure: %s", self._interval, error)
+            self._failed_polls += 1
+            interval = self._poll_interval()
+            log.warning("job tracking: next poll in %.0fs after a failure: %s", interval, error)
         else:
-            self._interval = self._settings.interval_s
-        self._next_poll = self._clock() + self._interval
+            self._failed_polls = 0
+        self._next_poll = self._clock() + self._poll_interval()
+
+    def _poll_interval(self) -> float:
+        return capped_exponential(
+            self._settings.interval_s, self._settings.max_interval_s, self._failed_polls
+        )
 
     def _poll(self, now: float) -> None:
         resync = now >= self._next_resync

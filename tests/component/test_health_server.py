@@ -1,8 +1,10 @@
 """The HTTP endpoint on a real socket: the probes follow Health (200/503 with the reason), /metrics
-serves the Prometheus text format, anything else is 404, and requests are not logged to stderr."""
+serves the Prometheus text format (or OpenMetrics, gzip'd, when the scraper asks), anything else is 404,
+and requests are not logged to stderr."""
 
 from __future__ import annotations
 
+import gzip
 import logging
 import re
 import urllib.error
@@ -94,6 +96,24 @@ def test_metrics_are_served_in_the_prometheus_text_format(
     names = {family.name for family in text_string_to_metric_families(body)}
     assert {"sm_executor_messages_consumed", "sm_executor_consumer_lag", "sm_executor_in_flight"} <= names
     assert 'sm_executor_consumer_lag{group="sm-executor",partition="0",topic="BAI_APP_FETCHER"} 3.0' in body
+
+
+def test_metrics_negotiate_openmetrics_and_gzip_with_the_scraper(server: HealthServer) -> None:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}/metrics",
+        headers={"Accept": "application/openmetrics-text; version=1.0.0", "Accept-Encoding": "gzip"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        content_type, encoding, body = (
+            response.headers["Content-Type"],
+            response.headers["Content-Encoding"],
+            response.read(),
+        )
+    assert content_type.startswith("application/openmetrics-text")
+    assert encoding == "gzip"
+    text = gzip.decompress(body).decode()
+    assert text.endswith("# EOF\n")
+    assert "sm_executor_in_flight" in text
 
 
 def test_metrics_carry_the_process_and_build_series_and_no_created_ones(server: HealthServer) -> None:

@@ -20,9 +20,9 @@ from moto.sagemaker.responses import SageMakerResponse
 from sagemaker_executor.local.sagemaker import (
     DEFAULT_FAILURE_REASON,
     OUTCOME_KEY,
+    EndStatus,
     LocalSageMaker,
     ManualClock,
-    Outcome,
     Timeline,
 )
 from sagemaker_executor.local.server import ErrorKind, FaultInjector, FaultSettings
@@ -412,7 +412,7 @@ def test_jobs_snapshot_and_reset(sm: Any, local: LocalSageMaker, clock: ManualCl
 
 def test_timeline_and_clock_validation() -> None:
     assert TIMELINE.merged({"outcome": "Failed", "training": 1}) == Timeline(
-        10, 20, 1, 40, 5, Outcome.FAILED, DEFAULT_FAILURE_REASON
+        10, 20, 1, 40, 5, EndStatus.FAILED, DEFAULT_FAILURE_REASON
     )
     for bad in ({"nope": 1}, {"training": -1}, {"training": "1"}, {"outcome": "Exploded"}):
         with pytest.raises(ValueError):

@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sagemaker_executor.adapters.sagemaker_sdk import SdkEstimatorPath
-from sagemaker_executor.domain.descriptor import DescriptorError, check_sagemaker_support, parse_descriptor
+from sagemaker_executor.domain.descriptor import check_sagemaker_support, parse_descriptor
+from sagemaker_executor.domain.errors import DescriptorError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 from sagemaker_executor.domain.request import RequestRefused, create_training_job_request, source_uri
 from sagemaker_executor.domain.translation import ExecutorSite, TrainingJobSpec, translate

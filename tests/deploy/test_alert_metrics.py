@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sagemaker_executor.adapters.http import HealthServer
 from sagemaker_executor.service.observability import Health, ServiceMetrics
-from sagemaker_executor.service.submission import Outcome
+from sagemaker_executor.service.submission import SubmissionOutcome
 from tests.deploy.manifests import alert_rules, dashboard, dashboard_exprs, promql_names, render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +63,7 @@ def known_outcomes() -> set[str]:
     literals = {"dead-letter", "internal-error", "gave-up"}
     for literal in literals:
         assert f'"{literal}"' in loop, f"service/loop.py no longer reports the outcome {literal!r}"
-    return {f"submission-{o.value}" for o in Outcome} | literals
+    return {f"submission-{o.value}" for o in SubmissionOutcome} | literals
 
 
 def expressions() -> list[tuple[str, str]]:

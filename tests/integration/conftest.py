@@ -10,13 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +23,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from sagemaker_executor.adapters.kafka import KafkaOptions, ensure_topics
 from sagemaker_executor.local.broker import LocalBroker
+from sagemaker_executor.local.executor import ExecutorProcess
 from sagemaker_executor.local.server import LocalSageMakerControl, server_process
 from tests.builders import TOPIC_ROLES, topic_names
 
@@ -104,41 +99,7 @@ class Topics:
         return [self.executor, self.status, self.cmd_return, self.dead_letter, self.metrics]
 
 
-@dataclass
-class Executor:
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=10)
-
-    def terminate(self, timeout: float = 30) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout)
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def health_url(self, timeout: float = 60) -> str:
-        """``http://127.0.0.1:PORT`` of the executor's health server (started with ``HEALTH_PORT=0``)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = re.search(r"health and metrics on port (\d+)", self.log_text())
-            if found:
-                return f"http://127.0.0.1:{found[1]}"
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"no health port in the executor's log:\n{self.log_text()[-3000:]}")
-
-    def readiness(self) -> tuple[int, str]:
-        """``GET /readyz``: (HTTP status, body)."""
-        try:
-            with urllib.request.urlopen(self.health_url() + "/readyz", timeout=5) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
+Executor = ExecutorProcess  # the name the tests use
 
 
 @dataclass
@@ -199,15 +160,9 @@ class Pipeline:
         return env
 
     def start_executor(self, **extra: str) -> Executor:
-        log = self.workdir / f"executor-{len(self.executors)}.log"
-        with open(log, "wb") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "sagemaker_executor.cli"],
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=self.env(**extra),
-            )
-        executor = Executor(process, log)
+        executor = ExecutorProcess.start(
+            self.env(**extra), self.workdir / f"executor-{len(self.executors)}.log"
+        )
         self.executors.append(executor)
         return executor
 

@@ -29,7 +29,7 @@ from sagemaker_executor.domain import bootstrap
 from sagemaker_executor.domain.bootstrap import DataLink, command_text, render_bootstrap
 from sagemaker_executor.domain.command import command_mode
 from sagemaker_executor.domain.descriptor import parse_descriptor
-from sagemaker_executor.domain.entrypoint import EntryPointError
+from sagemaker_executor.domain.errors import DescriptorError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 from tests.builders import fetcher_event
 from tests.conftest import SAMPLES
@@ -223,7 +223,7 @@ def test_a_data_sources_path_that_exists_in_the_image_fails_the_job_with_a_messa
 
 
 def test_a_relative_data_sources_path_is_refused() -> None:
-    with pytest.raises(EntryPointError, match=r"data.sources\[0\].path"):
+    with pytest.raises(DescriptorError, match=r"data.sources\[0\].path"):
         render_bootstrap("true", ["train"], [DataLink("data/mnist", "train")])
 
 
@@ -306,12 +306,12 @@ def test_the_entrypoint_is_sh_and_the_bootstrap_in_the_code_channel() -> None:
     ("args", "field"), [("'unbalanced", "ml.args"), ("a\x00b", "ml.args")], ids=["quotes", "nul"]
 )
 def test_ml_args_that_cannot_be_split_are_refused(args: str, field: str) -> None:
-    with pytest.raises(EntryPointError, match=field):
+    with pytest.raises(DescriptorError, match=field):
         command_text("run", args, {})
 
 
 def test_a_blank_command_is_refused() -> None:
-    with pytest.raises(EntryPointError, match=r"ml\.benchmark_code"):
+    with pytest.raises(DescriptorError, match=r"ml\.benchmark_code"):
         command_text(" \n", None, {})
 
 

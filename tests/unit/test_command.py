@@ -9,8 +9,8 @@ import pytest
 
 from sagemaker_executor.domain import bootstrap
 from sagemaker_executor.domain.command import HOROVOD_NEEDS_TOOLKIT, command_mode
-from sagemaker_executor.domain.descriptor import DescriptorError, parse_descriptor
-from sagemaker_executor.domain.entrypoint import EntryPointError
+from sagemaker_executor.domain.descriptor import parse_descriptor
+from sagemaker_executor.domain.errors import DescriptorError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 from sagemaker_executor.domain.request import create_training_job_request
 from sagemaker_executor.domain.translation import translate
@@ -119,7 +119,7 @@ def test_a_dataset_named_like_the_code_channel_is_refused() -> None:
 
 @pytest.mark.parametrize("ml", [{"benchmark_code": "run", "args": "'open"}, {"args": "'open"}])
 def test_ml_args_that_cannot_be_split_are_refused(ml: dict[str, Any]) -> None:
-    with pytest.raises(EntryPointError, match=r"ml\.args"):
+    with pytest.raises(DescriptorError, match=r"ml\.args"):
         plan(ml)
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sagemaker_executor.domain.descriptor import DescriptorError
+from sagemaker_executor.domain.errors import DescriptorError
 from sagemaker_executor.domain.instances import (
     GPUS_BY_FAMILY,
     accelerator_note,

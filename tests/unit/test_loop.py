@@ -8,6 +8,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
+from prometheus_client import generate_latest
+
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings, describe_partitions
@@ -184,7 +186,7 @@ def test_a_revoked_partition_stops_exporting_lag_at_once(tmp_path) -> None:
 
     exported = [
         line
-        for line in metrics.render().decode().splitlines()
+        for line in generate_latest(metrics.registry).decode().splitlines()
         if line.startswith("sm_executor_consumer_lag{")
     ]
     assert exported == [

@@ -7,6 +7,7 @@ import platform
 import threading
 
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sagemaker_executor import __version__
@@ -22,7 +23,7 @@ from sagemaker_executor.service.observability import (
 def samples(metrics: ServiceMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every exported sample as {(name, sorted labels): value}, parsed back from the text format."""
     out = {}
-    for family in text_string_to_metric_families(metrics.render().decode()):
+    for family in text_string_to_metric_families(generate_latest(metrics.registry).decode()):
         for s in family.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
@@ -264,11 +265,11 @@ def test_a_broker_probe_failure_makes_readiness_false_with_the_fix_and_exports_i
     assert (
         not ready and reason.startswith("Kafka brokers not reachable") and "KAFKA_BOOTSTRAP_SERVERS" in reason
     )
-    assert 'sm_executor_dependency_up{dependency="kafka"} 0.0' in metrics.render().decode()
+    assert 'sm_executor_dependency_up{dependency="kafka"} 0.0' in generate_latest(metrics.registry).decode()
     broker_up["ok"] = True
     assert probe.probe_once() is True
     assert health.readiness() == (True, "ok")
-    assert 'sm_executor_dependency_up{dependency="kafka"} 1.0' in metrics.render().decode()
+    assert 'sm_executor_dependency_up{dependency="kafka"} 1.0' in generate_latest(metrics.registry).decode()
 
 
 def test_an_outage_the_loop_waits_on_is_in_readiness_and_the_outage_gauge_until_it_ends() -> None:
@@ -281,9 +282,9 @@ def test_an_outage_the_loop_waits_on_is_in_readiness_and_the_outage_gauge_until_
     observer.outage(OutageError("aws", "AWS credentials: expired", "renew them"))
     ready, reason = health.readiness()
     assert not ready and "outage of aws" in reason and "renew them" in reason
-    exported = metrics.render().decode()
+    exported = generate_latest(metrics.registry).decode()
     assert 'sm_executor_outage{dependency="aws"} 1.0' in exported
     assert 'sm_executor_outage{dependency="kafka"} 0.0' in exported
     observer.outage(None)
     assert health.readiness() == (True, "ok")
-    assert 'sm_executor_outage{dependency="aws"} 0.0' in metrics.render().decode()
+    assert 'sm_executor_outage{dependency="aws"} 0.0' in generate_latest(metrics.registry).decode()

@@ -334,12 +334,23 @@ def test_cancel_by_another_client_finds_nothing(tmp_path) -> None:
     assert response["payload"]["return_code"] == 1 and h.jobs.stopped == []
 
 
-@pytest.mark.parametrize("args", ["a string", {"target_action_id": 5}, {"bogus": 1}, []])
+@pytest.mark.parametrize(
+    "args",
+    ["a string", {"target_action_id": 5}, {"bogus": 1}, [], {"target_action_id": "x", "cascade": "yes"}],
+)
 def test_cancel_with_invalid_args_answers_code_2(tmp_path, args) -> None:
     h = Harness(tmp_path, [])
     response = _cancel(h, cancel_command("x", args=args))
     assert response["payload"]["return_code"] == 2
     assert response["payload"]["message"].startswith("Cancel command failed: Invalid args")
+
+
+@pytest.mark.parametrize("args", [{"target_action_id": "nope", "cascade": True}, ["nope", True]])
+def test_cancel_with_cascade_is_answered_like_any_cancel(tmp_path, args) -> None:
+    # cascade (anubis --purge) has nothing to act on here: scheduled benchmarks are another executor's.
+    h = Harness(tmp_path, [])
+    response = _cancel(h, cancel_command("nope", args=args))
+    assert response["payload"]["return_code"] == 1
 
 
 def test_cancel_whose_target_is_not_unicode_text_answers_code_2(tmp_path) -> None:
@@ -379,10 +390,10 @@ def test_every_sample_descriptor_ends_as_submitted_or_error_naming_its_field(tmp
     import tomllib
 
     from sagemaker_executor.domain.descriptor import (
-        DescriptorError,
         check_sagemaker_support,
         parse_descriptor,
     )
+    from sagemaker_executor.domain.errors import DescriptorError
     from tests.conftest import SAMPLES
 
     contents = tomllib.loads((SAMPLES / relative).read_text())

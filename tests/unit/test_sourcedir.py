@@ -23,7 +23,6 @@ from sagemaker_executor.adapters.sourcedir import (
 from sagemaker_executor.domain.entrypoint import (
     ENTRY_POINT,
     ENTRY_SCRIPT,
-    EntryPointError,
     render_entry_files,
 )
 from sagemaker_executor.domain.errors import OutageError, PermanentError
@@ -609,12 +608,6 @@ def test_root_requirements_must_be_a_file(tmp_path: Path) -> None:
     data = tar_bytes(directory("requirements.txt"), file("requirements.txt/x"))
     with pytest.raises(UnsafeArchiveError, match=re.escape("'requirements.txt' is not a regular file")):
         build_source_dir(tmp_path / "s", [("x.tar", io.BytesIO(data))], {}, [], MiB)
-
-
-def test_bad_extra_requirements_are_refused_before_anything_is_written(tmp_path: Path) -> None:
-    with pytest.raises(EntryPointError, match=r"custom_params.requirements\[0\]"):
-        build_source_dir(tmp_path / "s", [], ENTRY, ["--index-url=http://evil"], MiB)
-    assert not (tmp_path / "s").exists()
 
 
 def test_destination_must_be_empty(tmp_path: Path) -> None:
