@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -31,6 +31,10 @@ from sagemaker_executor.adapters.sourcedir import temp_space_outage
 from sagemaker_executor.domain.errors import JobAlreadyExists, JobNotFound, OutageError, PermanentError
 from sagemaker_executor.domain.request import create_training_job_request, source_location
 from sagemaker_executor.domain.translation import TrainingJobSpec
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sagemaker.type_defs import SearchExpressionTypeDef
 
 RequestBuilderName = Literal["boto3", "sdk"]
 REQUEST_BUILDERS: tuple[RequestBuilderName, ...] = ("boto3", "sdk")
@@ -108,7 +112,7 @@ class SageMakerJobs:
             self._client.meta.events.register(CREATE_ATTEMPT_EVENT, self._pace)
 
     @property
-    def boto_client(self) -> Any:
+    def boto_client(self) -> SageMakerClient:
         return self._client
 
     def create(self, spec: TrainingJobSpec, source_dir: Path | None) -> None:
@@ -197,8 +201,9 @@ class SageMakerJobs:
     def describe(self, job_name: str) -> dict[str, Any]:
         """``DescribeTrainingJob``; :class:`JobNotFound` if SageMaker has no such job."""
         try:
-            result: dict[str, Any] = self._client.describe_training_job(TrainingJobName=job_name)
-            return result
+            # The stubs type the answer as a TypedDict, which mypy never takes for the plain
+            # ``dict[str, Any]`` the service's protocols read: hand on a (shallow) dict of it.
+            return dict(self._client.describe_training_job(TrainingJobName=job_name))
         except ClientError as error:
             if _is_not_found(error):
                 raise JobNotFound(job_name) from error
@@ -215,7 +220,9 @@ class SageMakerJobs:
 
     def find_by_tag(self, key: str, value: str) -> list[str]:
         """Names of training jobs carrying tag ``key=value`` (SageMaker ``Search``), newest first."""
-        expression = {"Filters": [{"Name": f"Tags.{key}", "Operator": "Equals", "Value": value}]}
+        expression: SearchExpressionTypeDef = {
+            "Filters": [{"Name": f"Tags.{key}", "Operator": "Equals", "Value": value}]
+        }
         try:
             result = self._client.search(
                 Resource="TrainingJob",
@@ -238,7 +245,7 @@ class SageMakerJobs:
                 if token:
                     kwargs["NextToken"] = token
                 page = self._client.list_training_jobs(**kwargs)
-                summaries.extend(page.get("TrainingJobSummaries", []))
+                summaries.extend(dict(summary) for summary in page.get("TrainingJobSummaries", []))
                 token = page.get("NextToken")
                 if not token:
                     return summaries

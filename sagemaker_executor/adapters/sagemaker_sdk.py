@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -22,6 +22,9 @@ from sagemaker_executor.domain.descriptor import Framework
 from sagemaker_executor.domain.errors import PermanentError
 from sagemaker_executor.domain.request import RequestRefused, channels
 from sagemaker_executor.domain.translation import TrainingJobSpec
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
 
 # Passed to the SDK session directly (so no config file is read): opts out of the SDK's telemetry,
 # which otherwise calls STS and GETs an AWS-hosted URL after every fit (FACTS.md).
@@ -86,7 +89,7 @@ class SdkEstimatorPath:
     Raises :class:`PermanentError` naming the ``sdk`` extra when the SDK is not installed.
     """
 
-    def __init__(self, session: boto3.Session, client: Any, *, default_bucket: str) -> None:
+    def __init__(self, session: boto3.Session, client: SageMakerClient, *, default_bucket: str) -> None:
         configure_sdk_environment()
         try:
             from sagemaker.session import Session  # deferred: slow, and reads the environment set above
