@@ -38,7 +38,8 @@ SITE = ExecutorSite(
 
 
 def sample(name: str) -> dict[str, Any]:
-    return json.loads((SAMPLES / "events" / name).read_text())
+    event: dict[str, Any] = json.loads((SAMPLES / "events" / name).read_text())
+    return event
 
 
 def minimal_contents(**sections: Any) -> dict[str, Any]:

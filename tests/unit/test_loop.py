@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
+from typing import Any
 
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import StatusEmitter
@@ -22,9 +23,9 @@ FETCHER = "BAI_APP_FETCHER"
 
 @dataclass
 class Held:
-    future: Future
+    future: Future[Any]
     fn: Callable[..., object]
-    args: tuple
+    args: tuple[Any, ...]
 
 
 class HeldExecutor(Executor):
@@ -33,8 +34,8 @@ class HeldExecutor(Executor):
     def __init__(self) -> None:
         self.tasks: list[Held] = []
 
-    def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[override]
-        future: Future = Future()
+    def submit(self, fn, /, *args, **kwargs) -> Future[Any]:  # type: ignore[override]
+        future: Future[Any] = Future()
         self.tasks.append(Held(future, fn, args))
         return future
 

@@ -295,7 +295,8 @@ def test_the_exact_limit_is_allowed(tmp_path: Path) -> None:
 
 def nested_dirs(total_bytes: int, component: int = 100) -> str:
     """A member path of ``total_bytes`` bytes made of directories, each component legal on its own."""
-    parts, size = [], 0
+    parts: list[str] = []
+    size = 0
     while size < total_bytes:
         parts.append(f"{len(parts):03d}" + "d" * (component - 3))
         size += component + 1
