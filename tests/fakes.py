@@ -103,7 +103,7 @@ class FakeClock:
 class InlineExecutor(Executor):
     """Runs each task at submit time, on the caller's thread: deterministic unit tests of the loop."""
 
-    def submit(self, fn, /, *args, **kwargs) -> Future[Any]:  # type: ignore[override]
+    def submit(self, fn, /, *args, **kwargs) -> Future[Any]:
         future: Future[Any] = Future()
         try:
             future.set_result(fn(*args, **kwargs))

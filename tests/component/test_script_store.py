@@ -31,7 +31,7 @@ def test_a_script_is_spooled_and_read_back(store: ScriptStore) -> None:
 
 
 class _FullDisk(io.BytesIO):
-    def write(self, data) -> int:  # type: ignore[no-untyped-def, override]
+    def write(self, data) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
 

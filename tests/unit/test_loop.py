@@ -34,7 +34,7 @@ class HeldExecutor(Executor):
     def __init__(self) -> None:
         self.tasks: list[Held] = []
 
-    def submit(self, fn, /, *args, **kwargs) -> Future[Any]:  # type: ignore[override]
+    def submit(self, fn, /, *args, **kwargs) -> Future[Any]:
         future: Future[Any] = Future()
         self.tasks.append(Held(future, fn, args))
         return future

@@ -336,11 +336,11 @@ def refusing(monkeypatch: pytest.MonkeyPatch, code: int, name: str = "victim") -
         if name in os.fsdecode(path):  # type: ignore[arg-type]
             raise OSError(code, os.strerror(code), os.fsdecode(path))  # type: ignore[arg-type]
 
-    def mkdir(path, mode=0o777, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def mkdir(path, mode=0o777, *args, **kwargs):
         check(path)
         return real_mkdir(path, mode, *args, **kwargs)
 
-    def open_(path, flags, mode=0o777, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def open_(path, flags, mode=0o777, *args, **kwargs):
         check(path)
         return real_open(path, flags, mode, *args, **kwargs)
 
