@@ -28,7 +28,7 @@ POLL_S = 5.0
 
 
 class World:
-    def __init__(self, session: Any, clock: ManualClock, local: LocalSageMaker) -> None:
+    def __init__(self, session: boto3.Session, clock: ManualClock, local: LocalSageMaker) -> None:
         self.sm = session.client("sagemaker")
         self.cw = session.client("logs")
         self.clock = clock

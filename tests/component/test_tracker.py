@@ -44,7 +44,7 @@ class ReplayStore:
 class World:
     local: LocalSageMaker  # set by the ``world`` fixture, which owns its lifetime
 
-    def __init__(self, session, clock: ManualClock) -> None:
+    def __init__(self, session: boto3.Session, clock: ManualClock) -> None:
         self.session = session
         self.clock = clock
         self.sm = session.client("sagemaker")
