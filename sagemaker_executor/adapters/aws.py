@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     # The boto3-stubs service packages (the ``test`` extra): types only, never imported at run time.
     from botocore.client import BaseClient
     from botocore.hooks import BaseEventHooks
+    from botocore.model import OperationModel
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -266,7 +267,7 @@ def _record_calls(events: BaseEventHooks) -> None:
     if not path:
         return
 
-    def record(event_name: str, model: Any, **_: Any) -> None:
+    def record(event_name: str, model: OperationModel, **_: Any) -> None:
         service = event_name.split(".")[1]
         service = _IAM_PREFIXES.get(service, service)
         line = f"{service}:{model.name} {_calling_module()}\n".encode()
