@@ -36,6 +36,13 @@ TEST = LOCAL + SDK + [
     "hypothesis>=6.100",
     "ruff>=0.6",
     "mypy>=1.10",
+    # Types of the boto3 clients adapters.aws.client builds (one extra per AWS service it names), for
+    # mypy only: imported under TYPE_CHECKING, so never needed at run time.
+    "boto3-stubs[sagemaker,s3,cloudwatch,logs,iam,sts]>=1.34",
+    "botocore-stubs>=1.34",
+    # The same for the two other untyped runtime/test libraries (domain/constraints.py, tests/deploy/).
+    "types-regex",
+    "types-PyYAML",
     "import-linter>=2.0",
     # Property-based tests: generated inputs and injected failures (every record ends, sizes, JSON).
     "hypothesis>=6.100",

@@ -638,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     results = [dict(case.__dict__) for case in cases]
     print()
     print(report.table(results))
-    document = {
+    document: dict[str, Any] = {
         "benchmark": "sagemaker-executor burst throughput (bench/throughput.py)",
         "measured_at": started.isoformat(timespec="seconds"),
         "duration_s": round((datetime.now(UTC) - started).total_seconds(), 1),

@@ -6,10 +6,15 @@ import contextlib
 import copy
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sagemaker_executor.domain.translation import ExecutorSite
 from tests.conftest import SAMPLES
+
+if TYPE_CHECKING:
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_logs.type_defs import InputLogEventTypeDef
+    from mypy_boto3_sagemaker import SageMakerClient
 
 # The executor's topics by role, named "<prefix>_<ROLE>" by the integration tests and the benchmark.
 TOPIC_ROLES = (
@@ -38,7 +43,8 @@ SITE = ExecutorSite(
 
 
 def sample(name: str) -> dict[str, Any]:
-    return json.loads((SAMPLES / "events" / name).read_text())
+    event: dict[str, Any] = json.loads((SAMPLES / "events" / name).read_text())
+    return event
 
 
 def minimal_contents(**sections: Any) -> dict[str, Any]:
@@ -85,7 +91,7 @@ def cancel_command(
     return event
 
 
-def create_training_job(sm: Any, name: str, **extra: Any) -> str:
+def create_training_job(sm: SageMakerClient, name: str, **extra: Any) -> str:
     """A minimal CreateTrainingJob straight to a (local) SageMaker client; returns the job's ARN."""
     request = {
         "TrainingJobName": name,
@@ -100,7 +106,7 @@ def create_training_job(sm: Any, name: str, **extra: Any) -> str:
 
 
 def write_job_log(
-    logs: Any,
+    logs: CloudWatchLogsClient,
     job_name: str,
     host: int,
     messages: list[str],
@@ -122,6 +128,8 @@ def write_job_log(
         logs.create_log_stream(logGroupName=group, logStreamName=stream)
     start = int(time.time() * 1000) - 3_600_000 if start_ms is None else start_ms
     if messages:
-        events = [{"timestamp": start + i * step_ms, "message": m} for i, m in enumerate(messages)]
+        events: list[InputLogEventTypeDef] = [
+            {"timestamp": start + i * step_ms, "message": m} for i, m in enumerate(messages)
+        ]
         logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
     return stream

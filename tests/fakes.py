@@ -103,8 +103,8 @@ class FakeClock:
 class InlineExecutor(Executor):
     """Runs each task at submit time, on the caller's thread: deterministic unit tests of the loop."""
 
-    def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[override]
-        future: Future = Future()
+    def submit(self, fn, /, *args, **kwargs) -> Future[Any]:
+        future: Future[Any] = Future()
         try:
             future.set_result(fn(*args, **kwargs))
         except BaseException as error:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 from botocore.config import Config
@@ -43,6 +43,21 @@ from botocore.exceptions import (
 )
 
 from sagemaker_executor.domain.errors import CapacityError, OutageError, PermanentError, TransientError
+
+if TYPE_CHECKING:
+    # The boto3-stubs service packages (the ``test`` extra): types only, never imported at run time.
+    from botocore.client import BaseClient
+    from botocore.hooks import BaseEventHooks
+    from botocore.model import OperationModel
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sts import STSClient
+
+# The AWS services this package talks to: :func:`client` builds only these, each typed by its stubs.
+AwsService = Literal["sagemaker", "s3", "cloudwatch", "logs", "iam", "sts"]
 
 # Error codes after which a later attempt may succeed (AWS's own lists, plus quota waits).
 TRANSIENT_CODES = frozenset(
@@ -200,20 +215,46 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def client(session: boto3.Session, service: str, retry_attempts: int, call_timeout_s: float = 60.0) -> Any:
+@overload
+def client(
+    session: boto3.Session, service: Literal["sagemaker"], retry_attempts: int, call_timeout_s: float = ...
+) -> SageMakerClient: ...
+@overload
+def client(
+    session: boto3.Session, service: Literal["s3"], retry_attempts: int, call_timeout_s: float = ...
+) -> S3Client: ...
+@overload
+def client(
+    session: boto3.Session, service: Literal["cloudwatch"], retry_attempts: int, call_timeout_s: float = ...
+) -> CloudWatchClient: ...
+@overload
+def client(
+    session: boto3.Session, service: Literal["logs"], retry_attempts: int, call_timeout_s: float = ...
+) -> CloudWatchLogsClient: ...
+@overload
+def client(
+    session: boto3.Session, service: Literal["iam"], retry_attempts: int, call_timeout_s: float = ...
+) -> IAMClient: ...
+@overload
+def client(
+    session: boto3.Session, service: Literal["sts"], retry_attempts: int, call_timeout_s: float = ...
+) -> STSClient: ...
+def client(
+    session: boto3.Session, service: AwsService, retry_attempts: int, call_timeout_s: float = 60.0
+) -> BaseClient:
     """A client for ``service``; raises :class:`OutageError` when the credential chain itself fails
     (botocore resolves credentials here: a broken container or web-identity provider raises).
     ``call_timeout_s`` bounds each attempt's wait for an answer (:func:`client_config`)."""
     try:
         config = client_config(retry_attempts, call_timeout_s)
-        built = session.client(service, config=config)  # type: ignore[call-overload]
+        built = session.client(service, config=config)
     except BotoCoreError as error:
         raise classify(error, f"creating the {service} client") from error
     _record_calls(built.meta.events)
     return built
 
 
-def _record_calls(events: Any) -> None:
+def _record_calls(events: BaseEventHooks) -> None:
     """With ``SM_EXECUTOR_RECORD_AWS_CALLS`` set, append every call made through ``events`` to that file.
 
     The line names the IAM-style action (the event's service part is the hyphenated, lower-cased
@@ -226,7 +267,7 @@ def _record_calls(events: Any) -> None:
     if not path:
         return
 
-    def record(event_name: str, model: Any, **_: Any) -> None:
+    def record(event_name: str, model: OperationModel, **_: Any) -> None:
         service = event_name.split(".")[1]
         service = _IAM_PREFIXES.get(service, service)
         line = f"{service}:{model.name} {_calling_module()}\n".encode()

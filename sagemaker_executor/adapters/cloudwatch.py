@@ -11,15 +11,19 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sagemaker_executor.adapters.aws import client
 from sagemaker_executor.domain import strictjson
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch.type_defs import DimensionTypeDef, MetricDatumTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +71,12 @@ class CloudWatchPublisher:
             "cloudwatch",
             self._retry_attempts,
         )
-        dimensions = [{"Name": k, "Value": v} for k, v in sorted(batch.labels.items()) if v][:MAX_DIMENSIONS]
-        data = [
+        # Typed before the slice: mypy reads a dict literal as a TypedDict only where one is expected.
+        labelled: list[DimensionTypeDef] = [
+            {"Name": k, "Value": v} for k, v in sorted(batch.labels.items()) if v
+        ]
+        dimensions = labelled[:MAX_DIMENSIONS]
+        data: list[MetricDatumTypeDef] = [
             {
                 "MetricName": name,
                 "Dimensions": dimensions,
@@ -85,7 +93,7 @@ class CloudWatchPublisher:
         log.info("published %d metrics of %s to CloudWatch", len(data), batch.job_name)
 
 
-def dashboard_body(batch: MetricsBatch, dimensions: list[dict[str, str]]) -> dict[str, Any]:
+def dashboard_body(batch: MetricsBatch, dimensions: Sequence[DimensionTypeDef]) -> dict[str, Any]:
     """One single-value widget per metric of the job."""
     flat: list[str] = [item for d in dimensions for item in (d["Name"], d["Value"])]
     widgets = [

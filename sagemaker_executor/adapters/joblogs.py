@@ -21,7 +21,7 @@ import heapq
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -40,6 +40,10 @@ from sagemaker_executor.domain.joblog import (
     stream_prefix,
     tail_of,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_logs.type_defs import OutputLogEventTypeDef
 
 FIX_LOGS = (
     "grant the executor's identity logs:DescribeLogStreams and logs:GetLogEvents on the log group "
@@ -76,7 +80,7 @@ class JobLogs:
         self._clock = clock
 
     @property
-    def boto_client(self) -> Any:
+    def boto_client(self) -> CloudWatchLogsClient:
         return self._client
 
     def streams(self, job_name: str) -> list[LogStream]:
@@ -204,5 +208,5 @@ class LogFollower:
                 return
 
 
-def _event(host: str, item: dict[str, Any]) -> LogEvent:
+def _event(host: str, item: OutputLogEventTypeDef) -> LogEvent:
     return LogEvent(host, int(item.get("timestamp") or 0), str(item.get("message", "")))

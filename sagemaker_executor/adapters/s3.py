@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -37,7 +37,7 @@ class ScriptStore:
     def __init__(self, session: boto3.Session, retry_attempts: int, own_buckets: Iterable[str] = ()) -> None:
         """``own_buckets``: the executor's own (the scripts exchange): access denied or a missing bucket
         there is an outage, not the benchmark's fault."""
-        self._client: Any = client(session, "s3", retry_attempts)
+        self._client = client(session, "s3", retry_attempts)
         self._own_buckets = frozenset(b for b in own_buckets if b)
 
     def fetch(self, uri: str, max_bytes: int) -> IO[bytes]:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -32,6 +32,10 @@ from sagemaker_executor.adapters.sourcedir import temp_space_outage
 from sagemaker_executor.domain.errors import JobAlreadyExists, JobNotFound, OutageError, PermanentError
 from sagemaker_executor.domain.request import create_training_job_request, source_location
 from sagemaker_executor.domain.translation import TrainingJobSpec
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sagemaker.type_defs import SearchExpressionTypeDef
 
 RequestBuilderName = Literal["boto3", "sdk"]
 REQUEST_BUILDERS: tuple[RequestBuilderName, ...] = ("boto3", "sdk")
@@ -110,7 +114,7 @@ class SageMakerJobs:
             self._client.meta.events.register(CREATE_ATTEMPT_EVENT, self._pace)
 
     @property
-    def boto_client(self) -> Any:
+    def boto_client(self) -> SageMakerClient:
         return self._client
 
     def create(self, spec: TrainingJobSpec, source_dir: Path | None) -> None:
@@ -207,8 +211,9 @@ class SageMakerJobs:
     def describe(self, job_name: str) -> dict[str, Any]:
         """``DescribeTrainingJob``; :class:`JobNotFound` if SageMaker has no such job."""
         try:
-            result: dict[str, Any] = self._client.describe_training_job(TrainingJobName=job_name)
-            return result
+            # The stubs type the answer as a TypedDict, which mypy never takes for the plain
+            # ``dict[str, Any]`` the service's protocols read: hand on a (shallow) dict of it.
+            return dict(self._client.describe_training_job(TrainingJobName=job_name))
         except ClientError as error:
             if _is_not_found(error):
                 raise JobNotFound(job_name) from error
@@ -225,7 +230,9 @@ class SageMakerJobs:
 
     def find_by_tag(self, key: str, value: str) -> list[str]:
         """Names of training jobs carrying tag ``key=value`` (SageMaker ``Search``), newest first."""
-        expression = {"Filters": [{"Name": f"Tags.{key}", "Operator": "Equals", "Value": value}]}
+        expression: SearchExpressionTypeDef = {
+            "Filters": [{"Name": f"Tags.{key}", "Operator": "Equals", "Value": value}]
+        }
         try:
             result = self._client.search(
                 Resource="TrainingJob",
@@ -244,7 +251,7 @@ class SageMakerJobs:
             LastModifiedTimeAfter=since, PaginationConfig={"PageSize": 100}
         )
         try:
-            return [summary for page in pages for summary in page.get("TrainingJobSummaries", [])]
+            return [dict(summary) for page in pages for summary in page.get("TrainingJobSummaries", [])]
         except (ClientError, BotoCoreError) as error:
             raise classify(error, "listing training jobs", own=FIX_LOOKUPS) from error
 

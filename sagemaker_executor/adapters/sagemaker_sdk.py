@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -22,6 +22,9 @@ from sagemaker_executor.domain.descriptor import Framework
 from sagemaker_executor.domain.errors import PermanentError
 from sagemaker_executor.domain.request import RequestRefused, channels
 from sagemaker_executor.domain.translation import TrainingJobSpec
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
 
 # Passed to the SDK session directly (so no config file is read): opts out of the SDK's telemetry,
 # which otherwise calls STS and GETs an AWS-hosted URL after every fit (FACTS.md).
@@ -86,7 +89,7 @@ class SdkEstimatorPath:
     Raises :class:`PermanentError` naming the ``sdk`` extra when the SDK is not installed.
     """
 
-    def __init__(self, session: boto3.Session, client: Any, *, default_bucket: str) -> None:
+    def __init__(self, session: boto3.Session, client: SageMakerClient, *, default_bucket: str) -> None:
         configure_sdk_environment()
         try:
             from sagemaker.session import Session  # deferred: slow, and reads the environment set above
@@ -126,61 +129,67 @@ class SdkEstimatorPath:
     def _estimator(self, spec: TrainingJobSpec, code_uri: str | None) -> Any:
         from sagemaker.estimator import Estimator
 
-        kwargs = self._estimator_kwargs(spec, code_uri)
+        kwargs = _estimator_kwargs(spec, code_uri, self._session)
         if spec.framework is Framework.NONE:
             return Estimator(**kwargs)
-        framework_kwargs: dict[str, Any] = {
-            "framework_version": spec.framework_version,
-            "py_version": spec.py_version,
-        }
-        if spec.distribution is not None:
-            framework_kwargs["distribution"] = spec.distribution.as_sdk_distribution()
-        if spec.framework is Framework.TENSORFLOW:
-            from sagemaker.tensorflow.estimator import TensorFlow
+        return _framework_estimator(spec, kwargs)
 
-            return TensorFlow(**kwargs, **framework_kwargs)
-        if spec.framework is Framework.MXNET:
-            from sagemaker.mxnet.estimator import MXNet
 
-            return MXNet(**kwargs, **framework_kwargs)
-        from sagemaker.pytorch.estimator import PyTorch
+def _estimator_kwargs(spec: TrainingJobSpec, code_uri: str | None, session: Any) -> dict[str, Any]:
+    """The keyword arguments every Estimator of ``spec`` takes, framework or not."""
+    kwargs: dict[str, Any] = {
+        "image_uri": spec.image_uri,
+        "role": spec.role_arn,
+        "instance_count": spec.instance_count,
+        "instance_type": spec.instance_type,
+        "volume_size": spec.volume_size_gb,
+        "output_path": spec.output_path,
+        "code_location": spec.output_path,
+        "sagemaker_session": session,
+        "hyperparameters": spec.sdk_hyperparameters,
+        "metric_definitions": spec.metric_definitions or None,
+        "tags": [{"Key": key, "Value": value} for key, value in spec.tags.items()],
+        "subnets": list(spec.subnets) or None,
+        "security_group_ids": list(spec.security_group_ids) or None,
+        "environment": spec.environment or None,
+        # The debugger hook and profiler perturb what a benchmark measures; keep them out.
+        "debugger_hook_config": False,
+        "disable_profiler": True,
+    }
+    if spec.max_run_seconds is not None:
+        kwargs["max_run"] = spec.max_run_seconds
+    if spec.use_spot_instances:
+        kwargs["use_spot_instances"] = True
+        if spec.max_wait_seconds is not None:
+            kwargs["max_wait"] = spec.max_wait_seconds
+    if spec.checkpoint_s3_uri:
+        kwargs["checkpoint_s3_uri"] = spec.checkpoint_s3_uri
+    if spec.container_entrypoint:
+        kwargs["container_entry_point"] = list(spec.container_entrypoint)
+    if spec.container_arguments:
+        kwargs["container_arguments"] = list(spec.container_arguments)
+    if spec.entry_point is not None:
+        kwargs["entry_point"] = spec.entry_point
+        kwargs["source_dir"] = code_uri
+    return kwargs
 
-        return PyTorch(**kwargs, **framework_kwargs)
 
-    def _estimator_kwargs(self, spec: TrainingJobSpec, code_uri: str | None) -> dict[str, Any]:
-        """What every Estimator class takes, from ``spec``."""
-        kwargs: dict[str, Any] = {
-            "image_uri": spec.image_uri,
-            "role": spec.role_arn,
-            "instance_count": spec.instance_count,
-            "instance_type": spec.instance_type,
-            "volume_size": spec.volume_size_gb,
-            "output_path": spec.output_path,
-            "code_location": spec.output_path,
-            "sagemaker_session": self._session,
-            "hyperparameters": spec.sdk_hyperparameters,
-            "metric_definitions": spec.metric_definitions or None,
-            "tags": [{"Key": key, "Value": value} for key, value in spec.tags.items()],
-            "subnets": list(spec.subnets) or None,
-            "security_group_ids": list(spec.security_group_ids) or None,
-            "environment": spec.environment or None,
-            # The debugger hook and profiler perturb what a benchmark measures; keep them out.
-            "debugger_hook_config": False,
-            "disable_profiler": True,
-        }
-        if spec.max_run_seconds is not None:
-            kwargs["max_run"] = spec.max_run_seconds
-        if spec.use_spot_instances:
-            kwargs["use_spot_instances"] = True
-            if spec.max_wait_seconds is not None:
-                kwargs["max_wait"] = spec.max_wait_seconds
-        if spec.checkpoint_s3_uri:
-            kwargs["checkpoint_s3_uri"] = spec.checkpoint_s3_uri
-        if spec.container_entrypoint:
-            kwargs["container_entry_point"] = list(spec.container_entrypoint)
-        if spec.container_arguments:
-            kwargs["container_arguments"] = list(spec.container_arguments)
-        if spec.entry_point is not None:
-            kwargs["entry_point"] = spec.entry_point
-            kwargs["source_dir"] = code_uri
-        return kwargs
+def _framework_estimator(spec: TrainingJobSpec, kwargs: dict[str, Any]) -> Any:
+    """The TensorFlow, MXNet or PyTorch estimator of ``spec``, given :func:`_estimator_kwargs`."""
+    framework_kwargs: dict[str, Any] = {
+        "framework_version": spec.framework_version,
+        "py_version": spec.py_version,
+    }
+    if spec.distribution is not None:
+        framework_kwargs["distribution"] = spec.distribution.as_sdk_distribution()
+    if spec.framework is Framework.TENSORFLOW:
+        from sagemaker.tensorflow.estimator import TensorFlow
+
+        return TensorFlow(**kwargs, **framework_kwargs)
+    if spec.framework is Framework.MXNET:
+        from sagemaker.mxnet.estimator import MXNet
+
+        return MXNet(**kwargs, **framework_kwargs)
+    from sagemaker.pytorch.estimator import PyTorch
+
+    return PyTorch(**kwargs, **framework_kwargs)

@@ -8,8 +8,7 @@ credentials is reworded, since the service's speaks of the pod's identity.
 
 from __future__ import annotations
 
-from typing import Any
-
+import boto3
 from botocore.exceptions import BotoCoreError
 
 from sagemaker_executor.adapters import aws
@@ -22,7 +21,7 @@ FIX_CREDENTIALS = (
 )
 
 
-def user_session(region: str, what: str) -> Any:
+def user_session(region: str, what: str) -> boto3.Session:
     """A boto3 session in ``region`` whose credentials were found; ``what`` ("to upload --script to
     s3://...") completes the message when there are none (exit code ``AWS``)."""
     session = make_session(region)

@@ -94,7 +94,7 @@ def submit(
             brokers.require({"STATUS_TOPIC": settings.status_topic})
             brokers.read([settings.status_topic], from_start=False)
         try:
-            if scripts is not None:
+            if scripts is not None and session is not None:  # one is None only when the other is
                 upload_scripts(session, settings, *scripts)
             brokers.publish(settings.consumer_topic, event)
         except KeyboardInterrupt:

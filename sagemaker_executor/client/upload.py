@@ -7,8 +7,7 @@ what to fix; the user's own identity uploads, not the executor's.
 
 from __future__ import annotations
 
-from typing import Any
-
+import boto3
 from botocore.exceptions import BotoCoreError
 from botocore.exceptions import ClientError as BotoClientError
 
@@ -24,7 +23,7 @@ PREFIX = "anubis0"
 UPLOAD_RETRY_ATTEMPTS = 3
 
 
-def scripts_session(settings: Settings) -> Any:
+def scripts_session(settings: Settings) -> boto3.Session:
     """A boto3 session with credentials for the scripts bucket.
 
     Raises ``USAGE`` without a region or a bucket, ``AWS`` without credentials.
@@ -43,7 +42,7 @@ def scripts_session(settings: Settings) -> Any:
     return user_session(settings.aws_region, f"to upload --script to s3://{bucket}/{PREFIX}/")
 
 
-def upload_scripts(session: Any, settings: Settings, name: str, data: bytes) -> str:
+def upload_scripts(session: boto3.Session, settings: Settings, name: str, data: bytes) -> str:
     """Put ``data`` at ``s3://<bucket>/anubis0/<name>``; returns that URI. Raises ``AWS`` on failure,
     with the fix that ``adapters.aws.classify`` (the service's one rule) names."""
     bucket = settings.scripts_exchange_s3_bucket_name

@@ -370,7 +370,9 @@ def _alphabet(pattern: str) -> Any:
         elif char == "{" and regex.match(r"\{\d*(,\d*)?\}", pattern[i:]):
             i = pattern.index("}", i) + 1
         elif char == "(" and pattern.startswith("?", i + 1):
-            i += 2 + len(regex.match(r"[:=!]|<[=!]|", pattern[i + 2 :])[0])
+            prefix = regex.match(r"[:=!]|<[=!]|", pattern[i + 2 :])
+            assert prefix is not None  # the empty alternative always matches
+            i += 2 + len(prefix[0])
         elif char in "()|*+?^$":
             i += 1
         else:

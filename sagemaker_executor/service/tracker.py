@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sagemaker_executor.adapters.kafka import PublishError
 from sagemaker_executor.domain.errors import ExecutorError, JobNotFound
@@ -52,6 +52,9 @@ from sagemaker_executor.domain.tracking import TrackedJob, metric_labels, tracke
 from sagemaker_executor.logs import log_context
 from sagemaker_executor.service.backoff import capped_exponential
 from sagemaker_executor.service.emitter import StatusEmitter
+
+if TYPE_CHECKING:
+    from sagemaker_executor.adapters.cloudwatch import CloudWatchPublisher
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +348,7 @@ class KafkaStateStore:
 class CloudWatchForwarder:
     """``custom_params.merge``: hands a finished job's metrics to the CloudWatch publisher's queue."""
 
-    def __init__(self, publisher: Any, default_region: str) -> None:
+    def __init__(self, publisher: CloudWatchPublisher, default_region: str) -> None:
         self._publisher = publisher
         self._default_region = default_region
 

@@ -28,7 +28,7 @@ POLL_S = 5.0
 
 
 class World:
-    def __init__(self, session: Any, clock: ManualClock, local: LocalSageMaker) -> None:
+    def __init__(self, session: boto3.Session, clock: ManualClock, local: LocalSageMaker) -> None:
         self.sm = session.client("sagemaker")
         self.cw = session.client("logs")
         self.clock = clock
@@ -201,7 +201,7 @@ def test_ctrl_c_exits_130_through_the_cli_and_the_job_goes_on(
 
     monkeypatch.setattr(joblogs, "sleep", interrupted)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    assert main(["logs", ACTION, "--follow", "--client-id", CLIENT]) == ExitCode.INTERRUPTED == 130
+    assert main(["logs", ACTION, "--follow", "--client-id", CLIENT]) == int(ExitCode.INTERRUPTED) == 130
     out, err = capsys.readouterr()
     assert out.splitlines() == ["starting"]
     assert err.splitlines()[-1].startswith(
@@ -217,7 +217,7 @@ def test_the_cli_prints_the_log_and_exits_0(world: World, capsys: pytest.Capture
 
 
 def test_the_cli_says_not_found_with_exit_13(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["logs", "nothing-here", "--client-id", CLIENT]) == ExitCode.NOT_FOUND == 13
+    assert main(["logs", "nothing-here", "--client-id", CLIENT]) == int(ExitCode.NOT_FOUND) == 13
     assert capsys.readouterr().err.startswith(
         "sagemaker-executor logs: no training job for action nothing-here"
     )

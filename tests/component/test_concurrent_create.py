@@ -4,6 +4,7 @@ once, with its own source archive, against the local SageMaker over HTTP."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import boto3
 import pytest
@@ -28,7 +29,7 @@ def test_twenty_jobs_from_eight_threads(endpoint, monkeypatch, tmp_path) -> None
     session = boto3.Session(region_name="us-east-1")
     session.client("s3").create_bucket(Bucket=SITE.output_bucket)
     jobs = SageMakerJobs(session, default_bucket=SITE.output_bucket, retry_attempts=3)
-    requests: list[dict] = []
+    requests: list[dict[str, Any]] = []
     jobs.boto_client.meta.events.register(
         "before-parameter-build.sagemaker.CreateTrainingJob",
         lambda params, **_: requests.append(dict(params)),

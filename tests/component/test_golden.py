@@ -22,7 +22,7 @@ import pytest
 from moto import mock_aws
 
 from sagemaker_executor.adapters.s3 import ScriptStore
-from sagemaker_executor.adapters.sagemaker import SageMakerJobs
+from sagemaker_executor.adapters.sagemaker import RequestBuilderName, SageMakerJobs
 from sagemaker_executor.domain.command import HOROVOD_NEEDS_TOOLKIT
 from sagemaker_executor.local.sagemaker import LocalSageMaker
 from sagemaker_executor.service.emitter import StatusEmitter
@@ -154,7 +154,9 @@ def aws(monkeypatch):
         yield session
 
 
-def _run(session, case: dict[str, Any], builder: str = "boto3") -> tuple[dict[str, Any], FakeSink, Path]:
+def _run(
+    session, case: dict[str, Any], builder: RequestBuilderName = "boto3"
+) -> tuple[dict[str, Any], FakeSink, Path]:
     jobs = SageMakerJobs(session, default_bucket="sm-output", retry_attempts=2, request_builder=builder)
     captured: list[dict[str, Any]] = []
     jobs.boto_client.meta.events.register(
@@ -187,7 +189,7 @@ def _run(session, case: dict[str, Any], builder: str = "boto3") -> tuple[dict[st
 
 @pytest.mark.parametrize("builder", ["boto3", "sdk"])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_create_training_job_request_matches_golden(aws, name: str, builder: str) -> None:
+def test_create_training_job_request_matches_golden(aws, name: str, builder: RequestBuilderName) -> None:
     request, sink, _ = _run(aws, CASES[name], builder)
     path = GOLDEN / f"{name}.json"
     if os.environ.get("UPDATE_GOLDEN") and builder == "boto3":
@@ -269,6 +271,8 @@ def test_script_mode_source_dir_uploaded_holds_entry_scripts_and_unpacked_script
     body = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     with tarfile.open(fileobj=BytesIO(body)) as archive:
         names = set(archive.getnames())
-        requirements = archive.extractfile("requirements.txt").read().decode()
+        member = archive.extractfile("requirements.txt")
+        assert member is not None, "requirements.txt is a regular file"
+        requirements = member.read().decode()
     assert {"anubis_entry.py", "anubis_entry.sh", "horovod/examples/bench.py", "requirements.txt"} <= names
     assert "-r horovod/requirements.txt" in requirements

@@ -6,7 +6,8 @@ adapter (botocore's Stubber stands in for the answers moto cannot give)."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -18,22 +19,25 @@ from sagemaker_executor.domain.errors import OutageError, TransientError
 from sagemaker_executor.domain.joblog import LOG_GROUP, TAIL_HOSTS, TAIL_LINES, LogEvent, Masker
 from tests.builders import write_job_log
 
+if TYPE_CHECKING:
+    from mypy_boto3_logs import CloudWatchLogsClient
+
 JOB = "job-1"
 
 
 @pytest.fixture
-def aws() -> Any:
+def aws() -> Iterator[boto3.Session]:
     with mock_aws():
         yield boto3.Session(region_name="us-east-1")
 
 
 @pytest.fixture
-def cw(aws: Any) -> Any:
+def cw(aws: boto3.Session) -> CloudWatchLogsClient:
     return aws.client("logs")
 
 
 @pytest.fixture
-def logs(aws: Any) -> JobLogs:
+def logs(aws: boto3.Session) -> JobLogs:
     return JobLogs(aws, retry_attempts=1)
 
 
@@ -50,7 +54,7 @@ def test_no_log_group_yet_is_no_log(logs: JobLogs) -> None:
     assert (tail.lines, tail.problem, tail.host_count) == ((), None, 0)
 
 
-def test_a_jobs_streams_are_its_own_and_all_of_them(cw: Any, logs: JobLogs) -> None:
+def test_a_jobs_streams_are_its_own_and_all_of_them(cw: CloudWatchLogsClient, logs: JobLogs) -> None:
     for host in range(1, 61):  # past DescribeLogStreams' page of 50: the paginator reads on
         write_job_log(cw, JOB, host, ["hello"])
     write_job_log(cw, "job-10", 1, ["another job's"])
@@ -63,14 +67,14 @@ def test_a_jobs_streams_are_its_own_and_all_of_them(cw: Any, logs: JobLogs) -> N
 # --------------------------------------------------------------------------------------------- tail
 
 
-def test_the_tail_is_the_last_lines_of_one_host(cw: Any, logs: JobLogs) -> None:
+def test_the_tail_is_the_last_lines_of_one_host(cw: CloudWatchLogsClient, logs: JobLogs) -> None:
     write_job_log(cw, JOB, 1, [f"step {i}" for i in range(500)])
     tail = logs.tail(JOB, Masker())
     assert [e.message for e in tail.lines] == [f"step {i}" for i in range(500 - TAIL_LINES, 500)]
     assert (tail.hosts, tail.host_count, tail.problem) == (("algo-1",), 1, None)
 
 
-def test_the_tail_of_several_hosts_interleaves_them_by_time(cw: Any, logs: JobLogs) -> None:
+def test_the_tail_of_several_hosts_interleaves_them_by_time(cw: CloudWatchLogsClient, logs: JobLogs) -> None:
     start = now_ms() - 60_000
     write_job_log(cw, JOB, 1, ["1a", "1b"], start_ms=start, step_ms=10)
     write_job_log(cw, JOB, 2, ["2a", "2b"], start_ms=start + 5, step_ms=10)
@@ -84,7 +88,7 @@ def test_the_tail_of_several_hosts_interleaves_them_by_time(cw: Any, logs: JobLo
     assert tail.hosts == ("algo-1", "algo-2") and tail.host_count == 2
 
 
-def test_the_tail_reads_only_the_hosts_that_logged_last(cw: Any, logs: JobLogs) -> None:
+def test_the_tail_reads_only_the_hosts_that_logged_last(cw: CloudWatchLogsClient, logs: JobLogs) -> None:
     late = now_ms() + 3_600_000  # later than any ingestion time of this test
     for host in range(1, 13):
         start = late + host if host > 12 - TAIL_HOSTS else now_ms() - 3_600_000
@@ -94,13 +98,13 @@ def test_the_tail_reads_only_the_hosts_that_logged_last(cw: Any, logs: JobLogs) 
     assert tail.hosts == tuple(f"algo-{n}" for n in range(12 - TAIL_HOSTS + 1, 13))
 
 
-def test_the_tail_is_masked(cw: Any, logs: JobLogs) -> None:
+def test_the_tail_is_masked(cw: CloudWatchLogsClient, logs: JobLogs) -> None:
     write_job_log(cw, JOB, 1, ["login with hunter2-long", "key AKIAIOSFODNN7EXAMPLE"])
     tail = logs.tail(JOB, Masker({"DB_PASSWORD": "hunter2-long"}))
     assert [e.message for e in tail.lines] == ["login with ***", "key ***"]
 
 
-def test_the_budget_stops_reading_more_streams(aws: Any, cw: Any) -> None:
+def test_the_budget_stops_reading_more_streams(aws: boto3.Session, cw: CloudWatchLogsClient) -> None:
     for host in range(1, 5):
         write_job_log(cw, JOB, host, [f"host {host}"])
     ticks = iter(range(0, 1000, 6))  # every look at the clock: 6 s later
@@ -174,7 +178,9 @@ def test_a_stream_that_went_away_reads_as_empty(logs: JobLogs) -> None:
 # ------------------------------------------------------------------------------------------- follow
 
 
-def test_following_reads_every_host_interleaved_then_only_what_is_new(cw: Any, logs: JobLogs) -> None:
+def test_following_reads_every_host_interleaved_then_only_what_is_new(
+    cw: CloudWatchLogsClient, logs: JobLogs
+) -> None:
     start = now_ms() - 60_000
     write_job_log(cw, JOB, 1, ["1a", "1b"], start_ms=start, step_ms=10)
     follower = logs.follow(JOB, expected_hosts=2)
@@ -190,6 +196,6 @@ def test_following_reads_every_host_interleaved_then_only_what_is_new(cw: Any, l
     assert list(follower.read()) == []
 
 
-def test_following_a_log_of_many_pages(cw: Any, logs: JobLogs) -> None:
+def test_following_a_log_of_many_pages(cw: CloudWatchLogsClient, logs: JobLogs) -> None:
     write_job_log(cw, JOB, 1, [f"line {i}" for i in range(25_000)], step_ms=1)  # GetLogEvents: 10,000 a page
     assert sum(1 for _ in logs.follow(JOB, 1).read()) == 25_000

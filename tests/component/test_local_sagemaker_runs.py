@@ -19,9 +19,9 @@ import sys
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -31,6 +31,10 @@ from moto import mock_aws
 from sagemaker_executor.domain.joblog import LOG_GROUP
 from sagemaker_executor.local.runner import MAX_EVENT_BYTES, JobRunner
 from sagemaker_executor.local.sagemaker import LocalSageMaker, ManualClock, Timeline
+
+if TYPE_CHECKING:
+    from mypy_boto3_logs.type_defs import OutputLogEventTypeDef
+    from mypy_boto3_sagemaker.type_defs import DescribeTrainingJobResponseTypeDef, FilterTypeDef
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -81,11 +85,10 @@ class Site:
         }
         self.sm.create_training_job(**(request | changes))
 
-    def describe(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.sm.describe_training_job(TrainingJobName=name)
-        return result
+    def describe(self, name: str) -> DescribeTrainingJobResponseTypeDef:
+        return self.sm.describe_training_job(TrainingJobName=name)
 
-    def ended(self, name: str) -> dict[str, Any]:
+    def ended(self, name: str) -> DescribeTrainingJobResponseTypeDef:
         assert self.local.wait(name, timeout=30), f"{name} did not end"
         return self.describe(name)
 
@@ -96,10 +99,9 @@ class Site:
             return []  # no job has logged yet: no log group
         return sorted(stream["logStreamName"] for stream in found["logStreams"])
 
-    def events(self, stream: str) -> list[dict[str, Any]]:
+    def events(self, stream: str) -> list[OutputLogEventTypeDef]:
         answer = self.logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=True)
-        events: list[dict[str, Any]] = answer["events"]
-        return events
+        return answer["events"]
 
     def lines(self, stream: str) -> list[str]:
         return [event["message"] for event in self.events(stream)]
@@ -149,7 +151,7 @@ def processes_running(marker: str) -> list[int]:
     return found
 
 
-def transitions(job: dict[str, Any]) -> list[str]:
+def transitions(job: Mapping[str, Any]) -> list[str]:
     return [t["Status"] for t in job["SecondaryStatusTransitions"]]
 
 
@@ -633,7 +635,7 @@ def test_timeline_rules_still_apply_in_run_mode(site: Site) -> None:
     assert site.ended("run-1")["TrainingJobStatus"] == "Completed"
     summaries = site.sm.list_training_jobs(StatusEquals="Completed")["TrainingJobSummaries"]
     assert [s["TrainingJobName"] for s in summaries] == ["run-1"]
-    completed = {"Name": "TrainingJobStatus", "Operator": "Equals", "Value": "Completed"}
+    completed: FilterTypeDef = {"Name": "TrainingJobStatus", "Operator": "Equals", "Value": "Completed"}
     found = site.sm.search(Resource="TrainingJob", SearchExpression={"Filters": [completed]})["Results"]
     assert [r["TrainingJob"]["TrainingJobName"] for r in found] == ["run-1"]
 

@@ -15,17 +15,22 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from sagemaker_executor.domain.lifecycle import LOG_GROUP
+from sagemaker_executor.domain.joblog import LOG_GROUP
 from sagemaker_executor.local.server import ControlError, LocalSageMakerControl
 from tests.builders import create_training_job
 from tests.component.test_local_sagemaker_runs import BOOTSTRAP, channel, needs_namespaces, processes_running
+
+if TYPE_CHECKING:
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sagemaker import SageMakerClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -76,7 +81,19 @@ def control(server: RunningServer) -> Iterator[LocalSageMakerControl]:
     control.reset()
 
 
-def client(server: RunningServer, service: str, config: Config | None = None) -> Any:
+@overload
+def client(
+    server: RunningServer, service: Literal["sagemaker"], config: Config | None = None
+) -> SageMakerClient: ...
+@overload
+def client(server: RunningServer, service: Literal["s3"], config: Config | None = None) -> S3Client: ...
+@overload
+def client(
+    server: RunningServer, service: Literal["logs"], config: Config | None = None
+) -> CloudWatchLogsClient: ...
+def client(
+    server: RunningServer, service: Literal["sagemaker", "s3", "logs"], config: Config | None = None
+) -> SageMakerClient | S3Client | CloudWatchLogsClient:
     return boto3.client(
         service,
         endpoint_url=server.url,
@@ -88,11 +105,11 @@ def client(server: RunningServer, service: str, config: Config | None = None) ->
 
 
 @pytest.fixture
-def sm(server: RunningServer, control: LocalSageMakerControl) -> Any:
+def sm(server: RunningServer, control: LocalSageMakerControl) -> SageMakerClient:
     return client(server, "sagemaker")
 
 
-def statuses(sm: Any, name: str) -> tuple[str, str]:
+def statuses(sm: SageMakerClient, name: str) -> tuple[str, str]:
     job = sm.describe_training_job(TrainingJobName=name)
     return job["TrainingJobStatus"], job["SecondaryStatus"]
 
@@ -101,7 +118,9 @@ def test_health_reports_the_manual_clock(control: LocalSageMakerControl) -> None
     assert control.health() == {"status": "ok", "manual_clock": True, "run_jobs": False}
 
 
-def test_lifecycle_is_driven_by_the_control_clock(sm: Any, control: LocalSageMakerControl) -> None:
+def test_lifecycle_is_driven_by_the_control_clock(
+    sm: SageMakerClient, control: LocalSageMakerControl
+) -> None:
     control.set_default_timeline(starting=1, downloading=2, training=3, uploading=4)
     create_training_job(sm, "job-1")
     seen = [statuses(sm, "job-1")]
@@ -121,7 +140,9 @@ def test_lifecycle_is_driven_by_the_control_clock(sm: Any, control: LocalSageMak
     assert control.job("job-1")["arn"].endswith(":training-job/job-1")
 
 
-def test_outcome_rule_fails_the_job_with_its_reason(sm: Any, control: LocalSageMakerControl) -> None:
+def test_outcome_rule_fails_the_job_with_its_reason(
+    sm: SageMakerClient, control: LocalSageMakerControl
+) -> None:
     control.set_outcome("bench-*", outcome="Failed", failure_reason="AlgorithmError: boom, exit code 1")
     create_training_job(sm, "bench-1")
     create_training_job(sm, "other-1")
@@ -140,7 +161,7 @@ def test_outcome_rule_fails_the_job_with_its_reason(sm: Any, control: LocalSageM
     assert statuses(sm, "bench-2") == ("Completed", "Completed")
 
 
-def test_stop_duplicate_and_search_over_http(sm: Any, control: LocalSageMakerControl) -> None:
+def test_stop_duplicate_and_search_over_http(sm: SageMakerClient, control: LocalSageMakerControl) -> None:
     arn = create_training_job(sm, "job-1", Tags=[{"Key": "anubis-action-id", "Value": "action-1"}])
     create_training_job(sm, "job-2", Tags=[{"Key": "anubis-action-id", "Value": "action-2"}])
 
@@ -174,7 +195,7 @@ def test_stop_duplicate_and_search_over_http(sm: Any, control: LocalSageMakerCon
 
 
 def test_reset_empties_moto_and_restores_defaults(
-    server: RunningServer, sm: Any, control: LocalSageMakerControl
+    server: RunningServer, sm: SageMakerClient, control: LocalSageMakerControl
 ) -> None:
     s3 = client(server, "s3")
     s3.create_bucket(Bucket="local-bucket")

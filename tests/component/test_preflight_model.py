@@ -279,7 +279,9 @@ def _count_cases(member: Path, shape: str) -> Iterator[Case]:
 
 
 # Rules of the API reference that bound a member beyond its shape (``domain.constraints``).
-DOCUMENTED_MAX = {("StoppingCondition", "MaxRuntimeInSeconds"): constraints.MAX_RUNTIME_SECONDS}
+DOCUMENTED_MAX: dict[Path, int] = {
+    ("StoppingCondition", "MaxRuntimeInSeconds"): constraints.MAX_RUNTIME_SECONDS
+}
 
 
 def _integer_cases(member: Path, shape: str) -> Iterator[Case]:
@@ -515,7 +517,8 @@ def _set_ids(setting: str) -> Callable[[Inputs, Any], None]:
         ids = tuple(f"{setting[:2]}-{i}" for i in range(value)) if isinstance(value, int) else (value,)
         if not ids:
             raise Unreachable("without them the executor sends no VpcConfig")
-        inputs.site = replace(inputs.site, **{setting: ids})
+        changes: dict[str, Any] = {setting: ids}  # one of the site's tuple-of-ids fields
+        inputs.site = replace(inputs.site, **changes)
 
     return set_ids
 

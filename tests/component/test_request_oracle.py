@@ -135,7 +135,7 @@ def submissions(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], Execut
         params["custom_mpi_options"] = draw(st.sampled_from(["-x NCCL_DEBUG=INFO", "", "--bind-to none"]))
     if not byoc and draw(st.booleans()):
         params["requirements"] = ["numpy==1.26.4"]
-    if params or draw(st.booleans()):
+    if bool(params) or draw(st.booleans()):  # bool(): else mypy infers draw's type from params
         contents["custom_params"] = params
     if draw(st.booleans()):
         contents["output"] = {
@@ -194,7 +194,7 @@ class StubbedSageMaker:
         )
         self.sdk = SdkEstimatorPath(self.session, self.client, default_bucket=BUCKET)
 
-    def send(self, start: Callable[[], None]) -> dict[str, Any] | str:
+    def send(self, start: Callable[[], object]) -> dict[str, Any] | str:
         """What ``start`` made CreateTrainingJob send, or the message it was refused with."""
         self.sent.clear()
         with Stubber(self.client) as stubber:

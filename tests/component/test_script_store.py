@@ -10,7 +10,6 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from sagemaker_executor.adapters import s3
 from sagemaker_executor.adapters.s3 import ScriptStore
 from sagemaker_executor.domain.errors import OutageError, PermanentError
 
@@ -32,7 +31,7 @@ def test_a_script_is_spooled_and_read_back(store: ScriptStore) -> None:
 
 
 class _FullDisk(io.BytesIO):
-    def write(self, data) -> int:  # type: ignore[no-untyped-def, override]
+    def write(self, data) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
 
@@ -43,7 +42,7 @@ def test_no_space_for_the_spool_is_an_outage_not_the_users_error(store, monkeypa
             raise OSError(errno.ENOSPC, "No space left on device", tempfile.gettempdir())
         return _FullDisk()
 
-    monkeypatch.setattr(s3.tempfile, "TemporaryFile", temporary_file)
+    monkeypatch.setattr("sagemaker_executor.adapters.s3.tempfile.TemporaryFile", temporary_file)
     with pytest.raises(OutageError) as caught:
         store.fetch(URI, 10_000)
     assert caught.value.dependency == "disk" and "ENOSPC" in str(caught.value)

@@ -4,6 +4,7 @@ job's log (moto's CloudWatch Logs, written as SageMaker writes it) in its FAILED
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -33,7 +34,7 @@ class ReplayStore:
         self.sink = sink
 
     def load(self, partitions) -> list[TrackedJob]:
-        latest: dict[str, Any] = {}
+        latest: dict[str | None, Any] = {}
         for sent in self.sink.acked:
             if sent.topic == TRACKING and sent.partition in set(partitions):
                 latest[sent.key] = sent.value
@@ -41,7 +42,9 @@ class ReplayStore:
 
 
 class World:
-    def __init__(self, session, clock: ManualClock) -> None:
+    local: LocalSageMaker  # set by the ``world`` fixture, which owns its lifetime
+
+    def __init__(self, session: boto3.Session, clock: ManualClock) -> None:
         self.session = session
         self.clock = clock
         self.sm = session.client("sagemaker")
@@ -216,7 +219,12 @@ def test_revoked_partitions_stop_tracking_and_assigned_ones_resume(world: World)
 def test_no_jobs_means_no_calls_and_throttling_stretches_the_interval(world: World, monkeypatch) -> None:
     tracker = world.tracker()
     calls: list[str] = []
-    monkeypatch.setattr(world.jobs, "list_changed", lambda since: calls.append("list") or [])
+
+    def list_changed(since: datetime) -> list[dict[str, Any]]:
+        calls.append("list")
+        return []
+
+    monkeypatch.setattr(world.jobs, "list_changed", list_changed)
     world.run(tracker, 60)
     assert calls == []
     tracker.track(world.create("t"), partition=0)
@@ -240,7 +248,7 @@ def test_a_tracked_job_that_no_longer_exists_is_dropped_at_the_next_resync(world
     real_describe = world.jobs.describe
     monkeypatch.setattr(world.jobs, "list_changed", lambda since: [])
 
-    def describe(name: str) -> dict:
+    def describe(name: str) -> dict[str, Any]:
         if name == "gone":
             from sagemaker_executor.domain.errors import JobNotFound
 
@@ -287,7 +295,7 @@ def test_secrets_of_the_job_never_reach_a_status(world: World, monkeypatch) -> N
     world.local.set_outcome("job-secret", TIMELINE.failing(f"connect failed for password {secret}"))
     real_describe = world.jobs.describe
 
-    def describe(name: str) -> dict:  # moto drops Environment (FACTS); SageMaker returns it
+    def describe(name: str) -> dict[str, Any]:  # moto drops Environment (FACTS); SageMaker returns it
         return {**real_describe(name), "Environment": {"DB_PASSWORD": secret, "EPOCHS": "3"}}
 
     monkeypatch.setattr(world.jobs, "describe", describe)

@@ -189,7 +189,7 @@ def test_the_scaledobject_scales_on_the_groups_lag_up_to_the_partition_count(
     assert scaled["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     settings = one(base, "ConfigMap", "sm-executor")["data"]
     partitions = int(
-        settings.get("NUM_PARTITIONS") or next(o.default for o in OPTIONS if o.name == "num_partitions")
+        settings.get("NUM_PARTITIONS") or str(next(o.default for o in OPTIONS if o.name == "num_partitions"))
     )
     assert scaled["minReplicaCount"] == 1 and scaled["maxReplicaCount"] == partitions
     (trigger,) = scaled["triggers"]

@@ -31,9 +31,10 @@ def drain_all(p: Pipeline, rounds: int = 50) -> None:
 class Seen:
     """The output topics by action (statuses, executor job ids) and by input offset (dead letters)."""
 
-    statuses: dict[str, list[str]] = field(default_factory=dict)
-    messages: dict[str, list[str]] = field(default_factory=dict)
-    executor_job_ids: dict[str, list[str]] = field(default_factory=dict)
+    # Keyed by the event's action_id as read (None: an answer that named none, kept to be seen).
+    statuses: dict[str | None, list[str | None]] = field(default_factory=dict)
+    messages: dict[str | None, list[str]] = field(default_factory=dict)
+    executor_job_ids: dict[str | None, list[str]] = field(default_factory=dict)
     dead_letters: dict[int, list[str]] = field(default_factory=dict)  # input offset -> reasons
 
     @classmethod
@@ -42,7 +43,7 @@ class Seen:
         for e in p.on(p.topics.status):
             payload = e.get("payload") or {}
             seen.statuses.setdefault(e.get("action_id"), []).append(payload.get("status"))
-            seen.messages.setdefault(e.get("action_id"), []).append(payload.get("message"))
+            seen.messages.setdefault(e.get("action_id"), []).append(payload.get("message") or "")
         for e in p.on(p.topics.executor):
             seen.executor_job_ids.setdefault(e.get("action_id"), []).append(e["payload"]["job"]["id"])
         for d in p.on(p.topics.dead_letter):

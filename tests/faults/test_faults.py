@@ -52,7 +52,7 @@ def _rng(scenario: str) -> random.Random:
     return random.Random(f"{SEED}-{scenario}")  # reproducible faults
 
 
-def _submissions(n: int, rng: random.Random, tag: str) -> tuple[list[dict], dict[str, str]]:
+def _submissions(n: int, rng: random.Random, tag: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """``n`` valid submissions; every fifth has a custom job name (adoption by tag, not by name)."""
     events, expected = [], {}
     for i in range(n):
@@ -68,17 +68,18 @@ def _submissions(n: int, rng: random.Random, tag: str) -> tuple[list[dict], dict
     return events, expected
 
 
-def _publish_all(p: Pipeline, events: list[dict]) -> int:
+def _publish_all(p: Pipeline, events: list[dict[str, Any]]) -> int:
     """Publish the burst; one past the last offset written."""
     futures = [p.producer.send(p.topics.fetcher, key=e["client_id"].encode(), value=_json(e)) for e in events]
-    return max(future.get(timeout=30).offset for future in futures) + 1
+    offsets: list[int] = [future.get(timeout=30).offset for future in futures]
+    return max(offsets) + 1
 
 
-def _json(event: dict) -> bytes:
+def _json(event: dict[str, Any]) -> bytes:
     return json.dumps(event).encode()
 
 
-def _compact(event: dict) -> bytes:
+def _compact(event: dict[str, Any]) -> bytes:
     return json.dumps(event, separators=(",", ":")).encode()
 
 
@@ -114,7 +115,8 @@ def _start(p: Pipeline, **env: str) -> Executor:
 
 def _metrics(executor: Executor) -> str:
     with urllib.request.urlopen(executor.health_url() + "/metrics", timeout=5) as response:
-        return response.read().decode()
+        body: bytes = response.read()
+    return body.decode()
 
 
 def _answered(p: Pipeline) -> int:
@@ -161,9 +163,11 @@ def test_kill9_at_random_moments_each_action_one_job(pipeline: Pipeline, scale: 
     end = _publish_all(p, events)
     kills, crashes, missed = [], 0, 0
     for threshold, delay in zip(thresholds, delays, strict=True):
-        reached = wait_until(
-            lambda t=threshold: _created(p, jobs_before) >= t, scale.timeout_s / 2, executors=[executor]
-        )
+
+        def reached_threshold(t: int = threshold) -> bool:
+            return _created(p, jobs_before) >= t
+
+        reached = wait_until(reached_threshold, scale.timeout_s / 2, executors=[executor])
         if executor.process.poll() is not None:
             crashes += 1  # died on its own: a finding (restarted so the scenario can go on)
         elif not reached:
@@ -238,7 +242,7 @@ def test_failing_aws_calls_every_submission_succeeds_once(pipeline: Pipeline, sc
         if time.monotonic() - flips["at"] >= 1.0:
             flips["n"] += 1
             flips["at"] = time.monotonic()
-            p.control.set_faults(error_kind=kinds[flips["n"] % 2])
+            p.control.set_faults(error_kind=kinds[int(flips["n"]) % 2])  # a count, kept in a float dict
 
     executor = _start(p, WATCH_JOBS="false", AWS_RETRY_ATTEMPTS="8")
     try:
@@ -403,7 +407,8 @@ def test_hostile_input_service_stays_up_and_answers_each(
     )
     offsets = hostile.publish(p, messages)
     end = max(offsets) + 1
-    valid = {m.action_id: m.action_id for m in messages if m.expect == "valid"}
+    # A valid message always names its action (hostile._named): the filter only tells mypy so.
+    valid = {m.action_id: m.action_id for m in messages if m.expect == "valid" and m.action_id is not None}
 
     others = frozenset(m.job_name for m in messages if m.job_name and m.expect == "answered")
     state = {"unanswered": len(messages)}
@@ -521,7 +526,7 @@ class Poison:
     must: str  # "dead-letter", "error" (an ERROR status, no job), "answer" (any status), "success"
 
 
-def _event(kind: str, event: dict, must: str, data: bytes | None = None) -> Poison:
+def _event(kind: str, event: dict[str, Any], must: str, data: bytes | None = None) -> Poison:
     return Poison(kind, data if data is not None else _json(event), event["action_id"], must)
 
 
@@ -568,7 +573,7 @@ def _outcome(record: Poison, offset: int, seen: Seen) -> str:
     if record.action_id is None:
         return "dead-letter" if offset in seen.dead_letters else "unanswered"
     statuses = seen.statuses.get(record.action_id, [])
-    return statuses[-1] if statuses else "unanswered"
+    return str(statuses[-1]) if statuses else "unanswered"  # a status event without one: "None"
 
 
 @scaled

@@ -11,6 +11,7 @@ import tarfile
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,12 +19,15 @@ from sagemaker_executor.domain.translation import TAG_ACTION_ID
 from tests.builders import cancel_command, fetcher_event, minimal_contents
 from tests.integration.conftest import OUTPUT_BUCKET, SCRIPTS_BUCKET, Pipeline
 
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import DescribeTrainingJobResponseTypeDef
+
 pytestmark = pytest.mark.integration
 
 # These tests pin the submission path; job tracking (on by default) is tested in test_tracking.py.
 
 
-def _job(p: Pipeline, name: str) -> dict:
+def _job(p: Pipeline, name: str) -> DescribeTrainingJobResponseTypeDef:
     sm = p.session.client("sagemaker", endpoint_url=p.aws_url)
     return sm.describe_training_job(TrainingJobName=name)
 

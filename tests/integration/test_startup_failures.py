@@ -69,7 +69,7 @@ def test_brokers_that_do_not_answer_end_start_up_in_one_json_line_with_exit_3(pi
         KAFKA_SASL_PASSWORD=SASL_PASSWORD,
     )
 
-    assert result.returncode == ExitCode.KAFKA_UNREACHABLE == 3, result.stderr
+    assert result.returncode == int(ExitCode.KAFKA_UNREACHABLE) == 3, result.stderr
     assert elapsed < 2 + IMPORT_AND_AWS_S
     lines = json_lines(result)
     failure = the_failure_line(lines)
@@ -96,7 +96,7 @@ def test_a_health_port_in_use_is_one_line_naming_health_port_with_exit_4(
 ) -> None:
     result, _ = run_executor(pipeline, HEALTH_PORT=str(taken_port), LOG_FORMAT="text")
 
-    assert result.returncode == ExitCode.HEALTH_PORT == 4, result.stderr
+    assert result.returncode == int(ExitCode.HEALTH_PORT) == 4, result.stderr
     lines = result.stderr.splitlines()
     failures = [line for line in lines if " INFO " not in line]
     assert len(failures) == 1, result.stderr
@@ -114,7 +114,7 @@ def test_a_tracking_topic_with_too_few_partitions_is_one_line_naming_it_with_exi
 
     result, _ = run_executor(p, CONSUMER_TOPIC=wide, LOG_FORMAT="json")
 
-    assert result.returncode == ExitCode.TOPICS == 5, result.stderr
+    assert result.returncode == int(ExitCode.TOPICS) == 5, result.stderr
     failure = the_failure_line(json_lines(result))
     assert failure["setting"] == "TRACKING_TOPIC"
     assert f"{p.topics.tracking} has 1 partitions, fewer than the 2 of {wide}" in failure["message"]
@@ -155,7 +155,7 @@ def test_a_role_aws_will_not_resolve_is_one_line_naming_sagemaker_role_with_exit
 ) -> None:
     result, _ = run_executor(pipeline, AWS_ENDPOINT_URL=refusing_aws, LOG_FORMAT="json")
 
-    assert result.returncode == ExitCode.AWS_REFUSED == 6, result.stderr
+    assert result.returncode == int(ExitCode.AWS_REFUSED) == 6, result.stderr
     failure = the_failure_line(json_lines(result))
     assert failure["setting"] == "SAGEMAKER_ROLE"
     assert "cannot resolve SAGEMAKER_ROLE" in failure["message"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 import pytest
 from kafka.partitioner.default import murmur2
@@ -31,8 +32,8 @@ def _event(
     reason: str = "",
     training: float | None = None,
     client_id: str | None = None,
-    labels: dict | None = None,
-) -> dict:
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
     info = {
         "description": "tracked",
         "execution_engine": "aws.sagemaker",

@@ -18,7 +18,17 @@ QUOTA = (
 
 def client_error(code: str, message: str = "", status: int = 400) -> ClientError:
     return ClientError(
-        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        {
+            "Error": {"Code": code, "Message": message},
+            # Every key botocore fills in (its stubs require them all); only the status is read.
+            "ResponseMetadata": {
+                "HTTPStatusCode": status,
+                "RequestId": "",
+                "HostId": "",
+                "HTTPHeaders": {},
+                "RetryAttempts": 0,
+            },
+        },
         "CreateTrainingJob",
     )
 

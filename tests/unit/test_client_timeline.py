@@ -301,7 +301,8 @@ def test_a_failed_jobs_log_lines_are_shown_below_it_and_never_read_as_changes(te
     assert any("epoch 1" in line for line in printed)
     if not terminal:
         row, *below = printed
-        assert parse_line(row) is not None and parse_line(row).status == "FAILED"
+        parsed = parse_line(row)
+        assert parsed is not None and parsed.status == "FAILED"
         assert below[1:] == ["    [07/01/2030 10:00:00 INFO] epoch 1", "    Traceback: boom"]
         assert all(parse_line(line) is None for line in below)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from botocore.loaders import create_loader
+from botocore.model import StructureShape
 from botocore.session import get_session
 
 from sagemaker_executor.domain import constraints
@@ -191,7 +192,9 @@ def test_the_28_days_are_still_what_the_model_documents() -> None:
     """The cap is not a shape's ``max``: it is in the member's documentation. A new botocore that says
     otherwise makes this fail, and MAX_RUNTIME_SECONDS is then to be changed with it."""
     model = get_session().get_service_model("sagemaker")
-    documentation = model.shape_for("StoppingCondition").members["MaxRuntimeInSeconds"].documentation
+    stopping = model.shape_for("StoppingCondition")
+    assert isinstance(stopping, StructureShape)
+    documentation = stopping.members["MaxRuntimeInSeconds"].documentation
     assert "The maximum value is 28 days." in re.sub(r"<[^>]+>", "", documentation)
     assert constraints.MAX_RUNTIME_SECONDS == 28 * 24 * 3600
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 from sagemaker_executor.domain import events as ev
 from tests.conftest import SAMPLES
 
-MODEL_BY_TYPE = {
+MODEL_BY_TYPE: dict[str, type[ev.BenchmarkEvent]] = {
     "BAI_APP_BFF": ev.FetcherBenchmarkEvent,
     "BAI_APP_FETCHER": ev.FetcherBenchmarkEvent,
     "BAI_APP_EXECUTOR": ev.ExecutorBenchmarkEvent,
@@ -22,8 +23,9 @@ MODEL_BY_TYPE = {
 EVENT_DIR = SAMPLES / "events"
 
 
-def _load(name: str) -> dict:
-    return json.loads((EVENT_DIR / name).read_text())
+def _load(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENT_DIR / name).read_text())
+    return event
 
 
 def _envelope_samples() -> list[Path]:

@@ -198,6 +198,7 @@ def build_records(items: list[tuple[str, int | None]]) -> tuple[list[Any], list[
             submissions.append(event)
             fetcher.append(record(FETCHER, event, len(fetcher), key="one-user"))
         elif kind == "cancel":
+            assert index is not None, "a cancel names the submission it targets"
             target = submissions[index % len(submissions)]["action_id"] if submissions else "unknown"
             command = cancel_command(target, client_id="one-user")
             commands.append(record(CMD, command, len(commands), key="one-user"))

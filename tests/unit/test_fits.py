@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ from tests.fakes import record
 from tests.harness import CMD, DLQ, EXECUTOR, FETCHER, RETURN, STATUS, TRACKING, Harness
 
 
-def _descriptor_event(var_chars: int, **fields) -> dict:
+def _descriptor_event(var_chars: int, **fields) -> dict[str, Any]:
     """A valid submission whose descriptor holds a description of ``var_chars`` characters, in the TOML
     text (``payload.toml.doc``, base64 as the BFF sends it) and in ``contents``. (Not an env var: those
     are the job's ``Environment``, whose values SageMaker bounds.)"""
@@ -146,7 +147,7 @@ def test_the_limit_is_the_configured_one_and_names_the_biggest_field(tmp_path) -
     assert [s["payload"]["status"] for s in default.sink.on(STATUS)] == ["PENDING", "SUCCEEDED"]
 
 
-def _sent_records(tmp_path, event: dict) -> tuple[int, int]:
+def _sent_records(tmp_path, event: dict[str, Any]) -> tuple[int, int]:
     """Record sizes of the executor event and of the job's first tracking record, as sent."""
     h = Harness(tmp_path, [record(FETCHER, event)], tracking=True)
     h.drain()
@@ -233,7 +234,7 @@ def test_a_dead_letter_whose_escapes_would_not_fit_goes_out_minimal(tmp_path) ->
 
 
 def test_the_publisher_gives_the_producer_the_configured_max_request_size(monkeypatch) -> None:
-    made: dict = {}
+    made: dict[str, Any] = {}
 
     class Producer:
         def __init__(self, **config) -> None:

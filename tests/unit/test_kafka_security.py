@@ -157,7 +157,7 @@ MECHANISM_SETTINGS = {
 
 @pytest.mark.parametrize("mechanism", sorted(MECHANISM_SETTINGS))
 @pytest.mark.parametrize("client", [KafkaConsumer, KafkaProducer, KafkaAdminClient])
-def test_every_key_is_one_that_each_client_type_knows(mechanism: str, client: type) -> None:
+def test_every_key_is_one_that_each_client_type_knows(mechanism: str, client: type[Any]) -> None:
     config = client_config(
         KAFKA_SECURITY_PROTOCOL="SASL_SSL", KAFKA_SASL_MECHANISM=mechanism, **MECHANISM_SETTINGS[mechanism]
     )

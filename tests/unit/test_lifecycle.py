@@ -12,6 +12,7 @@ from typing import Any
 
 import botocore.session
 import pytest
+from botocore.model import StringShape
 
 from sagemaker_executor.domain.events import Status
 from sagemaker_executor.domain.joblog import LOG_GROUP
@@ -73,7 +74,9 @@ def test_status_pairs_map_to_anubis_statuses(
 
 def test_the_table_covers_every_secondary_status_botocore_knows() -> None:
     model = botocore.session.get_session().get_service_model("sagemaker")
-    known = set(model.shape_for("SecondaryStatus").enum)
+    shape = model.shape_for("SecondaryStatus")
+    assert isinstance(shape, StringShape)
+    known = set(shape.enum)
     assert known <= {secondary for _, secondary, _, _ in TABLE}
 
 

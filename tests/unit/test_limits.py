@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -105,7 +106,7 @@ def test_the_largest_field_is_the_one_that_takes_the_room() -> None:
     assert limits.largest_field(many)[0] == "payload.datasets"
 
 
-def _worst_envelope(char: str, size: int, visited: int, extras: int) -> dict:
+def _worst_envelope(char: str, size: int, visited: int, extras: int) -> dict[str, Any]:
     text = char * size
     return {
         "action_id": "a" * 36,
@@ -122,7 +123,7 @@ def _worst_envelope(char: str, size: int, visited: int, extras: int) -> dict:
     }
 
 
-def _check_answers_fit(event: dict, message: str) -> None:
+def _check_answers_fit(event: dict[str, Any], message: str) -> None:
     sink = FakeSink()
     out = emitter(sink)
     out.status(event, ev.Status.ERROR, message)

@@ -79,7 +79,8 @@ def test_json_is_one_parseable_object_per_record_with_the_context() -> None:
     assert second["action_id"] == ACTION and second["job_name"] == "bench-1"
     assert second["partition"] == 2
     ts = datetime.fromisoformat(str(second["ts"]))
-    assert ts.utcoffset() is not None and ts.utcoffset().total_seconds() == 0
+    offset = ts.utcoffset()
+    assert offset is not None and offset.total_seconds() == 0
     assert "exc" not in second
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import generate_latest
 
@@ -24,9 +25,9 @@ FETCHER = "BAI_APP_FETCHER"
 
 @dataclass
 class Held:
-    future: Future
+    future: Future[Any]
     fn: Callable[..., object]
-    args: tuple
+    args: tuple[Any, ...]
 
 
 class HeldExecutor(Executor):
@@ -35,8 +36,8 @@ class HeldExecutor(Executor):
     def __init__(self) -> None:
         self.tasks: list[Held] = []
 
-    def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[override]
-        future: Future = Future()
+    def submit(self, fn, /, *args, **kwargs) -> Future[Any]:
+        future: Future[Any] = Future()
         self.tasks.append(Held(future, fn, args))
         return future
 

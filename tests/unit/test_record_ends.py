@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -160,7 +161,8 @@ class TrackerSendingToTheSink:
     """Just enough of a JobTracker: each ``track`` sends a tracking record, as the real one does."""
 
     def __init__(self, sink: FakeSink) -> None:
-        self.sink, self.calls, self.tracked = sink, 0, {}
+        self.sink, self.calls = sink, 0
+        self.tracked: dict[str, Any] = {}
 
     def track(self, executor_event, partition) -> None:
         self.calls += 1
@@ -242,8 +244,8 @@ def test_a_retried_record_says_pending_once(tmp_path, attempts: int) -> None:
     assert h.jobs.create_calls == attempts + 1
 
 
-def nested(depth: int) -> dict:
-    value: dict = {"leaf": 1}
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
     for _ in range(depth):
         value = {"n": value}
     return value

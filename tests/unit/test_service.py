@@ -431,7 +431,7 @@ def test_a_huge_unparseable_record_gets_a_truncated_dead_letter_that_fits(tmp_pa
 def test_a_status_about_a_huge_event_keeps_its_envelope_and_fits_the_bff(tmp_path) -> None:
     import json
 
-    from sagemaker_executor.service.emitter import MAX_STATUS_BYTES
+    from sagemaker_executor.domain.limits import MAX_STATUS_BYTES
 
     event = fetcher_event(minimal_contents(env={"docker_image": "img", "vars": {"BIG": "x" * 600_000}}))
     event["payload"]["toml"]["contents"]["hardware"]["strategy"] = "warp"

@@ -294,7 +294,8 @@ def test_the_exact_limit_is_allowed(tmp_path: Path) -> None:
 
 def nested_dirs(total_bytes: int, component: int = 100) -> str:
     """A member path of ``total_bytes`` bytes made of directories, each component legal on its own."""
-    parts, size = [], 0
+    parts: list[str] = []
+    size = 0
     while size < total_bytes:
         parts.append(f"{len(parts):03d}" + "d" * (component - 3))
         size += component + 1
@@ -334,11 +335,11 @@ def refusing(monkeypatch: pytest.MonkeyPatch, code: int, name: str = "victim") -
         if name in os.fsdecode(path):  # type: ignore[arg-type]
             raise OSError(code, os.strerror(code), os.fsdecode(path))  # type: ignore[arg-type]
 
-    def mkdir(path, mode=0o777, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def mkdir(path, mode=0o777, *args, **kwargs):
         check(path)
         return real_mkdir(path, mode, *args, **kwargs)
 
-    def open_(path, flags, mode=0o777, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def open_(path, flags, mode=0o777, *args, **kwargs):
         check(path)
         return real_open(path, flags, mode, *args, **kwargs)
 

@@ -86,6 +86,6 @@ def test_the_publisher_writes_strict_json_for_every_dict_it_is_given(monkeypatch
     publisher.send("SM_EXECUTOR_DEAD_LETTER", None, {"reason": "x", "value": "\udce9", "n": float("inf")})
     publisher.send("SM_EXECUTOR_JOBS", "job", None)  # a tombstone stays a tombstone
     tracked, dead, tombstone = _Producer.sent
-    assert tombstone is None
+    assert tombstone is None and tracked is not None and dead is not None
     assert assert_strict_json(tracked)["executor_event"]["odd"] == {"n": "NaN", "t": "caf\ufffd"}
     assert assert_strict_json(dead) == {"reason": "x", "value": "\ufffd", "n": "Infinity"}
