@@ -20,15 +20,13 @@ A start-up step that cannot go on raises :class:`~sagemaker_executor.startup.Sta
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import FrameType
 from typing import TYPE_CHECKING, TypeVar
 
 from sagemaker_executor import SERVICE_NAME, __version__
 from sagemaker_executor.config import Settings, ignored_legacy_variables
+from sagemaker_executor.signals import StopSignal
 from sagemaker_executor.startup import (
     ExitCode,
     StartupFailure,
@@ -48,7 +46,7 @@ if TYPE_CHECKING:
     from sagemaker_executor.adapters.s3 import ScriptStore
     from sagemaker_executor.adapters.sagemaker import SageMakerJobs
     from sagemaker_executor.service.emitter import StatusEmitter
-    from sagemaker_executor.service.loop import ExecutorLoop
+    from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings
     from sagemaker_executor.service.observability import (
         DependencyProbe,
         Health,
@@ -60,39 +58,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("sagemaker_executor")
 _T = TypeVar("_T")
 LOG_CALL_TIMEOUT_S = 5.0  # each CloudWatch Logs call of job tracking (a failed job's last lines)
-
-
-class StopSignal:
-    """SIGTERM/SIGINT, caught from the first moment of :func:`run`.
-
-    A pod can be stopped while it is still starting (a rollout that moves on, a scale-down). Until the
-    loop exists the signal is only recorded and start-up gives up at its next step; afterwards it stops
-    the loop, which drains within the grace period. Either way the process exits 0, not by the signal.
-    """
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self._action: Callable[[], None] | None = None
-        self._event = threading.Event()
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        self.received = signal.Signals(signum).name
-        self._event.set()
-        log.info("received %s", self.received)
-        if self._action is not None:
-            self._action()
-
-    def wait(self, seconds: float) -> bool:
-        """Sleep up to ``seconds``; True as soon as the signal has come."""
-        return self._event.wait(seconds)
-
-    def then(self, action: Callable[[], None]) -> None:
-        """Run ``action`` on the signal from now on (at once if it already came)."""
-        self._action = action
-        if self.received is not None:
-            action()
 
 
 @dataclass(frozen=True)
@@ -321,7 +286,7 @@ def loop_of(
     """The consumer loop over the submission and command handlers, the tracker and the observer."""
     from sagemaker_executor.domain.translation import ExecutorSite
     from sagemaker_executor.service.commands import CommandHandler
-    from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings, RetryPolicy
+    from sagemaker_executor.service.loop import ExecutorLoop
     from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
 
     site = ExecutorSite(
@@ -340,7 +305,22 @@ def loop_of(
         settings.kafka_max_request_bytes,
         tracking=settings.watch_jobs,
     )
-    loop_settings = LoopSettings(
+    return ExecutorLoop(
+        subscriber,
+        kafka.publisher,
+        emitter,
+        SubmissionHandler(aws.jobs, aws.scripts, emitter, submission),
+        CommandHandler(aws.jobs, emitter, settings.cmd_return_topic),
+        _loop_settings(settings),
+        tracker=tracker,
+        observer=observer,
+    )
+
+
+def _loop_settings(settings: Settings) -> LoopSettings:
+    from sagemaker_executor.service.loop import LoopSettings, RetryPolicy
+
+    return LoopSettings(
         settings.consumer_topic,
         settings.cmd_submit_topic,
         settings.dead_letter_topic,
@@ -352,16 +332,6 @@ def loop_of(
             cap_s=settings.retry_backoff_max_seconds,
             give_up_s=settings.retry_give_up_seconds,
         ),
-    )
-    return ExecutorLoop(
-        subscriber,
-        kafka.publisher,
-        emitter,
-        SubmissionHandler(aws.jobs, aws.scripts, emitter, submission),
-        CommandHandler(aws.jobs, emitter, settings.cmd_return_topic),
-        loop_settings,
-        tracker=tracker,
-        observer=observer,
     )
 
 
