@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,19 +20,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sagemaker_executor.adapters.aws import client
 from sagemaker_executor.domain import strictjson
 
+# What the service hands over, declared with the tracked job it comes from (importable here too).
+from sagemaker_executor.domain.tracking import MetricsBatch as MetricsBatch
+
 log = logging.getLogger(__name__)
 
 NAMESPACE = "ANUBIS/METRICS"
 MAX_DIMENSIONS = 30
-
-
-@dataclass(frozen=True)
-class MetricsBatch:
-    region: str
-    job_name: str
-    labels: dict[str, str]
-    metrics: list[tuple[str, float, int]]  # (name, value, timestamp ms)
-    dashboard: str | None = None
 
 
 class CloudWatchPublisher:
