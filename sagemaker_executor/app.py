@@ -284,6 +284,7 @@ def loop_of(
     observer: LoopObserver,
 ) -> ExecutorLoop:
     """The consumer loop over the submission and command handlers, the tracker and the observer."""
+    from sagemaker_executor.adapters import sourcedir
     from sagemaker_executor.domain.translation import ExecutorSite
     from sagemaker_executor.service.commands import CommandHandler
     from sagemaker_executor.service.loop import ExecutorLoop
@@ -309,7 +310,7 @@ def loop_of(
         subscriber,
         kafka.publisher,
         emitter,
-        SubmissionHandler(aws.jobs, aws.scripts, emitter, submission),
+        SubmissionHandler(aws.jobs, aws.scripts, emitter, submission, sources=sourcedir),
         CommandHandler(aws.jobs, emitter, settings.cmd_return_topic),
         _loop_settings(settings),
         tracker=tracker,

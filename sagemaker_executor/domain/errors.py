@@ -27,6 +27,10 @@ class PermanentError(ExecutorError):
     """Retrying will not help; the message is shown to the user."""
 
 
+class ScriptRejected(PermanentError):
+    """A benchmark's script archive was refused (unsafe, too large, not a readable tar)."""
+
+
 class TransientError(ExecutorError):
     """A temporary failure of a dependency (throttling, 5xx, connection): retried with backoff."""
 
