@@ -1,7 +1,7 @@
 """The Kafka wrapper (kafka-python 3.x): topic creation, an ``acks=all`` producer whose sends can be
 awaited, a manually committed consumer, and how every client reaches the brokers.
 
-Called by ``service.loop``, ``cli`` and the ``submit``/``cancel`` client. Every KafkaConsumer,
+Called by ``service.loop``, ``app``, ``startup`` and the ``submit``/``cancel`` client. Every KafkaConsumer,
 KafkaProducer and KafkaAdminClient the package creates takes its connection keywords (brokers, TLS,
 SASL, bootstrap bound) from :func:`connection_config`, so a secured cluster is configured in one
 place (:class:`KafkaSecurity`). Values go out as strict JSON (``domain.strictjson.encode``: no NaN or

@@ -34,7 +34,7 @@ Owned here: what "done" means for a record, how many run at once, and what happe
   records finish for up to ``shutdown_grace_s``, commits what is done and returns; the rest is not
   committed and is redelivered to whoever owns the partition next.
 
-``cli`` builds it; the job tracker, if any, is ticked from this loop's thread.
+The composition root (``app``) builds it; the job tracker, if any, is ticked from this loop's thread.
 """
 
 from __future__ import annotations
