@@ -107,8 +107,11 @@ def load_settings(
     region are optional.
     """
     model = ClientSettings if client else Settings
+    # Each flag under its variable's name, the one alias the model reads (case_sensitive).
     given = {
-        name: value for name, value in flags.items() if value is not None and name in Settings.model_fields
+        name.upper(): value
+        for name, value in flags.items()
+        if value is not None and name in Settings.model_fields
     }
     token = ENVIRON.set(environ)
     try:
@@ -125,7 +128,8 @@ def _sentences(detail: Any) -> list[str]:
     kind, context = detail["type"], detail.get("ctx") or {}
     if kind == "combination":
         return list(context["problems"])
-    name = str(context.get("name") or (detail["loc"][0] if detail["loc"] else ""))
+    # By field name (our own errors) or by variable (pydantic's location is the alias read).
+    name = str(context.get("name") or (detail["loc"][0] if detail["loc"] else "")).lower()
     if kind == "required" and name == "aws_region":
         return ["AWS_DEFAULT_REGION (or AWS_REGION) is required: the region the jobs run in"]
     if kind == "required":

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AliasChoices,
+    AliasGenerator,
     BeforeValidator,
     Field,
     SecretStr,
@@ -67,7 +68,7 @@ class _MappingEnv(EnvSettingsSource):
 
     def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
         super().__init__(settings_cls)
-        self.env_vars = {name.lower(): value for name, value in environ.items()}  # case_sensitive=False
+        self.env_vars = dict(environ)
 
 
 def _cut(secret_value: SecretStr | None) -> str | None:
@@ -79,7 +80,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         frozen=True,
-        case_sensitive=False,
+        # The variables' names are a contract, in capitals: KAFKA_BOOTSTRAP_SERVERS, never kafka_...
+        case_sensitive=True,
+        alias_generator=AliasGenerator(validation_alias=str.upper),  # flags arrive by variable too
         extra="ignore",
         validate_default=True,
         env_ignore_empty=False,  # STATUS_TOPIC="" means "no status events", not "the default"
@@ -153,9 +156,12 @@ class Settings(BaseSettings):
     kafka_connect_timeout_seconds: Annotated[float, parsed(v.seconds(1, 3600))] = setting(
         "30", "how long start-up waits for the brokers to answer before it exits (code 3)"
     )
-    kafka_security_protocol: Annotated[str, parsed(v.one_of(v.SECURITY_PROTOCOLS, upper=True))] = setting(
-        "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
-    )
+    kafka_security_protocol: Annotated[
+        str,
+        parsed(
+            v.one_of(v.SECURITY_PROTOCOLS, upper=True, listed="one of " + ", ".join(v.SECURITY_PROTOCOLS))
+        ),
+    ] = setting("PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
     kafka_ssl_cafile: Annotated[str, parsed(v.readable_file)] = setting(
         "", "PEM file of the CAs that sign the brokers' certificates (default: system)"
     )
@@ -233,13 +239,13 @@ class Settings(BaseSettings):
     )
     tracking_topic: Topic = setting("SM_EXECUTOR_JOBS", "compacted topic holding the tracked jobs' state")
     metrics_topic: Topic = setting("BAI_METRICS", "topic for the final metrics of finished jobs")
-    scripts_exchange_s3_bucket_name: Annotated[str, parsed(v.bucket_name)] = setting(
+    scripts_exchange_s3_bucket_name: str = setting(
         "", "submit --script: bucket for script tarballs (default: output bucket)"
     )
     # AWS's own variables, not a flag: the region the jobs run in.
     aws_region: str = Field(
         "",
-        validation_alias=AliasChoices("aws_region", "aws_default_region"),
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
         json_schema_extra={"flag": False, "required": True},
     )
 

@@ -81,14 +81,17 @@ def optional_topic(value: Any) -> str:
     return "" if text_of(value) == "" else topic(value)
 
 
-def one_of(choices: tuple[str, ...], *, upper: bool = False, lower: bool = False) -> Callable[[Any], str]:
-    """One of ``choices``, compared after changing case (the value returned is the changed one)."""
+def one_of(
+    choices: tuple[str, ...], *, upper: bool = False, lower: bool = False, listed: str = ""
+) -> Callable[[Any], str]:
+    """One of ``choices``, compared after changing case (the value returned is the changed one);
+    ``listed``: how the message lists them (default "A, B or C")."""
+    listed = listed or (", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0])
 
     def parse(value: Any) -> str:
         text = text_of(value)
         folded = text.upper() if upper else text.lower() if lower else text
         if folded not in choices:
-            listed = ", ".join(choices[:-1]) + f" or {choices[-1]}" if len(choices) > 1 else choices[0]
             raise problem(f"must be {listed}, got {text!r}")
         return folded
 
