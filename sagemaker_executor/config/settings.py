@@ -42,12 +42,13 @@ if TYPE_CHECKING:
 
 RequestBuilderName = Literal["boto3", "sdk"]
 
-Topic = Annotated[str, BeforeValidator(v.topic)]
-Seconds = float
-
 
 def parsed(parse: Any) -> BeforeValidator:
+    """The field's text goes through ``parse`` (``config.values``) before pydantic checks the type."""
     return BeforeValidator(parse)
+
+
+Topic = Annotated[str, parsed(v.topic)]
 
 
 def setting(default: str, help: str, *, legacy: bool = False, required: bool = False) -> Any:
@@ -64,14 +65,16 @@ ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("ENVIRON", default=No
 
 
 class _MappingEnv(EnvSettingsSource):
-    """pydantic-settings' environment source over a given mapping instead of ``os.environ``."""
+    """pydantic-settings' environment source over a given mapping instead of ``os.environ`` (its
+    ``env_vars``, which the stock source fills from ``os.environ`` when it is made)."""
 
     def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
         super().__init__(settings_cls)
         self.env_vars = dict(environ)
 
 
-def _cut(secret_value: SecretStr | None) -> str | None:
+def _revealed(secret_value: SecretStr | None) -> str | None:
+    """The secret's text, for the Kafka client only."""
     return secret_value.get_secret_value() if secret_value is not None else None
 
 
@@ -359,11 +362,11 @@ class Settings(BaseSettings):
                 ssl_cafile=self.kafka_ssl_cafile or None,
                 ssl_certfile=self.kafka_ssl_certfile or None,
                 ssl_keyfile=self.kafka_ssl_keyfile or None,
-                ssl_key_password=_cut(self.kafka_ssl_key_password),
+                ssl_key_password=_revealed(self.kafka_ssl_key_password),
                 ssl_check_hostname=self.kafka_ssl_check_hostname,
                 sasl_mechanism=self.kafka_sasl_mechanism or None,
                 sasl_username=self.kafka_sasl_username or None,
-                sasl_password=_cut(self.kafka_sasl_password),
+                sasl_password=_revealed(self.kafka_sasl_password),
             ),
         )
 
