@@ -11,6 +11,8 @@ RUNTIME = [
     # PEP 440 versions: which framework versions get SageMaker metrics, as the SDK decides it.
     "packaging>=22",
     "pydantic>=2.5,<3",
+    # The settings: environment variables and flags into one validated model (config/).
+    "pydantic-settings>=2.7,<3",
     # The client's terminal view: colour and a live status line on a terminal, plain lines in a pipe.
     "rich>=13",
     "prometheus-client>=0.20",

@@ -1,7 +1,7 @@
 """Start-up failures: what stops the service before it consumes, the exit code of each kind, and the
 one log line that names the setting to fix.
 
-``cli.run`` raises :class:`StartupFailure` where start-up cannot go on and turns it into
+``app.run`` raises :class:`StartupFailure` where start-up cannot go on and turns it into
 :func:`report`'s single line (a JSON object under ``LOG_FORMAT=json``) and the kind's
 :class:`ExitCode`. No traceback: the cause is known, and the operator needs the setting, not the
 stack. A crash-looping pod's last exit code alone says which kind it was (the README lists them).

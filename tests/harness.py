@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sagemaker_executor.adapters import sourcedir
 from sagemaker_executor.adapters.kafka import InboundRecord
 from sagemaker_executor.domain.errors import OutageError
 from sagemaker_executor.domain.limits import DEFAULT_MAX_REQUEST_BYTES
@@ -95,6 +96,7 @@ class Harness:
                 SubmissionSettings(
                     SITE, EXECUTOR, str(tmp_path), 10**6, max_request_bytes, tracking=tracking_record
                 ),
+                sources=sourcedir,
             ),
             CommandHandler(self.jobs, emitter, RETURN),
             LoopSettings(FETCHER, CMD, DLQ, **settings),

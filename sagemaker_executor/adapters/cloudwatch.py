@@ -12,7 +12,6 @@ import logging
 import queue
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,19 +24,13 @@ from sagemaker_executor.domain import strictjson
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch.type_defs import DimensionTypeDef, MetricDatumTypeDef
 
+# What the service hands over, declared with the tracked job it comes from (importable here too).
+from sagemaker_executor.domain.tracking import MetricsBatch as MetricsBatch
+
 log = logging.getLogger(__name__)
 
 NAMESPACE = "ANUBIS/METRICS"
 MAX_DIMENSIONS = 30
-
-
-@dataclass(frozen=True)
-class MetricsBatch:
-    region: str
-    job_name: str
-    labels: dict[str, str]
-    metrics: list[tuple[str, float, int]]  # (name, value, timestamp ms)
-    dashboard: str | None = None
 
 
 class CloudWatchPublisher:

@@ -7,7 +7,7 @@ Owned here: the HTTP side only (routes, status codes, content types), on the sta
 ``sagemaker_executor.service.observability``; this adapter sees them through the small protocols
 below, so it imports nothing from the service layer.
 
-``cli`` starts a :class:`HealthServer` before the consumer loop and stops it after. The Kubernetes
+``app`` starts a :class:`HealthServer` before the consumer loop and stops it after. The Kubernetes
 manifests (``deploy/base/sm-executor.yml``) point the liveness and readiness probes and the
 ``prometheus.io/*`` scrape annotations at it.
 """

@@ -2,7 +2,7 @@
 
 Used by ``service.tracker`` (the last lines of a job that failed, read once: :meth:`JobLogs.tail`) and
 by the ``logs`` client command (the whole log, interleaved across hosts and followed:
-:meth:`JobLogs.follow`); ``cli`` builds it. Where the streams are and what a tail keeps is
+:meth:`JobLogs.follow`); ``app`` builds it. Where the streams are and what a tail keeps is
 ``domain.joblog``'s; this module only reads.
 
 Two API calls, as the SageMaker SDK's ``logs_for_job`` makes them: ``DescribeLogStreams`` with the

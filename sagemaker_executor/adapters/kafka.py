@@ -1,7 +1,7 @@
 """The Kafka wrapper (kafka-python 3.x): topic creation, an ``acks=all`` producer whose sends can be
 awaited, a manually committed consumer, and how every client reaches the brokers.
 
-Called by ``service.loop``, ``cli`` and the ``submit``/``cancel`` client. Every KafkaConsumer,
+Called by ``service.loop``, ``app``, ``startup`` and the ``submit``/``cancel`` client. Every KafkaConsumer,
 KafkaProducer and KafkaAdminClient the package creates takes its connection keywords (brokers, TLS,
 SASL, bootstrap bound) from :func:`connection_config`, so a secured cluster is configured in one
 place (:class:`KafkaSecurity`). Values go out as strict JSON (``domain.strictjson.encode``: no NaN or
@@ -38,7 +38,14 @@ from kafka.errors import (
 )
 
 from sagemaker_executor.domain import strictjson
-from sagemaker_executor.domain.errors import OutageError, PermanentError
+
+# The broker's failures are the service's to handle, so they are declared with the other error kinds
+# (and still importable from here, where they are raised).
+from sagemaker_executor.domain.errors import FIX_BROKER as FIX_BROKER
+from sagemaker_executor.domain.errors import CommitError as CommitError
+from sagemaker_executor.domain.errors import KafkaOutage as KafkaOutage
+from sagemaker_executor.domain.errors import PermanentError
+from sagemaker_executor.domain.errors import PublishError as PublishError
 from sagemaker_executor.domain.limits import DEFAULT_MAX_REQUEST_BYTES
 
 log = logging.getLogger(__name__)
@@ -127,23 +134,7 @@ def connection_config(options: KafkaOptions, client_id: str | None = None) -> di
     return config
 
 
-FIX_BROKER = "check that the brokers in KAFKA_BOOTSTRAP_SERVERS are up and reachable from the pod"
 COMMIT_TIMEOUT_MS = 5000  # a commit the broker does not answer is retried on the next loop round
-
-
-class KafkaOutage(OutageError):
-    """The broker does not answer: an outage of the executor's own set-up (``dependency="kafka"``)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("kafka", message, FIX_BROKER)
-
-
-class PublishError(KafkaOutage):
-    """A record could not be acknowledged by the broker; the input must not be committed."""
-
-
-class CommitError(KafkaOutage):
-    """An offset commit was not acknowledged; the offsets are committed again later."""
 
 
 class TopicSetupError(PermanentError):

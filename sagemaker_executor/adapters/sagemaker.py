@@ -1,7 +1,7 @@
 """The SageMaker wrapper: starts a training job for a :class:`TrainingJobSpec` (the source upload and one
 ``CreateTrainingJob``), plus the lookups cancel and redelivery need (describe, tags, search by tag, stop).
 
-Called by ``service.submission`` and ``service.commands``; ``cli`` builds it. No business decisions are
+Called by ``service.submission`` and ``service.commands``; ``app`` builds it. No business decisions are
 made here; every botocore error leaves as one of ``domain.errors``' kinds (see ``adapters.aws.classify``).
 
 The request is built by ``domain.request.create_training_job_request`` and sent with boto3 (the default,

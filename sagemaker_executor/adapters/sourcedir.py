@@ -54,7 +54,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from sagemaker_executor.domain.errors import OutageError, PermanentError
+from sagemaker_executor.domain.errors import OutageError, ScriptRejected
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ _SHOWN_NAME_CHARS = 120  # an archive or member name in a message; longer ones k
 _REQUIREMENTS_DIR_NAME = re.compile(r"[A-Za-z0-9_.+@][A-Za-z0-9_.+@ -]*")
 
 
-class UnsafeArchiveError(PermanentError, ValueError):
+class UnsafeArchiveError(ScriptRejected, ValueError):
     """A script archive that was refused (unsafe, too large, or not a readable tar); permanent."""
 
     def __init__(self, archive_name: str, member: str | None, reason: str) -> None:

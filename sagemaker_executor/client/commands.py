@@ -105,15 +105,21 @@ def submit(
             if view.live:
                 view.note(f"follow it with: sagemaker-executor status {action_id} --follow")
             return ExitCode.OK
-        timeline = Timeline(action_id)
-        hint = (
-            f"no answer from the executor after {QUIET_HINT_S:.0f}s: is it running and reading "
-            f"{settings.consumer_topic} (CONSUMER_TOPIC)? Still waiting"
-        )
-        end = _follow(brokers, timeline, view, until, options.timeout_s, quiet_hint=hint)
-        return _exit_for(end, action_id, options.timeout_s)
+        return _follow_submission(brokers, settings, options, action_id, until, view)
     finally:
         brokers.close()
+
+
+def _follow_submission(
+    brokers: Brokers, settings: Settings, options: ClientOptions, action_id: str, until: Until, view: View
+) -> ExitCode:
+    """``submit --follow``: the benchmark's changes until ``until``, with a hint if nothing answers."""
+    hint = (
+        f"no answer from the executor after {QUIET_HINT_S:.0f}s: is it running and reading "
+        f"{settings.consumer_topic} (CONSUMER_TOPIC)? Still waiting"
+    )
+    end = _follow(brokers, Timeline(action_id), view, until, options.timeout_s, quiet_hint=hint)
+    return _exit_for(end, action_id, options.timeout_s)
 
 
 def cancel(settings: Settings, options: ClientOptions, target: str, *, follow: bool, view: View) -> ExitCode:

@@ -45,48 +45,20 @@ def logs(
     poll_s: float = POLL_S,
 ) -> ExitCode:
     """Print the log of ``action_id``'s job; with ``follow``, until the job has ended."""
-    if not settings.aws_region:
-        raise ClientError(
-            ExitCode.USAGE, "logs needs AWS_DEFAULT_REGION (or AWS_REGION): the region the job ran in"
-        )
-    session = user_session(settings.aws_region, f"to read the log of action {action_id}")
-    try:
-        jobs = SageMakerJobs(session, default_bucket="", retry_attempts=RETRY_ATTEMPTS)
-        job_logs = JobLogs(session, RETRY_ATTEMPTS)
-        job = find_action_job(jobs, action_id, client_id)
-    except JobNotFound:
-        raise ClientError(
-            ExitCode.NOT_FOUND,
-            f"no training job for action {action_id}: check the id (submit prints it); only the client "
-            f"that submitted it finds it (this one is {client_id}; see --client-id)",
-        ) from None
-    except ExecutorError as error:
-        raise aws_failure(error) from error
+    jobs, job_logs, job = _find_job(settings, action_id, client_id)
     name = str(job["TrainingJobName"])
     hosts = _instance_count(job)
     follower = job_logs.follow(name, hosts)
     view.note(f"training job {name}: {_state(job)}; log: {log_location(name)}")
     printed = 0
-    started = monotonic()
     try:
         printed += _print_new(follower, view, hosts)
         if not follow:
             if not printed:
                 raise _no_log(name, job)
             return ExitCode.OK
-        ended_before = _ended(job)
-        while not _ended(job):
-            if timeout_s is not None and monotonic() - started > timeout_s:
-                raise ClientError(
-                    ExitCode.TIMED_OUT,
-                    f"training job {name} had not ended within --timeout {timeout_s:g}s; it goes on",
-                )
-            sleep(poll_s)
-            printed += _print_new(follower, view, hosts)
-            job = jobs.describe(name)
-        if not ended_before:
-            sleep(poll_s)  # lines of the job's last moments reach CloudWatch after its end
-            printed += _print_new(follower, view, hosts)
+        job, more = _follow_to_end(jobs, job, follower, view, hosts, timeout_s, poll_s)
+        printed += more
     except KeyboardInterrupt:
         raise ClientError(
             ExitCode.INTERRUPTED, f"interrupted; training job {name} goes on (its log: {log_location(name)})"
@@ -97,6 +69,59 @@ def logs(
         raise _no_log(name, job)
     view.note(f"training job {name}: {_state(job)}")
     return ExitCode.OK if job.get("TrainingJobStatus") == "Completed" else ExitCode.FAILED
+
+
+def _find_job(
+    settings: Settings, action_id: str, client_id: str
+) -> tuple[SageMakerJobs, JobLogs, dict[str, Any]]:
+    """The wrappers, with the user's identity, and the description of ``action_id``'s job."""
+    if not settings.aws_region:
+        raise ClientError(
+            ExitCode.USAGE, "logs needs AWS_DEFAULT_REGION (or AWS_REGION): the region the job ran in"
+        )
+    session = user_session(settings.aws_region, f"to read the log of action {action_id}")
+    try:
+        jobs = SageMakerJobs(session, default_bucket="", retry_attempts=RETRY_ATTEMPTS)
+        job_logs = JobLogs(session, RETRY_ATTEMPTS)
+        return jobs, job_logs, find_action_job(jobs, action_id, client_id)
+    except JobNotFound:
+        raise ClientError(
+            ExitCode.NOT_FOUND,
+            f"no training job for action {action_id}: check the id (submit prints it); only the client "
+            f"that submitted it finds it (this one is {client_id}; see --client-id)",
+        ) from None
+    except ExecutorError as error:
+        raise aws_failure(error) from error
+
+
+def _follow_to_end(
+    jobs: SageMakerJobs,
+    job: dict[str, Any],
+    follower: LogFollower,
+    view: View,
+    hosts: int,
+    timeout_s: float | None,
+    poll_s: float,
+) -> tuple[dict[str, Any], int]:
+    """``--follow``: print new lines every ``poll_s`` until the job has ended, then once more for its
+    last moments; the job's last description and how many events were printed."""
+    name = str(job["TrainingJobName"])
+    printed = 0
+    started = monotonic()
+    ended_before = _ended(job)
+    while not _ended(job):
+        if timeout_s is not None and monotonic() - started > timeout_s:
+            raise ClientError(
+                ExitCode.TIMED_OUT,
+                f"training job {name} had not ended within --timeout {timeout_s:g}s; it goes on",
+            )
+        sleep(poll_s)
+        printed += _print_new(follower, view, hosts)
+        job = jobs.describe(name)
+    if not ended_before:
+        sleep(poll_s)  # lines of the job's last moments reach CloudWatch after its end
+        printed += _print_new(follower, view, hosts)
+    return job, printed
 
 
 def _print_new(follower: LogFollower, view: View, hosts: int) -> int:

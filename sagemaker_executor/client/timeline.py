@@ -14,7 +14,7 @@ tracking says ``RUNNING`` while a job is stopping. The printed lifecycle names w
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, Literal
@@ -84,6 +84,15 @@ class Change:
     status: str
     tone: Tone
     lines: tuple[str, ...] = ()  # what the message says below its first line (a failed job's log)
+
+
+# How a status line becomes a Change: the event's name, its detail, its tone.
+_MakeChange = Callable[[str, str, Tone], Change]
+# The statuses that end a job, with how it ended and how that reads.
+_ENDS: dict[str, tuple[End, str, Tone]] = {
+    Status.FAILED: (End.FAILED, "job failed", Tone.BAD),
+    Status.CANCELED: (End.CANCELLED, "job cancelled", Tone.WARN),
+}
 
 
 @dataclass(frozen=True)
@@ -195,18 +204,37 @@ class Timeline:
 
         if service not in (SERVICE_NAME, "?"):  # the BFF's, the fetcher's: their words, as they are
             return change(status.lower(), f"{service}: {message}", Tone.INFO)
-        if status == Status.SUCCEEDED and about_cancel:
-            if message.startswith(_NOTHING_TO_CANCEL_PREFIX):
-                self._ended(End.ALREADY_ENDED, event, now_ms)
-                return change("nothing to cancel", message, Tone.INFO)
-            return change(
-                "cancel requested",
-                message if message != MSG_CANCELLED else "the job is being stopped",
-                Tone.WARN,
-            )
-        if status == Status.FAILED and about_cancel:
+        if about_cancel and status in (Status.SUCCEEDED, Status.FAILED):
+            return self._cancel_status(status, message, event, now_ms, change)
+        return self._job_status(status, message, src, tracked, event, now_ms, change)
+
+    def _cancel_status(
+        self, status: str, message: str, event: Mapping[str, Any], now_ms: int, change: _MakeChange
+    ) -> Change:
+        """An executor's status about a cancel command (SUCCEEDED or FAILED)."""
+        if status == Status.FAILED:
             self.cancel_failed = True
             return change("cancel failed", message, Tone.BAD)
+        if message.startswith(_NOTHING_TO_CANCEL_PREFIX):
+            self._ended(End.ALREADY_ENDED, event, now_ms)
+            return change("nothing to cancel", message, Tone.INFO)
+        return change(
+            "cancel requested",
+            message if message != MSG_CANCELLED else "the job is being stopped",
+            Tone.WARN,
+        )
+
+    def _job_status(
+        self,
+        status: str,
+        message: str,
+        src: Mapping[str, Any],
+        tracked: re.Match[str] | None,
+        event: Mapping[str, Any],
+        now_ms: int,
+        change: _MakeChange,
+    ) -> Change:
+        """An executor's status about the submission and its training job."""
         if status == Status.SUCCEEDED and message.startswith(_FINISHED_PREFIX):
             self._ended(End.FINISHED, event, now_ms)
             return change("job finished", message.removeprefix(_FINISHED_PREFIX).lstrip(": "), Tone.GOOD)
@@ -218,12 +246,9 @@ class Timeline:
         if status == Status.ERROR:
             self.refused = True
             return change("refused", message, Tone.BAD)
-        if status == Status.FAILED:
-            self._ended(End.FAILED, event, now_ms)
-            return change("job failed", message, Tone.BAD)
-        if status == Status.CANCELED:
-            self._ended(End.CANCELLED, event, now_ms)
-            return change("job cancelled", message, Tone.WARN)
+        if status in _ENDS:
+            self._ended(_ENDS[status][0], event, now_ms)
+            return change(_ENDS[status][1], message, _ENDS[status][2])
         if status == Status.METRICS_AVAILABLE:
             self.metrics = True
             return change("metrics", message.removeprefix(_METRICS_PREFIX), Tone.GOOD)

@@ -7,6 +7,8 @@
 * :class:`OutageError` -- the executor's own set-up fails (its credentials, its bucket or role, AWS or
   the broker unreachable): nothing is wrong with the benchmark, so it is never answered with ERROR.
   Retried without giving up while fetching pauses and ``/readyz`` says why.
+  :class:`KafkaOutage` is the brokers' kind; :class:`PublishError` and :class:`CommitError` say
+  which of the loop's steps was not acknowledged.
 * :class:`JobAlreadyExists` / :class:`JobNotFound` -- answers from SageMaker that the service turns
   into outcomes of their own (an earlier attempt succeeded; there is nothing to cancel).
 
@@ -38,6 +40,10 @@ class DescriptorError(PermanentError, ValueError):
         return (DescriptorError, (self.field, self.reason))
 
 
+class ScriptRejected(PermanentError):
+    """A benchmark's script archive was refused (unsafe, too large, not a readable tar)."""
+
+
 class TransientError(ExecutorError):
     """A temporary failure of a dependency (throttling, 5xx, connection): retried with backoff."""
 
@@ -57,6 +63,24 @@ class OutageError(TransientError):
         super().__init__(message)
         self.dependency = dependency
         self.fix = fix
+
+
+FIX_BROKER = "check that the brokers in KAFKA_BOOTSTRAP_SERVERS are up and reachable from the pod"
+
+
+class KafkaOutage(OutageError):
+    """The broker does not answer: an outage of the executor's own set-up (``dependency="kafka"``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("kafka", message, FIX_BROKER)
+
+
+class PublishError(KafkaOutage):
+    """A record could not be acknowledged by the broker; the input must not be committed."""
+
+
+class CommitError(KafkaOutage):
+    """An offset commit was not acknowledged; the offsets are committed again later."""
 
 
 class JobAlreadyExists(ExecutorError):

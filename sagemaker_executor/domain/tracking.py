@@ -90,3 +90,15 @@ def tracked_job(executor_event: Mapping[str, Any], partition: int, now_ms: int) 
 def metric_labels(job: TrackedJob) -> dict[str, str]:
     """Labels of the job's metrics: as the Kubernetes path has them (CONTRACT §4.5)."""
     return {"action-id": job.action_id, "client-id": job.client_id, **job.labels}
+
+
+@dataclass(frozen=True)
+class MetricsBatch:
+    """A finished job's final metrics for CloudWatch (``custom_params.merge``), with its labels as
+    dimensions and, with ``dashboard``, the dashboard to show them on."""
+
+    region: str
+    job_name: str
+    labels: dict[str, str]
+    metrics: list[tuple[str, float, int]]  # (name, value, timestamp ms)
+    dashboard: str | None = None

@@ -48,8 +48,15 @@ class Step:
     logged: str = ""  # text the job's log must contain (``sagemaker-executor logs``, printed)
 
 
+CREATED = ["--until", "created"]  # follow a submission until its job exists
+
+
 def _steps(examples: Path) -> list[Step]:
-    created = ["--until", "created"]
+    return [*_succeeding_steps(examples), *_failing_steps(examples)]
+
+
+def _succeeding_steps(examples: Path) -> list[Step]:
+    """Benchmarks that run: Anubis's samples for real, then examples on the local SageMaker's timeline."""
     hello = examples / "anubis-hello-world"
     return [
         Step(
@@ -73,7 +80,7 @@ def _steps(examples: Path) -> list[Step]:
         ),
         Step(
             "The descriptor-parser fixture with custom params, followed until its job is created",
-            ["submit", str(examples / "sagemaker-custom-params.toml"), *created],
+            ["submit", str(examples / "sagemaker-custom-params.toml"), *CREATED],
             "job created",
         ),
         Step(
@@ -86,6 +93,12 @@ def _steps(examples: Path) -> list[Step]:
             ],
             "metrics",
         ),
+    ]
+
+
+def _failing_steps(examples: Path) -> list[Step]:
+    """What goes wrong and how it shows, then a long run that the demo cancels."""
+    return [
         Step(
             "A benchmark that fails while training: its FAILED status shows the log's last lines",
             ["submit", str(examples / "failing.toml")],
@@ -107,7 +120,7 @@ def _steps(examples: Path) -> list[Step]:
         ),
         Step(
             "Horovod on GPUs: a long training run, to be cancelled",
-            ["submit", str(examples / "long-running.toml"), *created],
+            ["submit", str(examples / "long-running.toml"), *CREATED],
             "job created",
         ),
     ]

@@ -1,9 +1,10 @@
 """A runnable local SageMaker endpoint: moto's ThreadedMotoServer with the local behaviour layer.
 
-Owns the HTTP side of the local SageMaker: the server process, its JSON control endpoints under
-``/_local_sagemaker/``, fault injection (added latency and retriable errors on AWS calls), and
-``LocalSageMakerControl``, the small client that tests, benchmarks and the demo use to steer a server
-running in another process. The behaviour itself lives in ``sagemaker_executor.local.sagemaker``.
+Owns the HTTP side of the local SageMaker: the server process and its JSON control endpoints under
+``/_local_sagemaker/``. Fault injection (added latency and retriable errors on AWS calls) is
+``local.faults``; ``local.control`` has ``LocalSageMakerControl``, the small client that tests,
+benchmarks and the demo use to steer a server running in another process, and ``server_process``
+(both still importable from here). The behaviour itself lives in ``sagemaker_executor.local.sagemaker``.
 
 Run: ``python -m sagemaker_executor.local.server --port P [--host 127.0.0.1] [--manual-clock]
 [--phase-seconds 2] [--stop-seconds 1] [--run-jobs [--stop-grace-seconds 120] [--jobs-dir DIR]
@@ -38,22 +39,13 @@ Control endpoints (JSON in and out; errors are ``{"error": ...}`` with 400, 404,
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import logging
-import random
 import signal
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
-from datetime import datetime
-from enum import StrEnum
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +60,14 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import get_input_stream
 
+from sagemaker_executor.local.control import CONTROL_PREFIX, ping
+from sagemaker_executor.local.control import ControlError as ControlError
+from sagemaker_executor.local.control import LocalSageMakerControl as LocalSageMakerControl
+from sagemaker_executor.local.control import server_process as server_process
+from sagemaker_executor.local.faults import ErrorKind as ErrorKind
+from sagemaker_executor.local.faults import FaultInjector as FaultInjector
+from sagemaker_executor.local.faults import FaultSettings as FaultSettings
+from sagemaker_executor.local.faults import aws_error, json_error
 from sagemaker_executor.local.runner import SAGEMAKER_STOP_GRACE_SECONDS, JobRunner
 from sagemaker_executor.local.sagemaker import (
     Clock,
@@ -78,141 +78,7 @@ from sagemaker_executor.local.sagemaker import (
     validation_refusal,
 )
 
-CONTROL_PREFIX = "/_local_sagemaker/"
-
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-
-class ErrorKind(StrEnum):
-    THROTTLING = "throttling"
-    INTERNAL = "internal"
-
-
-_ERRORS = {
-    ErrorKind.THROTTLING: (400, "ThrottlingException", "Rate exceeded"),
-    ErrorKind.INTERNAL: (500, "InternalFailure", "We encountered an internal error. Please try again."),
-}
-
-
-@dataclass(frozen=True)
-class FaultSettings:
-    """Latency added to every AWS call and the fraction of calls answered with a retriable error."""
-
-    latency_ms: float = 0.0
-    error_rate: float = 0.0
-    error_kind: ErrorKind = ErrorKind.THROTTLING
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.latency_ms, bool) or not isinstance(self.latency_ms, int | float):
-            raise ValueError("latency_ms must be a number")
-        if isinstance(self.error_rate, bool) or not isinstance(self.error_rate, int | float):
-            raise ValueError("error_rate must be a number")
-        if self.latency_ms < 0 or not 0.0 <= self.error_rate <= 1.0:
-            raise ValueError("latency_ms must be >= 0 and error_rate within [0, 1]")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise ValueError("seed must be an integer or null")
-        object.__setattr__(self, "error_kind", ErrorKind(self.error_kind))
-
-    def merged(self, changes: Mapping[str, Any]) -> FaultSettings:
-        unknown = set(changes) - {f.name for f in fields(self)}
-        if unknown:
-            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
-        return replace(self, **dict(changes))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "latency_ms": self.latency_ms,
-            "error_rate": self.error_rate,
-            "error_kind": self.error_kind.value,
-            "seed": self.seed,
-        }
-
-
-class FaultInjector:
-    """Decides, per AWS call, how long to delay it and whether to answer it with an error."""
-
-    def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._settings = FaultSettings()
-        self._random = random.Random()  # noqa: S311 - fault injection, not cryptography
-        self._stats = {"calls": 0, "delayed": 0, "errors": 0}
-
-    @property
-    def settings(self) -> FaultSettings:
-        with self._lock:
-            return self._settings
-
-    def configure(self, settings: FaultSettings) -> None:
-        with self._lock:
-            self._settings = settings
-            self._random = random.Random(settings.seed)  # noqa: S311 - fault injection, not cryptography
-
-    def stats(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._stats)
-
-    def reset(self) -> None:
-        self.configure(FaultSettings())
-        with self._lock:
-            self._stats = dict.fromkeys(self._stats, 0)
-
-    def before_call(self) -> ErrorKind | None:
-        """Wait out the added latency, then return the error to answer with, if any."""
-        with self._lock:
-            settings = self._settings
-            fail = settings.error_rate > 0 and self._random.random() < settings.error_rate
-            self._stats["calls"] += 1
-            self._stats["delayed"] += settings.latency_ms > 0
-            self._stats["errors"] += fail
-        if settings.latency_ms > 0:
-            self._sleep(settings.latency_ms / 1000)
-        return settings.error_kind if fail else None
-
-
-def _aws_error(environ: dict[str, Any], start_response: Callable[..., Any], kind: ErrorKind) -> list[bytes]:
-    get_input_stream(environ).read()  # drain the request so a kept-alive connection stays in step
-    status, code, message = _ERRORS[kind]
-    request_id = str(uuid.uuid4())
-    headers = [("x-amzn-RequestId", request_id), ("x-amz-request-id", request_id)]
-    if environ.get("HTTP_X_AMZ_TARGET"):  # JSON protocols (SageMaker, ...) name the operation here
-        body = json.dumps({"__type": code, "message": message}).encode()
-        headers += [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)]
-    else:  # query and REST-XML protocols (S3, STS, ...) all parse this shape
-        body = (
-            f"<ErrorResponse><Error><Type>{'Sender' if status < 500 else 'Receiver'}</Type>"
-            f"<Code>{code}</Code><Message>{message}</Message>"
-            f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-        ).encode()
-        headers.append(("Content-Type", "text/xml"))
-    reason = "Bad Request" if status == 400 else "Internal Server Error"
-    start_response(f"{status} {reason}", [*headers, ("Content-Length", str(len(body)))])
-    return [body]
-
-
-def _json_error(start_response: Callable[..., Any], status: int, code: str, message: str) -> list[bytes]:
-    """An error of a JSON-protocol API (SageMaker) as botocore parses it."""
-    body = json.dumps({"__type": code, "message": message}).encode()
-    request_id = str(uuid.uuid4())
-    start_response(
-        f"{status} Bad Request",
-        [
-            ("x-amzn-RequestId", request_id),
-            ("x-amzn-ErrorType", code),
-            ("Content-Type", "application/x-amz-json-1.1"),
-            ("Content-Length", str(len(body))),
-        ],
-    )
-    return [body]
-
-
-class ControlError(Exception):
-    """A control request that cannot be honoured; ``status`` is its HTTP status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class LocalSageMakerApp:
@@ -242,11 +108,11 @@ class LocalSageMakerApp:
         if not path.startswith("/moto-api"):
             error = self._faults.before_call()
             if error is not None:
-                return _aws_error(environ, start_response, error)
+                return aws_error(environ, start_response, error)
             if self._quotas and environ.get("HTTP_X_AMZ_TARGET") == "SageMaker.CreateTrainingJob":
                 refusal = self._over_quota(environ)
                 if refusal is not None:
-                    return _json_error(start_response, 400, "ResourceLimitExceeded", refusal)
+                    return json_error(start_response, 400, "ResourceLimitExceeded", refusal)
         return self._moto_app(environ, start_response)
 
     def _over_quota(self, environ: dict[str, Any]) -> str | None:
@@ -394,140 +260,7 @@ class LocalSageMakerServer(ThreadedMotoServer):
         return f"http://{host}:{port}"
 
 
-class LocalSageMakerControl:
-    """Client for the control endpoints of a running local SageMaker server."""
-
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError("base_url must be an http(s) URL")
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-
-    def _call(self, method: str, route: str, payload: Mapping[str, Any] | None = None) -> Any:
-        data = json.dumps(payload).encode() if payload is not None else None
-        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
-            f"{self.base_url}{CONTROL_PREFIX}{route}",
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                return json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            detail = json.loads(error.read() or b"{}").get("error", error.reason)
-            raise ControlError(error.code, str(detail)) from None
-
-    def health(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", "health")
-        return result
-
-    def jobs(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._call("GET", "jobs")["jobs"]
-        return result
-
-    def job(self, name: str) -> dict[str, Any]:
-        """The job named ``name`` (first match over accounts and regions); ``KeyError`` if none."""
-        for job in self.jobs():
-            if job["name"] == name:
-                return job
-        raise KeyError(name)
-
-    def default_timeline(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", "timeline")
-        return result
-
-    def set_default_timeline(self, **changes: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("PUT", "timeline", changes)
-        return result
-
-    def set_outcome(self, pattern: str, **timeline: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", "outcomes", {"pattern": pattern, "timeline": timeline})
-        return result
-
-    def clear_outcomes(self) -> None:
-        self._call("DELETE", "outcomes")
-
-    def now(self) -> datetime:
-        return datetime.fromisoformat(self._call("GET", "clock")["now"])
-
-    def advance(self, seconds: float) -> datetime:
-        return datetime.fromisoformat(self._call("POST", "clock/advance", {"seconds": seconds})["now"])
-
-    def faults(self) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("GET", "faults")
-        return result
-
-    def set_faults(self, **changes: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("PUT", "faults", changes)
-        return result
-
-    def set_quotas(self, **quotas: int) -> dict[str, int]:
-        """Instance quotas per type (``**{"ml.p3.16xlarge": 0}``), replacing the ones set before."""
-        result: dict[str, int] = self._call("PUT", "quotas", quotas)
-        return result
-
-    def reset(self) -> None:
-        self._call("POST", "reset")
-
-    def prepare_site(self, buckets: Sequence[str], role: str, region: str = "us-east-1") -> None:
-        """Create what an Anubis site has before the executor starts: its S3 buckets and the IAM role
-        the training jobs assume. Uses dummy credentials: real ones must never be sent here."""
-        import boto3
-
-        session = boto3.Session(
-            region_name=region,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106
-        )
-        s3 = session.client("s3", endpoint_url=self.base_url)
-        for bucket in buckets:
-            s3.create_bucket(Bucket=bucket)
-        session.client("iam", endpoint_url=self.base_url).create_role(
-            RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
-        )
-
-
-def _ping(url: str) -> None:
-    LocalSageMakerControl(url, timeout=5).health()
-
-
-@contextlib.contextmanager
-def server_process(
-    *, phase_seconds: float = 2.0, log_path: Path | None = None, extra_args: Sequence[str] = ()
-) -> Iterator[LocalSageMakerControl]:
-    """Run ``python -m sagemaker_executor.local.server`` on a free port in a child process.
-
-    For the integration tests and the demo, which need the endpoint outside their own process. Yields
-    a control client whose ``base_url`` is the endpoint; stops the server with SIGTERM on exit.
-    """
-    import subprocess
-
-    log = open(log_path, "wb") if log_path is not None else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", __name__, "--port", "0", "--phase-seconds", str(phase_seconds), *extra_args],
-        stdout=subprocess.PIPE,
-        stderr=log,
-    )
-    try:
-        line = process.stdout.readline().decode() if process.stdout is not None else ""
-        if not line.startswith("READY "):
-            raise RuntimeError(f"local SageMaker did not start (exit {process.poll()}): {line!r}")
-        yield LocalSageMakerControl(line.split()[1])
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-        if not isinstance(log, int):
-            log.close()
-
-
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, required=True, help="0 picks a free port")
     parser.add_argument("--host", default="127.0.0.1")
@@ -559,7 +292,11 @@ def main(argv: list[str] | None = None) -> int:
         help="with --run-jobs: a job of image NAME finds the files of DIR in its working directory "
         "(standing in for the image's WORKDIR); repeatable",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _checked(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Path]:
+    """The ``--image`` directories by name, once the flags are known to fit together."""
     images: dict[str, Path] = {}
     for item in args.image:
         name, sep, directory = item.partition("=")
@@ -570,6 +307,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--run-jobs runs processes in real time: it cannot take --manual-clock")
     if args.stop_grace_seconds < 0:
         parser.error("--stop-grace-seconds must not be negative")
+    return images
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    images = _checked(parser, args)
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
 
     clock: Clock = ManualClock() if args.manual_clock else RealClock()
@@ -582,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         server = LocalSageMakerServer(local, host=args.host, port=args.port)
         server.start()
         try:
-            _ping(server.url)
+            ping(server.url)
             print(f"READY {server.url}", flush=True)
             stop.wait()
         finally:

@@ -34,7 +34,7 @@ Owned here: what "done" means for a record, how many run at once, and what happe
   records finish for up to ``shutdown_grace_s``, commits what is done and returns; the rest is not
   committed and is redelivered to whoever owns the partition next.
 
-``cli`` builds it; the job tracker, if any, is ticked from this loop's thread.
+The composition root (``app``) builds it; the job tracker, if any, is ticked from this loop's thread.
 """
 
 from __future__ import annotations
@@ -51,14 +51,19 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sagemaker_executor.adapters.kafka import CommitError, InboundRecord, PublishError
 from sagemaker_executor.domain import strictjson
-from sagemaker_executor.domain.errors import CapacityError, OutageError, TransientError
+from sagemaker_executor.domain.errors import (
+    CapacityError,
+    CommitError,
+    OutageError,
+    PublishError,
+    TransientError,
+)
 from sagemaker_executor.domain.events import Status
 from sagemaker_executor.domain.limits import DEFAULT_MAX_REQUEST_BYTES, record_size
 from sagemaker_executor.logs import log_context
@@ -81,8 +86,27 @@ BUSY_POLL_MS = 50  # commits and tracking may lag this much; shorter polls cost 
 MSG_WAITING_FOR_CAPACITY = "Waiting for SageMaker capacity (an account limit is reached); will retry: {}"
 
 
+class InboundRecord(Protocol):
+    """One consumed record as the loop reads it (``adapters.kafka.InboundRecord``)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp_ms(self) -> int: ...
+
+
 class Source(Protocol):
-    def poll(self, timeout_ms: int, max_records: int) -> list[InboundRecord]: ...
+    """The consumer the loop polls and commits through (``adapters.kafka.Subscriber``)."""
+
+    def poll(self, timeout_ms: int, max_records: int) -> Sequence[InboundRecord]: ...
     def commit_offsets(self, offsets: Mapping[tuple[str, int], int]) -> None: ...
     def pause_all(self) -> None: ...
     def resume_all(self) -> None: ...

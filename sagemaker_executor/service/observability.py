@@ -7,7 +7,7 @@ what "live" and "ready" mean (:class:`Health`), and the background checks that A
 brokers answer (:class:`DependencyProbe`). Nothing here does I/O of its own except the probes'
 ``check``, which the caller supplies.
 
-``cli`` builds one of each at start-up and hands them to the consumer loop, which reports what it does
+``app`` builds one of each at start-up and hands them to the consumer loop, which reports what it does
 (``consumed``, ``submitted``, ``failure``, ``heartbeat``, ``set_joined`` ...), and to
 :class:`sagemaker_executor.adapters.http.HealthServer`, which serves ``/healthz``, ``/readyz`` and
 ``/metrics`` to the kubelet and to Prometheus.

@@ -12,9 +12,8 @@ import tarfile
 
 from pydantic import ValidationError
 
-from sagemaker_executor.adapters.sourcedir import UnsafeArchiveError
 from sagemaker_executor.domain.descriptor import field_path
-from sagemaker_executor.domain.errors import DescriptorError, PermanentError
+from sagemaker_executor.domain.errors import DescriptorError, PermanentError, ScriptRejected
 from sagemaker_executor.domain.events import EventFieldError
 from sagemaker_executor.domain.preflight import PreflightError
 
@@ -30,7 +29,7 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     PermanentError,
     DescriptorError,
     EventFieldError,
-    UnsafeArchiveError,
+    ScriptRejected,
     tarfile.TarError,
     ValidationError,
 )
@@ -57,7 +56,7 @@ def user_message(error: BaseException) -> str:
         return f"Cannot process the request: {error}"
     if isinstance(error, ValidationError):
         return f"Cannot process the request: {describe_validation_error(error)}"
-    if isinstance(error, UnsafeArchiveError | tarfile.TarError):
+    if isinstance(error, ScriptRejected | tarfile.TarError):
         return f"Cannot process the request: benchmark script rejected: {error}"
     text = str(error)
     if text.startswith(("Cannot ", "Benchmark creation failed")):

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol, cast
 
-from sagemaker_executor.adapters.sourcedir import build_source_dir, private_workdir
 from sagemaker_executor.domain import constraints, preflight, strictjson
 from sagemaker_executor.domain.descriptor import check_sagemaker_support, parse_descriptor
 from sagemaker_executor.domain.errors import JobAlreadyExists, JobNotFound, PermanentError, TransientError
@@ -96,6 +96,23 @@ class Scripts(Protocol):
     def fetch(self, uri: str, max_bytes: int) -> IO[bytes]: ...
 
 
+class SourceDirs(Protocol):
+    """Where a job's source directory is assembled on local disk from its untrusted script archives
+    (the module ``adapters.sourcedir`` is one: ``sources=sourcedir``)."""
+
+    def private_workdir(self, root: Path, prefix: str) -> AbstractContextManager[Path]: ...
+
+    def build_source_dir(
+        self,
+        dest: Path,
+        archives: Iterable[tuple[str, BinaryIO]],
+        entry_files: Mapping[str, str],
+        requirements: Sequence[str],
+        max_total_bytes: int,
+        scripts_dir: str = "",
+    ) -> None: ...
+
+
 @dataclass(frozen=True)
 class SubmissionSettings:
     site: ExecutorSite
@@ -108,10 +125,17 @@ class SubmissionSettings:
 
 class SubmissionHandler:
     def __init__(
-        self, jobs: TrainingJobs, scripts: Scripts, emitter: StatusEmitter, settings: SubmissionSettings
+        self,
+        jobs: TrainingJobs,
+        scripts: Scripts,
+        emitter: StatusEmitter,
+        settings: SubmissionSettings,
+        *,
+        sources: SourceDirs,
     ) -> None:
         self._jobs = jobs
         self._scripts = scripts
+        self._sources = sources
         self._emitter = emitter
         self._settings = settings
 
@@ -212,7 +236,9 @@ class SubmissionHandler:
         if not spec.has_source:
             yield None
             return
-        with private_workdir(Path(self._settings.tmp_sources_dir), f"{spec.job_name}-") as workdir:
+        with self._sources.private_workdir(
+            Path(self._settings.tmp_sources_dir), f"{spec.job_name}-"
+        ) as workdir:
             source_dir = workdir / "source"
             with contextlib.ExitStack() as opened:
 
@@ -223,7 +249,7 @@ class SubmissionHandler:
                         )
                         yield uri.rsplit("/", 1)[-1], cast(BinaryIO, fileobj)
 
-                build_source_dir(
+                self._sources.build_source_dir(
                     source_dir,
                     archives(),
                     spec.entry_files,

@@ -35,10 +35,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from sagemaker_executor.adapters.kafka import PublishError
-from sagemaker_executor.domain.errors import ExecutorError, JobNotFound
+from sagemaker_executor.domain.errors import ExecutorError, JobNotFound, PublishError
 from sagemaker_executor.domain.events import MetricsEvent, Status, to_wire
 from sagemaker_executor.domain.joblog import LogTail, Masker
 from sagemaker_executor.domain.lifecycle import (
@@ -48,13 +47,10 @@ from sagemaker_executor.domain.lifecycle import (
     needs_description,
     report_for,
 )
-from sagemaker_executor.domain.tracking import TrackedJob, metric_labels, tracked_job
+from sagemaker_executor.domain.tracking import MetricsBatch, TrackedJob, metric_labels, tracked_job
 from sagemaker_executor.logs import log_context
 from sagemaker_executor.service.backoff import capped_exponential
 from sagemaker_executor.service.emitter import StatusEmitter
-
-if TYPE_CHECKING:
-    from sagemaker_executor.adapters.cloudwatch import CloudWatchPublisher
 
 log = logging.getLogger(__name__)
 
@@ -345,16 +341,20 @@ class KafkaStateStore:
         return [job for job in latest.values() if job is not None]
 
 
+class MetricsQueue(Protocol):
+    """Where finished jobs' metrics go for CloudWatch (``adapters.cloudwatch.CloudWatchPublisher``)."""
+
+    def submit(self, batch: MetricsBatch) -> None: ...
+
+
 class CloudWatchForwarder:
     """``custom_params.merge``: hands a finished job's metrics to the CloudWatch publisher's queue."""
 
-    def __init__(self, publisher: CloudWatchPublisher, default_region: str) -> None:
+    def __init__(self, publisher: MetricsQueue, default_region: str) -> None:
         self._publisher = publisher
         self._default_region = default_region
 
     def forward(self, job: TrackedJob, metrics: list[tuple[str, float, int]]) -> None:
-        from sagemaker_executor.adapters.cloudwatch import MetricsBatch
-
         self._publisher.submit(
             MetricsBatch(
                 region=job.region or self._default_region,

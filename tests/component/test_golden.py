@@ -21,6 +21,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from sagemaker_executor.adapters import sourcedir
 from sagemaker_executor.adapters.s3 import ScriptStore
 from sagemaker_executor.adapters.sagemaker import RequestBuilderName, SageMakerJobs
 from sagemaker_executor.domain.command import HOROVOD_NEEDS_TOOLKIT
@@ -176,7 +177,11 @@ def _run(
     sink = FakeSink()
     emitter = StatusEmitter(sink, status_topic="BAI_APP_STATUS", node="n")
     handler = SubmissionHandler(
-        jobs, ScriptStore(session, 2), emitter, SubmissionSettings(SITE, "BAI_APP_EXECUTOR", "/tmp", 10**7)
+        jobs,
+        ScriptStore(session, 2),
+        emitter,
+        SubmissionSettings(SITE, "BAI_APP_EXECUTOR", "/tmp", 10**7),
+        sources=sourcedir,
     )
     handler.handle(event)
     sink.flush()
@@ -231,6 +236,7 @@ def test_horovod_without_a_framework_image_is_an_error_naming_the_images_that_ru
         ScriptStore(aws, 2),
         StatusEmitter(sink, status_topic="BAI_APP_STATUS", node="n"),
         SubmissionSettings(SITE, "BAI_APP_EXECUTOR", "/tmp", 10**7),
+        sources=sourcedir,
     )
     handler.handle(fetcher_event(HOROVOD_GPU, action_id=ACTION, scripts=[SCRIPT_URI]))
     sink.flush()

@@ -305,3 +305,21 @@ def test_subnets_and_security_groups_are_set_together_or_not_at_all(missing: str
         k: v for k, v in DEPLOYED.items() if k not in ("SAGEMAKER_SUBNETS", "SAGEMAKER_SECURITY_GROUP_IDS")
     }
     assert load_settings(no_flags(), no_vpc).sagemaker_subnets == ()
+
+
+def test_variable_names_are_read_in_capitals_only() -> None:
+    # The names are a contract with deployments; a lower-case look-alike is some other program's.
+    settings = load_settings(no_flags(), {**DEPLOYED, "consumer_topic": "lower_case_topic"})
+
+    assert settings.consumer_topic == "BAI_APP_FETCHER"
+
+
+def test_a_required_variable_of_only_spaces_counts_as_missing() -> None:
+    with pytest.raises(ConfigError, match=re.escape("SAGEMAKER_ROLE (or --sagemaker-role) is required")):
+        load_settings(no_flags(), {**DEPLOYED, "SAGEMAKER_ROLE": "   "})
+
+
+def test_aws_region_wins_over_aws_default_region() -> None:
+    environ = {**DEPLOYED, "AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-1"}
+
+    assert load_settings(no_flags(), environ).aws_region == "eu-west-1"

@@ -25,6 +25,7 @@ from unittest import mock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sagemaker_executor.adapters import sourcedir
 from sagemaker_executor.adapters.kafka import PublishError
 from sagemaker_executor.domain.errors import CapacityError, OutageError, PermanentError, TransientError
 from sagemaker_executor.service import loop as loop_module
@@ -176,10 +177,16 @@ def injected(h: Harness, injector: Injector) -> Iterator[None]:
         mock.patch.object(SubmissionHandler, "handle", injector.wrap("submission", SubmissionHandler.handle)),
         mock.patch.object(CommandHandler, "handle", injector.wrap("command", CommandHandler.handle)),
     ]
-    for name in ("parse_descriptor", "translate", "build_source_dir", "executor_event"):
+    for name in ("parse_descriptor", "translate", "executor_event"):
         patches.append(
             mock.patch.object(submission_module, name, injector.wrap(name, getattr(submission_module, name)))
         )
+    # The harness hands the handler the adapters' sourcedir module as its SourceDirs.
+    patches.append(
+        mock.patch.object(
+            sourcedir, "build_source_dir", injector.wrap("build_source_dir", sourcedir.build_source_dir)
+        )
+    )
     h.jobs.create = injector.wrap("create_job", h.jobs.create)  # type: ignore[method-assign]
     h.jobs.describe = injector.wrap("describe_job", h.jobs.describe)  # type: ignore[method-assign]
     with contextlib.ExitStack() as stack:

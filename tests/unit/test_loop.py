@@ -11,6 +11,7 @@ from typing import Any
 
 from prometheus_client import generate_latest
 
+from sagemaker_executor.adapters import sourcedir
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings, describe_partitions
@@ -55,7 +56,13 @@ def _loop(tmp_path, records, pool, max_in_flight=16, observer=None):
         source,
         sink,
         emitter,
-        SubmissionHandler(jobs, FakeScripts(), emitter, SubmissionSettings(SITE, "E", str(tmp_path), 10**6)),
+        SubmissionHandler(
+            jobs,
+            FakeScripts(),
+            emitter,
+            SubmissionSettings(SITE, "E", str(tmp_path), 10**6),
+            sources=sourcedir,
+        ),
         CommandHandler(jobs, emitter, "R"),
         LoopSettings(FETCHER, "CMD", "DLQ", max_in_flight=max_in_flight),
         pool=pool,

@@ -8,6 +8,7 @@ import tarfile
 
 import pytest
 
+from sagemaker_executor.adapters import sourcedir
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
 from tests.builders import SITE, cancel_command, fetcher_event, minimal_contents
@@ -161,7 +162,7 @@ def test_no_space_for_the_source_dir_is_an_outage_the_loop_retries(tmp_path) -> 
     sink = FakeSink()
     emitter = StatusEmitter(sink, status_topic="BAI_APP_STATUS", node="n", clock_ms=lambda: 1000)
     settings = SubmissionSettings(SITE, "BAI_APP_EXECUTOR", str(tmp_path / "full" / "tmp"), 10**6)
-    handler = SubmissionHandler(FakeJobs(), FakeScripts(), emitter, settings)
+    handler = SubmissionHandler(FakeJobs(), FakeScripts(), emitter, settings, sources=sourcedir)
     with pytest.raises(OutageError) as caught:
         handler.handle(fetcher_event())
     assert caught.value.dependency == "disk"
