@@ -17,6 +17,8 @@ from typing import Any
 from pydantic import SecretStr
 from pydantic_core import PydanticCustomError
 
+from sagemaker_executor.domain.s3location import BUCKET_NAME_RULE, SCHEME, is_bucket_name, parse_s3_uri
+
 # Kafka security (kafka-python's names): the protocols and the SASL mechanisms accepted.
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM")
@@ -25,8 +27,6 @@ MAX_CREATE_RATE = 1000.0
 
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _SERVER_RE = re.compile(r"^[^\s:]+:\d{1,5}$")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
-_S3_URI_RE = re.compile(r"^s3://[^/]+(/.*)?$")
 _TRUE = ("true", "1", "yes")
 _BOOLEANS = (*_TRUE, "false", "0", "no")
 _OFF = ("off", "none", "")
@@ -121,16 +121,19 @@ def bootstrap_servers(value: Any) -> tuple[str, ...]:
 def bucket_name(value: Any) -> str:
     """An S3 bucket name; ``s3://name/`` is accepted and normalised to ``name``; "" stays ""."""
     text = text_of(value)
-    name = text[len("s3://") :].rstrip("/") if text.startswith("s3://") else text
-    if name and not _BUCKET_RE.match(name):
-        raise problem(f"must be an S3 bucket name, got {text!r}")
+    name = text[len(SCHEME) :].rstrip("/") if text.startswith(SCHEME) else text
+    if name and not is_bucket_name(name):
+        raise problem(f"must be an S3 bucket name ({BUCKET_NAME_RULE}), got {text!r}")
     return name
 
 
 def s3_uri(value: Any) -> str:
     text = text_of(value)
-    if text and not _S3_URI_RE.match(text):
-        raise problem(f"must be an s3:// URI, got {text!r}")
+    if text:
+        try:
+            parse_s3_uri(text)
+        except ValueError as error:
+            raise problem(f"must be an s3:// URI, got {text!r}: {error}") from None
     return text
 
 

@@ -252,7 +252,7 @@ def _settings(**environ: str):
 
     required = {
         "SAGEMAKER_OUTPUT_BUCKET": "bucket",
-        "SAGEMAKER_NODATASET": "s3://b/none",
+        "SAGEMAKER_NODATASET": "s3://nodata-bucket/none",
         "SAGEMAKER_ROLE": "role",
         "AWS_DEFAULT_REGION": "us-east-1",
     }

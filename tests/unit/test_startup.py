@@ -74,7 +74,7 @@ def test_a_topic_is_traced_back_to_the_setting_that_names_it() -> None:
         {},
         {
             "SAGEMAKER_OUTPUT_BUCKET": "b-out",
-            "SAGEMAKER_NODATASET": "s3://b/n",
+            "SAGEMAKER_NODATASET": "s3://nodata-bucket/n",
             "SAGEMAKER_ROLE": "r",
             "AWS_DEFAULT_REGION": "us-east-1",
             "DEAD_LETTER_TOPIC": "DLQ",
