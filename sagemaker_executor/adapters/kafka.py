@@ -249,9 +249,8 @@ def standalone_consumer(options: KafkaOptions, client_id: str | None = None, **c
     """A consumer in no consumer group, for reading topics as they are; ``config``: more kafka-python
     keywords. The group member that consumes the executor's input is :class:`Subscriber`."""
     # No group: nothing to commit (auto-commit on would only log that it is disabled).
-    return KafkaConsumer(
-        **connection_config(options, client_id), group_id=None, enable_auto_commit=False, **config
-    )
+    settings = {**connection_config(options, client_id), "group_id": None, "enable_auto_commit": False}
+    return KafkaConsumer(**{**settings, **config})  # ``config`` wins, e.g. a shorter bootstrap_timeout_ms
 
 
 def partition_count(options: KafkaOptions, topic: str, timeout_s: float = 30.0) -> int:

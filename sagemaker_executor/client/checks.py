@@ -15,19 +15,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from sagemaker_executor.client.errors import ClientError, ExitCode
 from sagemaker_executor.client.events import DescriptorFile, tar_scripts
 from sagemaker_executor.config import Settings
 from sagemaker_executor.domain.descriptor import (
     SAGEMAKER_ENGINE,
     SINGLE_RUN,
-    check_sagemaker_support,
-    parse_descriptor,
 )
-from sagemaker_executor.domain.errors import PermanentError
-from sagemaker_executor.domain.events import FetcherBenchmarkEvent, JSONDict, check_event_text
+from sagemaker_executor.domain.events import JSONDict
 from sagemaker_executor.domain.translation import ExecutorSite, routing
 from sagemaker_executor.service.submission import preflight_errors
 
@@ -113,26 +108,17 @@ def read_scripts(path: Path) -> tuple[str, bytes]:
 
 
 def check_submission(descriptor: DescriptorFile, event: JSONDict, settings: Settings) -> None:
-    """Run the service's validation of ``event`` (built from ``descriptor``) and :func:`_preflight`.
+    """Run the service's own checks of ``event`` (built from ``descriptor``): validation, SageMaker
+    support, translation and the pre-flight check of the request (:func:`_preflight`), once.
 
-    Raises ``INVALID_DESCRIPTOR`` with the executor's own message, prefixed by the file's path.
+    Raises ``INVALID_DESCRIPTOR`` with the executor's own messages, prefixed by the file's path.
     """
-    try:
-        model = FetcherBenchmarkEvent.model_validate(event)
-        parsed = parse_descriptor(model.payload.toml.contents)
-        check_event_text(event)
-        check_sagemaker_support(parsed)
-    except PermanentError as error:  # DescriptorError, EventFieldError
-        raise ClientError(ExitCode.INVALID_DESCRIPTOR, f"{descriptor.path}: {error}") from error
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ClientError(
-            ExitCode.INVALID_DESCRIPTOR, f"{descriptor.path}: event field {where!r}: {first['msg']}"
-        ) from error
-    problems = _preflight(event, settings)
+    problems = [problem.removeprefix(_SERVICE_PREFIX) for problem in _preflight(event, settings)]
     if problems:
         raise ClientError(ExitCode.INVALID_DESCRIPTOR, f"{descriptor.path}: " + "; ".join(problems))
+
+
+_SERVICE_PREFIX = "Cannot process the request: "  # the ERROR status's words; the client names the file
 
 
 def _preflight(event: JSONDict, settings: Settings) -> list[str]:

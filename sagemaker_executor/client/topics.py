@@ -13,10 +13,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from sagemaker_executor.adapters.kafka import Publisher, PublishError, RecordTooLarge, connection_config
+from sagemaker_executor.adapters.kafka import Publisher, PublishError, RecordTooLarge, standalone_consumer
 from sagemaker_executor.client.errors import ClientError, ExitCode
 from sagemaker_executor.config import Settings
 
@@ -36,10 +36,10 @@ class Brokers:
         self._servers = ",".join(settings.kafka_bootstrap_servers)
         try:
             # The service's connection settings (TLS, SASL), with the client's own, shorter, wait.
-            reach = connection_config(settings.kafka_options(CLIENT_KAFKA_ID))
-            reach["bootstrap_timeout_ms"] = int(connect_timeout_s * 1000)
-            self._consumer = KafkaConsumer(
-                **reach, group_id=None, enable_auto_commit=False, allow_auto_create_topics=False
+            self._consumer = standalone_consumer(
+                settings.kafka_options(CLIENT_KAFKA_ID),
+                bootstrap_timeout_ms=int(connect_timeout_s * 1000),
+                allow_auto_create_topics=False,
             )
             self._topics: set[str] = set(self._consumer.topics())
         except KafkaTimeoutError as error:

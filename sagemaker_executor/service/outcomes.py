@@ -52,7 +52,7 @@ def _short(value: object, limit: int = 80) -> str:
 
 def user_message(error: BaseException) -> str:
     """The ERROR status message for an expected failure of a submission."""
-    if isinstance(error, DescriptorError | DescriptorError | EventFieldError | PreflightError):
+    if isinstance(error, DescriptorError | EventFieldError | PreflightError):
         return f"Cannot process the request: {error}"
     if isinstance(error, ValidationError):
         return f"Cannot process the request: {describe_validation_error(error)}"
