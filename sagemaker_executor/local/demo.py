@@ -22,12 +22,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from sagemaker_executor.client.view import parse_line
 from sagemaker_executor.local.broker import LocalBroker
+from sagemaker_executor.local.executor import ExecutorProcess
 from sagemaker_executor.local.runner import JobRunner
 from sagemaker_executor.local.server import LocalSageMakerControl, server_process
 
@@ -191,17 +191,6 @@ def _environment(bootstrap: str, endpoint: str, workdir: Path) -> dict[str, str]
     return env
 
 
-def _wait_until_consuming(log: Path, executor: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if executor.poll() is not None:
-            raise RuntimeError(f"the executor exited with {executor.returncode}:\n{log.read_text()}")
-        if "consuming" in log.read_text(errors="replace"):
-            return
-        time.sleep(0.2)
-    raise RuntimeError("the executor did not start consuming in time:\n" + log.read_text())
-
-
 def run(examples: Path) -> int:
     why = JobRunner().cannot_isolate()
     if why is not None:
@@ -227,20 +216,13 @@ def run(examples: Path) -> int:
             control.prepare_site(["sm-output", "scripts-exchange", "data-pull"], "bai-sagemaker", REGION)
             env = _environment(broker.bootstrap_servers, control.base_url, workdir)
             log = workdir / "executor.log"
-            with open(log, "wb") as log_file:
-                executor = subprocess.Popen(
-                    [sys.executable, "-m", "sagemaker_executor.cli"],
-                    env=env,
-                    stdout=log_file,
-                    stderr=log_file,
-                )
+            executor = ExecutorProcess.start(env, log)
             try:
-                _wait_until_consuming(log, executor)
+                executor.wait_for_log("consuming")
                 print(f"Executor running (pid {executor.pid}) on {broker.bootstrap_servers}\n", flush=True)
                 failures = _play(env, examples, control)
             finally:
-                executor.terminate()
-                code = executor.wait(timeout=60)
+                code = executor.stop(timeout=60)
             print(f"\nExecutor stopped on SIGTERM with exit code {code}.")
             jobs = control.jobs()
             print(f"Local SageMaker holds {len(jobs)} training jobs:")
