@@ -16,6 +16,7 @@ from sagemaker_executor.service.offsets import OffsetLedger
 from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
 from tests.builders import SITE, cancel_command, fetcher_event
 from tests.fakes import FakeJobs, FakeScripts, FakeSink, FakeSource, record
+from tests.harness import CMD, RETURN, Harness
 
 FETCHER = "BAI_APP_FETCHER"
 
@@ -151,6 +152,19 @@ def test_a_cancel_waits_for_the_submission_it_targets(tmp_path) -> None:
     pool.run(0)
     loop.run_once()
     assert [task.args[0].record.topic for task in pool.tasks] == ["CMD"]
+
+
+def test_a_cancel_behind_a_throttled_submission_stops_the_job_once_it_exists(tmp_path) -> None:
+    # The submission is throttled and waits for its retry; the cancel about it, read in the same poll,
+    # must wait behind it: run at once it would find no job, answer "not found", and the job created
+    # on the retry would run on, uncancelled.
+    event = fetcher_event()
+    h = Harness(tmp_path, [record(FETCHER, event, 0), record(CMD, cancel_command(event["action_id"]), 0)])
+    h.jobs.transient_failures = 1
+    h.drain()
+    assert h.jobs.create_calls == 2 and h.jobs.stopped == [event["action_id"]]
+    assert [r["payload"]["return_code"] for r in h.sink.on(RETURN)] == [0]
+    assert h.source.committed == {(FETCHER, 0): 1, (CMD, 0): 1}
 
 
 def test_shutdown_commits_what_is_done_and_leaves_the_rest(tmp_path) -> None:
