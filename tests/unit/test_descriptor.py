@@ -768,6 +768,8 @@ def test_good_labels(labels: dict[str, str]) -> None:
         "5 4 * * sun",
         "0 0 1 JAN 7",
         "*/59 23 31 12 0",
+        "*/60 */24 */31 */12 */8",  # the longest step of each field: its whole range
+        "0 0 5-5 * *",  # a range of one
         "  0  0 * *\t*  ",
         "@yearly",
         "@annually",
@@ -809,6 +811,25 @@ def test_good_cron(expression: str) -> None:
 def test_bad_cron(expression: str, fragment: str) -> None:
     problem = cron_problem(expression)
     assert problem is not None and fragment in problem
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("mon * * * *", "minute field 'mon': 'mon' is not a number"),
+        ("0 0 * foo *", "month field 'foo': 'foo' is not a number or a name"),
+        ("0 0 */32 * *", "day-of-month field '*/32': step '32' must be a number from 1 to 31"),
+        ("0 0 ? * *", "may contain only letters, digits, spaces and '*,/-'"),
+        (
+            "* * * *",
+            "has 4 fields; a cron expression has 5 (minute hour day-of-month month day-of-week), or use "
+            "one of @annually, @daily, @hourly, @midnight, @monthly, @weekly, @yearly",
+        ),
+    ],
+)
+def test_cron_problems_are_worded_in_full(expression: str, message: str) -> None:
+    # The whole sentence the user reads in the ERROR status, not only a fragment of it.
+    assert cron_problem(expression) == message
 
 
 # ---------------------------------------------------------------- check_sagemaker_support
