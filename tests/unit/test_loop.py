@@ -8,6 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
+from sagemaker_executor.domain.errors import OutageError, TransientError
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import StatusEmitter
 from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings, describe_partitions
@@ -224,3 +225,46 @@ def test_a_record_whose_partition_was_revoked_while_it_ran_is_not_retried_here(t
     assert loop._parked == [] and pool.tasks == []  # left to the partition's new owner
     loop.on_assigned({(FETCHER, 0)})
     assert (FETCHER, 0) not in loop._revoked
+
+
+
+def _waiting_then_revoked(tmp_path, *, outage: bool = False) -> tuple[Harness, dict, dict]:
+    """Partition 0 and partition 1 each hold a submission whose first create fails and its duplicate,
+    waiting behind it. Partition 0's failure is throttling, or with ``outage`` missing credentials.
+    Partition 0 is then revoked and the loop runs on."""
+    a, c = fetcher_event(), fetcher_event()
+    records = [record(FETCHER, a, 0, partition=0), record(FETCHER, a, 1, partition=0)]
+    records += [record(FETCHER, c, 0, partition=1), record(FETCHER, c, 1, partition=1)]
+    h = Harness(tmp_path, records)
+    failures = {a["action_id"]: 1, c["action_id"]: 1}
+    create = h.jobs.create
+
+    def fails_once_each(spec, source_dir) -> None:
+        if failures.get(spec.job_name):
+            failures[spec.job_name] -= 1
+            if outage and spec.job_name == a["action_id"]:
+                raise OutageError("aws", "AWS credentials: injected", "fix it")
+            raise TransientError("ThrottlingException: injected")
+        create(spec, source_dir)
+
+    h.jobs.create = fails_once_each  # type: ignore[method-assign]
+    h.loop.run_once()
+    assert h.jobs.jobs == {}  # both parked, both duplicates behind them
+    h.loop.on_revoked({(FETCHER, 0)})
+    h.drain()
+    return h, a, c
+
+
+def test_records_that_wait_on_a_revoked_partition_are_left_to_its_next_owner(tmp_path) -> None:
+    h, a, c = _waiting_then_revoked(tmp_path)
+    # partition 0's parked record and the duplicate behind it never run here; partition 1's both do
+    assert set(h.jobs.jobs) == {c["action_id"]}
+    assert h.statuses_of(a["action_id"]) == ["PENDING"]
+    assert h.statuses_of(c["action_id"]).count("SUCCEEDED") == 2  # the job, then its duplicate
+    assert h.source.committed == {(FETCHER, 1): 2}
+
+
+def test_an_outage_only_a_revoked_record_waited_on_ends_with_it(tmp_path) -> None:
+    h, _, c = _waiting_then_revoked(tmp_path, outage=True)
+    assert h.observer.outages[-1] is None and not h.source.paused
+    assert set(h.jobs.jobs) == {c["action_id"]} and h.source.committed == {(FETCHER, 1): 2}
