@@ -227,7 +227,6 @@ def test_a_record_whose_partition_was_revoked_while_it_ran_is_not_retried_here(t
     assert (FETCHER, 0) not in loop._revoked
 
 
-
 def _waiting_then_revoked(tmp_path, *, outage: bool = False) -> tuple[Harness, dict, dict]:
     """Partition 0 and partition 1 each hold a submission whose first create fails and its duplicate,
     waiting behind it. Partition 0's failure is throttling, or with ``outage`` missing credentials.
