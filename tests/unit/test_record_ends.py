@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import replace
 
 import pytest
 from botocore.exceptions import ClientError
@@ -16,7 +17,7 @@ from botocore.exceptions import ClientError
 from sagemaker_executor.adapters.aws import classify
 from sagemaker_executor.adapters.kafka import CommitError, InboundRecord, PublishError
 from sagemaker_executor.domain.errors import CapacityError, JobNotFound, OutageError
-from sagemaker_executor.service.loop import minimal_dead_letter
+from sagemaker_executor.service.loop import DEAD_LETTER_REASON_CHARS, dead_letter_record, minimal_dead_letter
 from tests.builders import cancel_command, fetcher_event
 from tests.fakes import FakeSink, record
 from tests.harness import CMD, DLQ, EXECUTOR, FETCHER, STATUS, Harness
@@ -310,3 +311,22 @@ def test_the_minimal_dead_letter_holds_exactly_its_fields_in_ascii() -> None:
         "minimal": True,
     }
     assert letter.isascii()
+
+
+@pytest.mark.parametrize("key", ["client-7", None])
+def test_a_dead_letter_keeps_the_records_key_and_stamp(tmp_path, key) -> None:
+    h = Harness(tmp_path, [replace(record(FETCHER, b"{not json", 3, key=key), timestamp_ms=1234)])
+    h.drain(2)
+    (sent,) = [s for s in h.sink.acked if s.topic == DLQ]
+    letter = json.loads(sent.value)
+    assert sent.key == key and letter["key"] == key and "minimal" not in letter
+    assert letter["timestamp_ms"] == 1234 and letter["value"] == "{not json"
+    assert letter["source"] == {"topic": FETCHER, "partition": 0, "offset": 3}
+
+
+def test_a_long_reason_keeps_its_head_and_its_last_16_ki_characters() -> None:
+    reason = "".join(f"line {i}\n" for i in range(5000))  # a long traceback: where it failed is last
+    kept = dead_letter_record(record(FETCHER, b"x"), reason)["reason"]
+    assert kept == reason[:200] + "\n...\n" + reason[-DEAD_LETTER_REASON_CHARS:]
+    just_fits = "r" * DEAD_LETTER_REASON_CHARS
+    assert dead_letter_record(record(FETCHER, b"x"), just_fits)["reason"] == just_fits
