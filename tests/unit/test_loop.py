@@ -8,11 +8,15 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
-from sagemaker_executor.domain.errors import OutageError, TransientError
+import pytest
+
+from sagemaker_executor.adapters.kafka import PublishError
+from sagemaker_executor.domain.errors import CapacityError, OutageError, TransientError
+from sagemaker_executor.service import loop as loop_module
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import StatusEmitter
-from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings, describe_partitions
-from sagemaker_executor.service.observability import Health, LoopObserver, ServiceMetrics
+from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings, RetryPolicy, describe_partitions
+from sagemaker_executor.service.observability import FAILURE_KINDS, Health, LoopObserver, ServiceMetrics
 from sagemaker_executor.service.offsets import OffsetLedger
 from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
 from tests.builders import SITE, cancel_command, fetcher_event
@@ -267,3 +271,62 @@ def test_an_outage_only_a_revoked_record_waited_on_ends_with_it(tmp_path) -> Non
     h, _, c = _waiting_then_revoked(tmp_path, outage=True)
     assert h.observer.outages[-1] is None and not h.source.paused
     assert set(h.jobs.jobs) == {c["action_id"]} and h.source.committed == {(FETCHER, 1): 2}
+
+
+def test_backoff_doubles_from_its_base_up_to_its_cap_with_full_jitter(monkeypatch) -> None:
+    drawn: list[tuple[float, float]] = []
+
+    def highest(low: float, high: float) -> float:
+        drawn.append((low, high))
+        return high
+
+    monkeypatch.setattr(loop_module.random, "uniform", highest)
+    policy = RetryPolicy(base_s=1.0, cap_s=60.0, capacity_cap_s=300.0)
+    assert [policy.delay(n) for n in (0, 1, 5, 6, 31, 1000)] == [1, 2, 32, 60, 60, 60]
+    assert [policy.delay(n, capacity=True) for n in (6, 8, 9)] == [64, 256, 300]
+    assert RetryPolicy(base_s=0.5).delay(2) == 2.0
+    assert {low for low, _ in drawn} == {0}  # full jitter: anywhere from no wait at all
+
+
+def test_outcomes_and_failure_kinds_are_the_metrics_label_values(tmp_path) -> None:
+    records = [
+        record(FETCHER, fetcher_event(), 0),
+        record(CMD, cancel_command("nobody"), 0),
+        record(FETCHER, {"action_id": "a", "client_id": "c", "payload": {}}, 1),  # no descriptor
+        record(FETCHER, b"{not json", 2),
+    ]
+    h = Harness(tmp_path, records)
+    h.drain(2)
+    assert sorted(h.observer.outcomes) == [
+        "command-not-found",
+        "dead-letter",
+        "dead-letter",
+        "submission-submitted",
+    ]
+    assert h.observer.failures == ["dead_letter", "dead_letter"]
+
+
+@pytest.mark.parametrize(
+    ("failure", "kind"),
+    [
+        (PublishError("broker down"), "publish"),
+        (OutageError("aws", "AWS credentials: injected", "fix it"), "outage"),
+        (TransientError("ThrottlingException: injected"), "transient"),
+        (CapacityError("ResourceLimitExceeded: injected"), "capacity"),
+    ],
+)
+def test_each_wait_is_counted_under_its_own_failure_kind(tmp_path, failure, kind) -> None:
+    h = Harness(tmp_path, [record(FETCHER, fetcher_event(), 0)])
+    failures = iter([failure])
+    create = h.jobs.create
+
+    def fails_once(spec, source_dir) -> None:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        create(spec, source_dir)
+
+    h.jobs.create = fails_once  # type: ignore[method-assign]
+    h.drain()
+    assert h.observer.failures == [kind] and kind in FAILURE_KINDS
+    assert h.observer.outcomes == ["submission-submitted"]
