@@ -330,3 +330,15 @@ def test_each_wait_is_counted_under_its_own_failure_kind(tmp_path, failure, kind
     h.drain()
     assert h.observer.failures == [kind] and kind in FAILURE_KINDS
     assert h.observer.outcomes == ["submission-submitted"]
+
+
+def test_max_held_counts_parked_records_and_pauses_fetching_at_the_limit(tmp_path) -> None:
+    events = [fetcher_event() for _ in range(3)]
+    h = Harness(tmp_path, [record(FETCHER, e, i) for i, e in enumerate(events)], max_held=2)
+    h.jobs.transient_failures = 10**6  # every record that runs is parked: none runs, all are held
+    h.loop.run_once()
+    h.loop.run_once()
+    assert h.source.position == {(FETCHER, 0): 2} and h.source.paused  # the third is not fetched
+    h.jobs.transient_failures = 0
+    h.drain()
+    assert h.source.committed == {(FETCHER, 0): 3} and len(h.jobs.jobs) == 3
