@@ -54,6 +54,8 @@ TEST = LOCAL + SDK + [
     "kubernetes-validate>=1.37",
     "pyyaml>=6",
 ]
+# `make mutate`: mutation testing of domain/ and service/ against tests/unit (not part of `make test`).
+MUTATE = ["mutmut>=3.3,<4"]
 # `make bench`: the throughput benchmark's plot.
 BENCH = LOCAL + ["matplotlib>=3.8"]
 
@@ -67,6 +69,6 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["sagemaker_executor", "sagemaker_executor.*"]),
     install_requires=RUNTIME,
-    extras_require={"sdk": SDK, "local": LOCAL, "test": TEST, "bench": BENCH},
+    extras_require={"sdk": SDK, "local": LOCAL, "test": TEST, "bench": BENCH, "mutate": MUTATE},
     entry_points={"console_scripts": ["sagemaker-executor = sagemaker_executor.cli:main"]},
 )

@@ -66,16 +66,18 @@ class Harness:
         scripts: FakeScripts | None = None,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         tracking_record: bool = True,
+        observer: Any = None,
         **settings: Any,
     ) -> None:
         """``tracker``: a stand-in for the job tracker; ``tracking``: the real one (on the same sink,
         with an empty state topic); ``tracking_record``: whether submissions count a tracking record
-        in their size check (``WATCH_JOBS``); ``settings``: :class:`LoopSettings` fields."""
+        in their size check (``WATCH_JOBS``); ``observer``: instead of a :class:`RecordingObserver`
+        (the service's own, to test the metrics); ``settings``: :class:`LoopSettings` fields."""
         self.sink = sink or FakeSink()
         self.source = FakeSource(records, self.sink)
         self.jobs = ListableJobs()
         self.clock = FakeClock()
-        self.observer = RecordingObserver()
+        self.observer = observer if observer is not None else RecordingObserver()
         emitter = StatusEmitter(self.sink, status_topic=STATUS, node="test-node", clock_ms=lambda: 1000)
         if tracking:
             tracker = JobTracker(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import platform
 import threading
+from dataclasses import replace
 
 import pytest
 from prometheus_client import generate_latest
@@ -18,6 +19,9 @@ from sagemaker_executor.service.observability import (
     LoopObserver,
     ServiceMetrics,
 )
+from tests.builders import cancel_command, fetcher_event, minimal_contents
+from tests.fakes import record
+from tests.harness import CMD, FETCHER, Harness
 
 
 def samples(metrics: ServiceMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -288,3 +292,28 @@ def test_an_outage_the_loop_waits_on_is_in_readiness_and_the_outage_gauge_until_
     observer.outage(None)
     assert health.readiness() == (True, "ok")
     assert 'sm_executor_outage{dependency="aws"} 0.0' in generate_latest(metrics.registry).decode()
+
+
+def test_the_loop_counts_each_job_created_or_adopted_and_nothing_else(tmp_path) -> None:
+    """``sm_executor_jobs_submitted_total`` as the loop drives it: one job created, the same record
+    redelivered (the job adopted), an invalid descriptor and a cancel (no job): two submissions."""
+    event = fetcher_event()
+    invalid = fetcher_event(minimal_contents(hardware=None))
+    metrics = ServiceMetrics()
+    stamped = [
+        replace(record(FETCHER, event, 0), timestamp_ms=1),
+        replace(record(FETCHER, event, 1), timestamp_ms=1),
+        record(FETCHER, invalid, 2),
+        record(CMD, cancel_command(event["action_id"]), 0),
+    ]
+    h = Harness(tmp_path, stamped, observer=LoopObserver(metrics, Health()))
+    h.drain(3)
+
+    got = samples(metrics)
+    assert len(h.jobs.jobs) == 1 and h.jobs.stopped == [event["action_id"]]
+    assert got[("sm_executor_jobs_submitted_total", ())] == 2
+    assert got[("sm_executor_messages_consumed_total", (("outcome", "submission-submitted"),))] == 1
+    assert got[("sm_executor_messages_consumed_total", (("outcome", "submission-already-submitted"),))] == 1
+    assert got[("sm_executor_messages_consumed_total", (("outcome", "submission-error"),))] == 1
+    # the two submissions that reached a job, both stamped by the producer
+    assert got[("sm_executor_submission_latency_seconds_count", ())] == 2

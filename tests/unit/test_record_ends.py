@@ -6,17 +6,19 @@ runs the same situations against the real broker and the local SageMaker.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from sagemaker_executor.adapters.aws import classify
-from sagemaker_executor.adapters.kafka import CommitError, PublishError
+from sagemaker_executor.adapters.kafka import CommitError, InboundRecord, PublishError
 from sagemaker_executor.domain.errors import CapacityError, JobNotFound, OutageError
-from sagemaker_executor.service.loop import minimal_dead_letter
+from sagemaker_executor.service.loop import DEAD_LETTER_REASON_CHARS, dead_letter_record, minimal_dead_letter
 from tests.builders import cancel_command, fetcher_event
 from tests.fakes import FakeSink, record
 from tests.harness import CMD, DLQ, EXECUTOR, FETCHER, STATUS, Harness
@@ -281,3 +283,52 @@ def test_a_name_in_use_that_cannot_be_described_yet_is_asked_again(tmp_path) -> 
     h.drain(6)
     assert h.statuses_of(event["action_id"]) == ["PENDING", "SUCCEEDED", "PENDING", "SUCCEEDED"]
     assert h.source.committed == {(FETCHER, 0): 2} and "internal" not in h.observer.failures
+
+
+def test_throttling_past_give_up_s_ends_as_an_error_and_a_dead_letter_not_before(tmp_path) -> None:
+    event = fetcher_event()
+    h = Harness(tmp_path, [record(FETCHER, event, 0)])
+    h.jobs.transient_failures = 10**6  # SageMaker throttles for good
+    h.drain(30)  # half an hour (rounds of 61 s): still waiting, nothing committed
+    assert h.statuses_of(event["action_id"]) == ["PENDING"] and h.source.committed == {}
+    h.drain(35)  # past the hour of RetryPolicy.give_up_s
+    reason = "Benchmark creation failed. SageMaker kept failing for 3600s: ThrottlingException: Rate exceeded"
+    assert h.statuses()[-1] == ("ERROR", reason)
+    (letter,) = h.sink.on(DLQ)
+    assert letter["reason"] == reason and letter["source"] == {"topic": FETCHER, "partition": 0, "offset": 0}
+    assert h.source.committed == {(FETCHER, 0): 1} and h.observer.outcomes == ["gave-up"]
+    assert set(h.observer.failures) == {"transient", "dead_letter"}
+
+
+def test_the_minimal_dead_letter_holds_exactly_its_fields_in_ascii() -> None:
+    raw = b"\xff not utf-8"
+    letter = minimal_dead_letter(InboundRecord(FETCHER, 2, 7, b"key", raw, 1234), "r" * 5000)
+    assert json.loads(letter) == {
+        "reason": "r" * 4000,
+        "source": {"topic": FETCHER, "partition": 2, "offset": 7},
+        "timestamp_ms": 1234,
+        "value_excerpt": "\ufffd not utf-8",
+        "value_bytes": len(raw),
+        "value_sha256": hashlib.sha256(raw).hexdigest(),
+        "minimal": True,
+    }
+    assert letter.isascii()
+
+
+@pytest.mark.parametrize("key", ["client-7", None])
+def test_a_dead_letter_keeps_the_records_key_and_stamp(tmp_path, key) -> None:
+    h = Harness(tmp_path, [replace(record(FETCHER, b"{not json", 3, key=key), timestamp_ms=1234)])
+    h.drain(2)
+    (sent,) = [s for s in h.sink.acked if s.topic == DLQ]
+    letter = json.loads(sent.value)
+    assert sent.key == key and letter["key"] == key and "minimal" not in letter
+    assert letter["timestamp_ms"] == 1234 and letter["value"] == "{not json"
+    assert letter["source"] == {"topic": FETCHER, "partition": 0, "offset": 3}
+
+
+def test_a_long_reason_keeps_its_head_and_its_last_16_ki_characters() -> None:
+    reason = "".join(f"line {i}\n" for i in range(5000))  # a long traceback: where it failed is last
+    kept = dead_letter_record(record(FETCHER, b"x"), reason)["reason"]
+    assert kept == reason[:200] + "\n...\n" + reason[-DEAD_LETTER_REASON_CHARS:]
+    just_fits = "r" * DEAD_LETTER_REASON_CHARS
+    assert dead_letter_record(record(FETCHER, b"x"), just_fits)["reason"] == just_fits
