@@ -6,9 +6,9 @@ Owned here: what "done" means for a record, how many run at once, and what happe
   dead-lettered with its reason, and only then counts as done. Whatever a handler raises, and
   wherever (decoding, routing, validation, AWS, publishing, the error path itself), the record still
   ends: an unexpected exception is answered with an ERROR and dead-lettered with the traceback, and if
-  even that fails, :func:`minimal_dead_letter` -- source topic, partition, offset, reason and a
-  bounded excerpt, which always fits -- ends it. "Abandoned" is not an end. The only thing that is
-  not an end is a wait: a record whose dependency is failing is retried later.
+  even that fails, the minimal dead letter (``service.records``) -- source topic, partition, offset,
+  reason and a bounded excerpt, which always fits -- ends it. "Abandoned" is not an end. The only
+  thing that is not an end is a wait: a record whose dependency is failing is retried later.
 * **Done means acknowledged.** A record is done when every event it caused, including its job's
   tracking record, has been acknowledged by the broker (``acks=all``). Offsets are committed per
   partition only up to the first record not yet done
@@ -39,11 +39,8 @@ The composition root (``app``) builds it; the job tracker, if any, is ticked fro
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import heapq
 import itertools
-import json
 import logging
 import queue
 import random
@@ -67,40 +64,22 @@ from sagemaker_executor.domain.errors import (
 from sagemaker_executor.domain.events import Status
 from sagemaker_executor.domain.limits import DEFAULT_MAX_REQUEST_BYTES, record_size
 from sagemaker_executor.logs import log_context
+from sagemaker_executor.service import records
 from sagemaker_executor.service.backoff import capped_exponential
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import RecordSink, StatusEmitter
 from sagemaker_executor.service.offsets import OffsetLedger, Partition
 from sagemaker_executor.service.outcomes import Unroutable
+from sagemaker_executor.service.records import InboundRecord as InboundRecord
 from sagemaker_executor.service.submission import SubmissionHandler
 from sagemaker_executor.service.tracker import JobTracker
 
 log = logging.getLogger(__name__)
 
 LAG_REPORT_INTERVAL_S = 15.0
-DEAD_LETTER_VALUE_BYTES = 256 * 1024
-DEAD_LETTER_REASON_CHARS = 16 * 1024  # a traceback is long; its end says where it failed
-MINIMAL_EXCERPT_BYTES = 1024
 LOGGED_ID_CHARS = 200  # an action id in the logs; longer ones are not answered anyway (domain.limits)
 BUSY_POLL_MS = 50  # commits and tracking may lag this much; shorter polls cost CPU for nothing
 MSG_WAITING_FOR_CAPACITY = "Waiting for SageMaker capacity (an account limit is reached); will retry: {}"
-
-
-class InboundRecord(Protocol):
-    """One consumed record as the loop reads it (``adapters.kafka.InboundRecord``)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def timestamp_ms(self) -> int: ...
 
 
 class Source(Protocol):
@@ -413,14 +392,14 @@ class ExecutorLoop:
     def _task_for(self, record: InboundRecord) -> Task:
         task = Task(record, None, first_attempt_s=self._monotonic())
         try:
-            task.raw = _decode(record)
+            task.raw = records.decode(record)
         except Unroutable as error:
             task.unroutable = str(error)
             return task
         except Exception as error:  # decoding must not be the step that stops a record from ending
             task.unroutable = f"could not be decoded: {type(error).__name__}: {error}"
             return task
-        task.action = _action_of(task.raw, is_command=record.topic == self._settings.cmd_submit_topic)
+        task.action = records.action_of(task.raw, is_command=record.topic == self._settings.cmd_submit_topic)
         return task
 
     @property
@@ -627,7 +606,9 @@ class ExecutorLoop:
         try:
             log.error("%s %s", _where(task), reason, exc_info=error)
             self._observer.failure("internal")
-            self._sink.send(self._settings.dead_letter_topic, None, minimal_dead_letter(task.record, reason))
+            self._sink.send(
+                self._settings.dead_letter_topic, None, records.minimal_dead_letter(task.record, reason)
+            )
             self._sink.flush()
         except BaseException as second:  # not even that went out: the broker is what fails
             outage = PublishError(f"the dead letter for {_where(task)} was not acknowledged: {second!r}")
@@ -655,7 +636,7 @@ class ExecutorLoop:
         except TransientError:
             raise
         except Exception as error:  # a bug: say so to the user and keep the record, then carry on
-            log.exception("unexpected error handling %s", _where_record(record))
+            log.exception("unexpected error handling %s", records.where(record))
             self._observer.failure("internal")
             self._emitter.status(
                 raw,
@@ -667,12 +648,12 @@ class ExecutorLoop:
             return "internal-error", None
 
     def _dead_letter(self, record: InboundRecord, reason: str) -> None:
-        log.warning("dead-lettering %s: %s", _where_record(record), (reason.splitlines() or [""])[0])
+        log.warning("dead-lettering %s: %s", records.where(record), (reason.splitlines() or [""])[0])
         self._observer.failure("dead_letter")
         key = record.key.decode("utf-8", "replace")[:1024] if record.key is not None else None
-        letter = strictjson.encode(dead_letter_record(record, reason))
+        letter = strictjson.encode(records.dead_letter_record(record, reason))
         if record_size(key, letter) > self._settings.max_request_bytes:  # escapes can grow it 6-fold
-            letter = minimal_dead_letter(record, reason)
+            letter = records.minimal_dead_letter(record, reason)
         self._sink.send(self._settings.dead_letter_topic, key, letter)
 
 
@@ -688,94 +669,4 @@ def _take_all(results: queue.Queue[TaskResult], wait_s: float) -> list[TaskResul
 
 
 def _where(task: Task) -> str:
-    return _where_record(task.record)
-
-
-def _where_record(record: InboundRecord) -> str:
-    return f"{record.topic}[{record.partition}]@{record.offset}"
-
-
-def _decode(record: InboundRecord) -> Mapping[str, Any]:
-    """The record as a JSON object that names an action and a client, or :class:`Unroutable`."""
-    if record.value is None:
-        raise Unroutable("empty record (tombstone)")
-    try:
-        raw = json.loads(record.value.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise Unroutable(f"not UTF-8: {error}") from error
-    except (ValueError, RecursionError) as error:  # JSONDecodeError, and ints past 4,300 digits
-        raise Unroutable(f"not valid JSON: {error}") from error
-    if not isinstance(raw, dict):
-        raise Unroutable(f"not a JSON object but a {type(raw).__name__}")
-    for name in ("action_id", "client_id"):
-        value = raw.get(name)
-        if not isinstance(value, str) or not value:
-            raise Unroutable(f"'{name}' is missing or not a non-empty string: nobody to answer")
-    return raw
-
-
-def _action_of(raw: Mapping[str, Any], *, is_command: bool) -> str:
-    """The action a record is about: its own, or for a command the action it targets (a cancel)."""
-    if is_command:
-        payload = raw.get("payload")
-        args = payload.get("args") if isinstance(payload, Mapping) else None
-        target = args.get("target_action_id") if isinstance(args, Mapping) else None
-        if target is None and isinstance(args, list) and args:
-            target = args[0]
-        if isinstance(target, str) and target:
-            return target
-    return str(raw["action_id"])
-
-
-def dead_letter_record(record: InboundRecord, reason: str) -> dict[str, Any]:
-    """What goes to the dead-letter topic: where the record came from, why, and the record itself.
-
-    Bounded: the reason keeps its last ``DEAD_LETTER_REASON_CHARS`` characters (a traceback ends
-    where it failed), the value its first ``DEAD_LETTER_VALUE_BYTES`` bytes, with its size and digest.
-    """
-    if len(reason) > DEAD_LETTER_REASON_CHARS:
-        reason = reason[:200] + "\n...\n" + reason[-DEAD_LETTER_REASON_CHARS:]
-    value: dict[str, Any] = {
-        "reason": reason,
-        "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
-        "timestamp_ms": record.timestamp_ms,
-        "key": record.key.decode("utf-8", "replace")[:1024] if record.key is not None else None,
-    }
-    if record.value is None:
-        value["value"] = None
-        return value
-    kept = record.value[:DEAD_LETTER_VALUE_BYTES]
-    if len(kept) < len(record.value):
-        # The whole record may not fit in a dead letter (base64 grows it by a third): keep its start,
-        # its size and its digest, which is enough to find it again in the source topic.
-        value["value_bytes"] = len(record.value)
-        value["value_sha256"] = hashlib.sha256(record.value).hexdigest()
-        value["value_truncated"] = True
-    try:
-        value["value"] = kept.decode("utf-8")
-    except UnicodeDecodeError:
-        value["value_base64"] = base64.b64encode(kept).decode("ascii")
-    return value
-
-
-def minimal_dead_letter(record: InboundRecord, reason: str) -> bytes:
-    """The last-resort dead letter: a few kilobytes of strict JSON, whatever the record holds.
-
-    Source topic, partition and offset, the reason (first 4,000 characters), and an excerpt of the
-    value (its first ``MINIMAL_EXCERPT_BYTES`` bytes, undecodable bytes replaced), with its size and
-    digest: under 64 KiB even when every character needs a JSON escape. Built from plain ints and
-    strings only, so it cannot fail to serialise.
-    """
-    data = record.value or b""
-    return json.dumps(
-        {
-            "reason": reason[:4000],
-            "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
-            "timestamp_ms": record.timestamp_ms,
-            "value_excerpt": data[:MINIMAL_EXCERPT_BYTES].decode("utf-8", "replace"),
-            "value_bytes": len(data),
-            "value_sha256": hashlib.sha256(data).hexdigest(),
-            "minimal": True,
-        },
-        ensure_ascii=True,
-    ).encode("ascii")
+    return records.where(task.record)

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from sagemaker_executor.adapters import sourcedir
 from sagemaker_executor.adapters.kafka import PublishError
 from sagemaker_executor.domain.errors import CapacityError, OutageError, PermanentError, TransientError
-from sagemaker_executor.service import loop as loop_module
+from sagemaker_executor.service import records as records_module
 from sagemaker_executor.service import submission as submission_module
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.submission import SubmissionHandler
@@ -173,7 +173,7 @@ class InjectingSink(FakeSink):
 @contextlib.contextmanager
 def injected(h: Harness, injector: Injector) -> Iterator[None]:
     patches = [
-        mock.patch.object(loop_module, "_decode", injector.wrap("decode", loop_module._decode)),
+        mock.patch.object(records_module, "decode", injector.wrap("decode", records_module.decode)),
         mock.patch.object(SubmissionHandler, "handle", injector.wrap("submission", SubmissionHandler.handle)),
         mock.patch.object(CommandHandler, "handle", injector.wrap("command", CommandHandler.handle)),
     ]

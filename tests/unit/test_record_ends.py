@@ -18,7 +18,11 @@ from botocore.exceptions import ClientError
 from sagemaker_executor.adapters.aws import classify
 from sagemaker_executor.adapters.kafka import CommitError, InboundRecord, PublishError
 from sagemaker_executor.domain.errors import CapacityError, JobNotFound, OutageError
-from sagemaker_executor.service.loop import DEAD_LETTER_REASON_CHARS, dead_letter_record, minimal_dead_letter
+from sagemaker_executor.service.records import (
+    DEAD_LETTER_REASON_CHARS,
+    dead_letter_record,
+    minimal_dead_letter,
+)
 from tests.builders import cancel_command, fetcher_event
 from tests.fakes import FakeSink, record
 from tests.harness import CMD, DLQ, EXECUTOR, FETCHER, STATUS, Harness
