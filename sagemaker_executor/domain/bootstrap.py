@@ -17,7 +17,10 @@ meets the request's 256-character limit on each entrypoint string (botocore's mo
 * **environment**: ``env.vars`` and ``BAI_SCRIPTS_PATH`` (= :data:`SCRIPTS_PATH`) are the job's
   ``Environment``, set by SageMaker, not by the bootstrap;
 * **command**: :func:`command_text`: ``benchmark_code`` after Kubernetes' ``$(VAR)`` expansion
-  (``domain.expansion``) from those variables, then each ``ml.args`` word, expanded the same way and
+  (``domain.expansion``) from those variables, each value quoted for where it stands (unquoted, in
+  single or in double quotes) so that the shell reads it as the text Kubernetes gives the command, never
+  as code; a value with shell syntax where no quoting is sure (a comment, a here-document, backquotes,
+  after a command substitution) is refused; then each ``ml.args`` word, expanded the same way and
   shell-quoted, appended as Kubernetes appends ``shlex.split(ml.args)`` to the command. It runs under
   ``sh -c`` (``exec``'d, so the benchmark's exit status is the job's and its stdout/stderr are the
   job's log), as the original SageMaker executor's entry script and the Kubernetes Horovod path did:
@@ -46,8 +49,9 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sagemaker_executor.domain.errors import DescriptorError
@@ -178,13 +182,99 @@ def command_text(benchmark_code: str, args: str | None, variables: Mapping[str, 
     are not known either. Raises :class:`DescriptorError` for a blank command, a NUL character (no
     shell can read it) and ``ml.args`` that ``shlex.split`` cannot split (unbalanced quotes).
     """
-    command = expand(checked_benchmark_code(benchmark_code), variables).rstrip("\n")
+    code = checked_benchmark_code(benchmark_code)
+    command = expand(code, variables, _shell_renderer(code, variables)).rstrip("\n")
     if not args:
         return command
     words = split_args(args)
     if not words:
         return command
     return command + " " + " ".join(shlex.quote(expand(word, variables)) for word in words)
+
+
+# A value the shell reads as the same text wherever it is put (no quoting, globbing, splitting).
+_PLAIN = re.compile(r"[A-Za-z0-9_./:=,+@%-]*")
+_UNQUOTED, _SINGLE, _DOUBLE, _UNSURE = "unquoted", "single", "double", "unsure"
+
+
+def _quoting(code: str, variables: Mapping[str, str]) -> dict[int, str]:
+    """The shell quoting at each defined ``$(NAME)`` reference of ``code``, by the reference's index.
+
+    Follows quotes and backslashes; from a comment, a here-document, backquotes, a command
+    substitution or a parameter expansion on it is :data:`_UNSURE` (to the end of the line for a comment,
+    to the end of the code otherwise), where no quoting of a value can be known to be right.
+    """
+    contexts: dict[int, str] = {}
+    state = _UNQUOTED
+    sticky = False
+    index = 0
+    while index < len(code):
+        char = code[index]
+        following = code[index + 1] if index + 1 < len(code) else ""
+        if char == "$" and following == "(":
+            closer = code.find(")", index + 2)
+            if closer >= 0 and code[index + 2 : closer] in variables:
+                contexts[index] = _UNSURE if sticky else state
+                index = closer + 1
+                continue
+            sticky = sticky or state != _SINGLE  # a command substitution: its own quoting
+        elif char == "$" and following == "$":
+            # Kubernetes' escape: the shell reads one "$"; "$$(" becomes a command substitution
+            sticky = sticky or (state != _SINGLE and code.startswith("(", index + 2))
+            index += 2
+            continue
+        elif state == _SINGLE:
+            if char == "'":
+                state = _UNQUOTED
+        elif char == "\\":
+            index += 2
+            continue
+        elif char == "`" or (char == "$" and following == "{"):
+            sticky = True
+        elif state == _DOUBLE:
+            if char == '"':
+                state = _UNQUOTED
+        elif char == "'":
+            state = _SINGLE
+        elif char == '"':
+            state = _DOUBLE
+        elif char == "<" and following == "<":
+            sticky = True
+        elif char == "#" and (index == 0 or code[index - 1] in " \t\n;&|()"):
+            end = code.find("\n", index)
+            end = len(code) if end < 0 else end
+            for position in range(index, end):
+                if code.startswith("$(", position):
+                    contexts[position] = _UNSURE
+            index = end
+            continue
+        index += 1
+    return contexts
+
+
+def _shell_renderer(code: str, variables: Mapping[str, str]) -> Callable[[str, str, int], str]:
+    """How each ``$(NAME)`` of ``code`` becomes shell text: its value, quoted where it is, so that the
+    shell reads exactly the value, as the command gets it on Kubernetes (which expands with no shell)."""
+    contexts = _quoting(code, variables)
+
+    def render(name: str, value: str, index: int) -> str:
+        context = contexts.get(index, _UNSURE)
+        if context == _UNQUOTED:
+            return shlex.quote(value)
+        if context == _SINGLE:
+            return value.replace("'", "'\"'\"'")
+        if context == _DOUBLE:
+            return re.sub(r'([\\$`"])', r"\\\1", value)
+        if _PLAIN.fullmatch(value):
+            return value
+        raise DescriptorError(
+            "ml.benchmark_code",
+            f"$({name}) is in a comment, a here-document, backquotes or a command substitution, where "
+            f"its value (env.vars.{name}: {value!r}) cannot be put for a shell to read it as written: "
+            f'use "${name}" there (the variable is in the benchmark\'s environment)',
+        )
+
+    return render
 
 
 def render_bootstrap(

@@ -1,0 +1,114 @@
+"""Command mode against inputs it was not written for: what a hostile or unusual descriptor makes it run.
+
+Each case either runs the command Kubernetes would run (``/work/shared/anubis/KUBERNETES-EXECUTOR.md``:
+``$(VAR)`` expanded with no shell, so a value is one piece of an argument, never code) or is refused
+with a :class:`DescriptorError`. The command is observed by running it: a probe prints each argument it
+gets between markers. The shells are the ones ``test_bootstrap`` uses (dash, busybox sh); the whole
+bootstrap runs in that file's private ``/opt/ml`` (its ``job`` fixture).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sagemaker_executor.domain import bootstrap
+from sagemaker_executor.domain.bootstrap import command_text
+from sagemaker_executor.domain.errors import DescriptorError
+from tests.unit.test_bootstrap import SCRIPTS, Job, job, script
+
+__all__ = ["job"]  # the fixture, used by name
+
+pytestmark = pytest.mark.timeout(60)
+
+SHELL_ARGVS = [["/bin/dash"]] + (
+    [[shutil.which("busybox") or "busybox", "sh"]] if shutil.which("busybox") else []
+)
+
+# Prints each argument between "[" and "]", one to a line (a value's newline stays inside its brackets).
+PROBE = "printf '[%s]\\n'"
+
+
+def run(command: str, environment: dict[str, str] | None = None) -> str:
+    """The output of ``command`` under each shell; they must agree."""
+    outputs = []
+    for shell in SHELL_ARGVS:
+        result = subprocess.run(
+            [*shell, "-c", command],
+            capture_output=True,  # bytes: text mode would read a "\r" as a line end
+            timeout=10,
+            check=False,
+            env={"PATH": "/usr/bin:/bin", **(environment or {})},
+        )
+        assert result.returncode == 0, (shell, command, result.stderr)
+        outputs.append(result.stdout.decode())
+    assert len(set(outputs)) == 1, outputs
+    return outputs[0]
+
+
+def printed(*words: str) -> str:
+    return "".join(f"[{word}]\n" for word in words)
+
+
+# Text a TOML string can hold and a process argument can carry: no NUL, no surrogates.
+VALUES = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=VALUES, quoting=st.sampled_from(["{}", "'{}'", '"{}"', "x{}y", "'a'{}\"b\"", '"-{}-"']))
+def test_a_values_text_is_what_the_command_gets_wherever_the_reference_is(value: str, quoting: str) -> None:
+    # On Kubernetes the word is split off first, then $(X) is replaced: the value is text in that word.
+    word = quoting.format("$(X)")
+    expected = {"{}": value, "'{}'": value, '"{}"': value, "x{}y": f"x{value}y"}
+    expected |= {"'a'{}\"b\"": f"a{value}b", '"-{}-"': f"-{value}-"}
+    command = command_text(f"{PROBE} {word}", None, {"X": value})
+    assert run(command, {"X": value}) == printed(expected[quoting])
+
+
+def test_a_value_with_shell_syntax_is_not_run_as_code() -> None:
+    env = {"X": "a b; echo INJECTED", "Q": 'say "hi" $HOME `id` \\'}
+    command = command_text(f"{PROBE} $(X) \"$(Q)\" '$(Q)' --opt=$(X)", None, env)
+    assert run(command) == printed("a b; echo INJECTED", *[env["Q"]] * 2, "--opt=a b; echo INJECTED")
+
+
+def test_an_empty_value_is_an_empty_argument_as_on_kubernetes() -> None:
+    assert run(command_text(f"{PROBE} $(E) x", None, {"E": ""})) == printed("", "x")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        f"{PROBE} `echo $(X)`",
+        f"{PROBE} $(echo x) $(X)",
+        f"{PROBE} x # $(X)",
+        "cat <<EOF\n$(X)\nEOF",
+        f"{PROBE} ${{Y:-$(X)}}",
+    ],
+)
+def test_a_value_with_shell_syntax_where_it_cannot_be_quoted_is_refused(code: str) -> None:
+    with pytest.raises(DescriptorError, match=r"\$\(X\).*env\.vars\.X"):
+        command_text(code, None, {"X": "a\nrm -rf /tmp/nothing"})
+
+
+def test_a_plain_value_goes_anywhere_as_before() -> None:
+    env = dict(SCRIPTS)
+    code = f"{PROBE} `echo $(BAI_SCRIPTS_PATH)` # $(BAI_SCRIPTS_PATH)"
+    assert run(command_text(code, None, env)) == printed(bootstrap.SCRIPTS_PATH)
+
+
+def test_escaped_and_unknown_references_stay_text() -> None:
+    env = {"X": "a b"}
+    code = f"{PROBE} '$$(X)' '$(NOPE)' '$$$(X)'"
+    assert run(command_text(code, None, env)) == printed("$(X)", "$(NOPE)", "$a b")
+
+
+def test_hostile_values_through_the_whole_bootstrap(job: Job) -> None:
+    env = {"X": 'it\'s "$HOME" `id`; exit 7\n$(Y)', **SCRIPTS}
+    code = f"{PROBE} $(X) \"$(X)\" '$(X)'"
+    result = job.run(script(command_text(code, "-- '' $(X)", env)), env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == printed(*[env["X"]] * 3, "--", "", env["X"])
