@@ -182,13 +182,20 @@ def command_text(benchmark_code: str, args: str | None, variables: Mapping[str, 
     are not known either. Raises :class:`DescriptorError` for a blank command, a NUL character (no
     shell can read it) and ``ml.args`` that ``shlex.split`` cannot split (unbalanced quotes).
     """
-    code = checked_benchmark_code(benchmark_code)
-    command = expand(code, variables, _shell_renderer(code, variables)).rstrip("\n")
+    code = checked_benchmark_code(benchmark_code).rstrip("\n")
+    command = expand(code, variables, _shell_renderer(code, variables))
     if not args:
         return command
     words = split_args(args)
     if not words:
         return command
+    ending = _quoting(code, variables)[1]
+    if ending is not None:
+        raise DescriptorError(
+            "ml.args",
+            f"cannot be appended to ml.benchmark_code, which ends in {ending}: the shell would not read "
+            "them as the command's arguments; put them in ml.benchmark_code",
+        )
     return command + " " + " ".join(shlex.quote(expand(word, variables)) for word in words)
 
 
@@ -197,8 +204,9 @@ _PLAIN = re.compile(r"[A-Za-z0-9_./:=,+@%-]*")
 _UNQUOTED, _SINGLE, _DOUBLE, _UNSURE = "unquoted", "single", "double", "unsure"
 
 
-def _quoting(code: str, variables: Mapping[str, str]) -> dict[int, str]:
-    """The shell quoting at each defined ``$(NAME)`` reference of ``code``, by the reference's index.
+def _quoting(code: str, variables: Mapping[str, str]) -> tuple[dict[int, str], str | None]:
+    """The shell quoting at each defined ``$(NAME)`` reference of ``code``, by the reference's index, and
+    what at the end of ``code`` would take in words appended to it (``None``: nothing).
 
     Follows quotes and backslashes; from a comment, a here-document, backquotes, a command
     substitution or a parameter expansion on it is :data:`_UNSURE` (to the end of the line for a comment,
@@ -207,6 +215,7 @@ def _quoting(code: str, variables: Mapping[str, str]) -> dict[int, str]:
     contexts: dict[int, str] = {}
     state = _UNQUOTED
     sticky = False
+    ending: str | None = None
     index = 0
     while index < len(code):
         char = code[index]
@@ -240,6 +249,7 @@ def _quoting(code: str, variables: Mapping[str, str]) -> dict[int, str]:
             state = _DOUBLE
         elif char == "<" and following == "<":
             sticky = True
+            ending = "a here-document"
         elif char == "#" and (index == 0 or code[index - 1] in " \t\n;&|()"):
             end = code.find("\n", index)
             end = len(code) if end < 0 else end
@@ -247,15 +257,21 @@ def _quoting(code: str, variables: Mapping[str, str]) -> dict[int, str]:
                 if code.startswith("$(", position):
                     contexts[position] = _UNSURE
             index = end
+            if end == len(code):
+                ending = ending or "a comment"
             continue
         index += 1
-    return contexts
+    if index > len(code):
+        ending = ending or "a backslash"
+    elif state != _UNQUOTED:
+        ending = ending or "an unclosed quote"
+    return contexts, ending
 
 
 def _shell_renderer(code: str, variables: Mapping[str, str]) -> Callable[[str, str, int], str]:
     """How each ``$(NAME)`` of ``code`` becomes shell text: its value, quoted where it is, so that the
     shell reads exactly the value, as the command gets it on Kubernetes (which expands with no shell)."""
-    contexts = _quoting(code, variables)
+    contexts = _quoting(code, variables)[0]
 
     def render(name: str, value: str, index: int) -> str:
         context = contexts.get(index, _UNSURE)

@@ -112,3 +112,29 @@ def test_hostile_values_through_the_whole_bootstrap(job: Job) -> None:
     result = job.run(script(command_text(code, "-- '' $(X)", env)), env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == printed(*[env["X"]] * 3, "--", "", env["X"])
+
+
+@pytest.mark.parametrize(
+    ("code", "ending"),
+    [
+        (f"{PROBE} a # a note", "a comment"),
+        (f"{PROBE} a #", "a comment"),
+        (f"{PROBE} a \\", "a backslash"),
+        (f"{PROBE} a \\\n", "a backslash"),
+        ("cat <<EOF\nhi\nEOF", "a here-document"),
+        (f"{PROBE} 'a", "an unclosed quote"),
+    ],
+)
+def test_ml_args_are_refused_after_code_that_would_swallow_them(code: str, ending: str) -> None:
+    # Appended, "--x 1" would be a comment's text, or an escaped space, or the here-document's end.
+    with pytest.raises(DescriptorError, match=f"ml.args.*ends in {ending}"):
+        command_text(code, "--x 1", {})
+
+
+@pytest.mark.parametrize(
+    "code",
+    [f"{PROBE} a#b", f"{PROBE} '#' \"#\" \\#", f"{PROBE} x # note\n{PROBE} a", f"{PROBE} '\\' a\\\\"],
+)
+def test_ml_args_follow_code_with_a_hash_or_backslash_that_is_text(code: str) -> None:
+    last = run(command_text(code, "--x 1", {})).splitlines()[-2:]
+    assert last == ["[--x]", "[1]"]
