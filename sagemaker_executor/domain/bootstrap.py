@@ -326,16 +326,27 @@ def render_bootstrap(
     if data_links:
         lines.append("# Each dataset also where the Kubernetes executor mounts it: data.sources[].path.")
         lines.append(_LINK.rstrip("\n"))
+        linked: dict[str, int] = {}
         for index, link in enumerate(data_links):
             if not link.path.startswith("/"):
                 raise DescriptorError(
                     f"data.sources[{index}].path", f"must be an absolute path, got {link.path!r}"
                 )
-            path = posixpath.normpath(link.path)
-            if path in ("/", "//"):
+            path = "/" + posixpath.normpath(link.path).lstrip("/")  # "//x" is "/x" on Linux
+            if path == "/":
                 raise DescriptorError(f"data.sources[{index}].path", "must not be the root directory")
+            if path in linked:
+                raise DescriptorError(
+                    f"data.sources[{index}].path",
+                    f"{path!r} is also data.sources[{linked[path]}].path: two datasets cannot be at one path",
+                )
+            linked[path] = index
+        # A parent before the paths under it: linking "/data" after "/data/x" made "/data" a directory
+        # first, and the link then failed as a path that "already exists in the image".
+        for path in sorted(linked, key=lambda each: each.split("/")):
             parent = posixpath.dirname(path)
-            lines.append(f"anubis_link {shlex.quote(path)} {shlex.quote(parent)} {shlex.quote(link.channel)}")
+            channel = data_links[linked[path]].channel
+            lines.append(f"anubis_link {shlex.quote(path)} {shlex.quote(parent)} {shlex.quote(channel)}")
     if requirements:
         path = shlex.quote(f"{CODE_PATH}/{REQUIREMENTS_FILE}")
         lines.append(_PIP.format(path=path).rstrip("\n"))

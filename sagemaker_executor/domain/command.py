@@ -75,6 +75,8 @@ def command_mode(
             raise DescriptorError(
                 f"data.sources[{index}].id", f"{name!r} is the name of the executor's own code channel"
             )
+        if name in (".", ".."):  # its directory /opt/ml/input/data/<name> would be another one
+            raise DescriptorError(f"data.sources[{index}].id", f"{name!r} cannot name a channel's directory")
     if event.payload.scripts:
         environment[bootstrap.SCRIPTS_PATH_VARIABLE] = bootstrap.SCRIPTS_PATH
     params = descriptor.custom_params

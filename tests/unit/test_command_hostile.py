@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tomllib
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sagemaker_executor.domain import bootstrap
-from sagemaker_executor.domain.bootstrap import command_text
+from sagemaker_executor.domain.bootstrap import DataLink, command_text
+from sagemaker_executor.domain.command import command_mode
+from sagemaker_executor.domain.descriptor import parse_descriptor
 from sagemaker_executor.domain.errors import DescriptorError
+from sagemaker_executor.domain.events import FetcherBenchmarkEvent
+from tests.builders import fetcher_event
 from tests.unit.test_bootstrap import SCRIPTS, Job, job, script
 
 __all__ = ["job"]  # the fixture, used by name
@@ -31,6 +36,25 @@ SHELL_ARGVS = [["/bin/dash"]] + (
 
 # Prints each argument between "[" and "]", one to a line (a value's newline stays inside its brackets).
 PROBE = "printf '[%s]\\n'"
+
+
+HOSTILE_TOML = """
+spec_version = "0.1.0"
+[info]
+task_name = "hostile"
+description = "command mode, odd inputs"
+execution_engine = "aws.sagemaker"
+[hardware]
+instance_type = "ml.m5.xlarge"
+strategy = "single_node"
+[env]
+docker_image = "python:3-alpine"
+[ml]
+benchmark_code = "true"
+[[data.sources]]
+src = "s3://b/k"
+path = "/data/x"
+"""
 
 
 def run(command: str, environment: dict[str, str] | None = None) -> str:
@@ -138,3 +162,34 @@ def test_ml_args_are_refused_after_code_that_would_swallow_them(code: str, endin
 def test_ml_args_follow_code_with_a_hash_or_backslash_that_is_text(code: str) -> None:
     last = run(command_text(code, "--x 1", {})).splitlines()[-2:]
     assert last == ["[--x]", "[1]"]
+
+
+def test_two_datasets_at_one_path_are_refused() -> None:
+    # Kubernetes refuses two volume mounts at one mountPath; here the second link failed at run time,
+    # saying the path "already exists in the image".
+    links = [DataLink("/data/x", "src0"), DataLink("//data/./x/", "src1")]
+    with pytest.raises(DescriptorError, match=r"data.sources\[1\].path.*also data.sources\[0\].path"):
+        script("true", ("src0", "src1"), tuple(links))
+
+
+def test_a_dataset_under_another_datasets_path_is_linked_whatever_their_order(job: Job) -> None:
+    for channel in ("outer", "inner"):
+        (job.ml / "input" / "data" / channel).mkdir()
+        (job.ml / "input" / "data" / channel / "part-0").write_text(f"{channel} data\n")
+    where = job.root / "data"
+    links = (DataLink(f"{where}/x/sub", "inner"), DataLink(f"{where}/x", "outer"))
+    code = f'read -r a < {where}/x/part-0 && read -r b < {where}/x/sub/part-0 && printf "%s|%s\\n" "$a" "$b"'
+    result = job.run(script(code, ("outer", "inner"), links))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "outer data|inner data\n"
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_dataset_id_that_names_no_directory_of_its_own_is_refused(name: str) -> None:
+    # Channel ".." would be /opt/ml/input/data/.., that is /opt/ml/input, linked at the dataset's path.
+    contents = tomllib.loads(HOSTILE_TOML)
+    contents["data"]["sources"][0]["id"] = name
+    datasets = [{"src": "s3://b/k", "dst": "s3://d/k", "path": "/data/x", "id": name}]
+    event = FetcherBenchmarkEvent.model_validate(fetcher_event(contents, datasets=datasets))
+    with pytest.raises(DescriptorError, match=r"data.sources\[0\].id.*cannot name a channel's directory"):
+        command_mode(parse_descriptor(contents), event, [name])
