@@ -484,7 +484,9 @@ def build_source_dir(
     ``archives`` are ``(name, readable)`` pairs, unpacked in order into ``dest / scripts_dir`` (a plain
     directory name; ``""``: ``dest`` itself), sharing one budget of ``max_total_bytes``. The root
     ``requirements.txt`` (in ``dest``) gets, in this order: each archive's own root
-    ``requirements.txt`` (taken out of the scripts), ``-r [<scripts_dir>/]<dir>/requirements.txt`` for
+    ``requirements.txt`` (taken out of the scripts; with a ``scripts_dir``, put back there, the others
+    under free names beside it, and included with ``-r``, so that pip reads their relative ``-r`` and
+    ``-c`` lines from the scripts), ``-r [<scripts_dir>/]<dir>/requirements.txt`` for
     every top-level directory of the scripts that has one (the anubis client tars a directory under its
     own name), then ``requirements`` (the descriptor's extra lines, which ``domain.requirements``
     checked when the descriptor was parsed), as they are. It is written only if any of these exists.
@@ -501,6 +503,10 @@ def build_source_dir(
             for entry in sorted(root.iterdir(), key=lambda path: path.name)
             if _is_real_dir(entry) and _is_regular_file(entry / REQUIREMENTS_TXT)
         ]
+        if scripts_dir:
+            # Put back under the scripts, where pip resolves their relative "-r base.txt" lines.
+            nested = _put_back(root, root_requirements, scripts_dir) + nested
+            root_requirements = []
         merged = _requirements_txt(root_requirements, nested, requirements)
         if merged is not None:
             _write_new_file(dest / REQUIREMENTS_TXT, merged, 0o644)
@@ -583,6 +589,19 @@ def _take_root_requirements(dest: Path, archive_name: str) -> bytes:
     content = path.read_bytes()
     path.unlink()
     return content
+
+
+def _put_back(root: Path, contents: Sequence[bytes], scripts_dir: str) -> list[str]:
+    """Each archive's root ``requirements.txt`` written back under ``root`` (the first as it was, the
+    others beside it under a free name); the ``-r`` lines of the merged file that include them."""
+    lines = []
+    for index, content in enumerate(contents):
+        name = REQUIREMENTS_TXT if index == 0 else f"requirements.{index + 1}.txt"
+        while os.path.lexists(root / name):
+            name = "_" + name
+        _write_new_file(root / name, content, 0o644)
+        lines.append(f"-r {shlex.quote(f'{scripts_dir}/{name}')}")
+    return lines
 
 
 def _include_line(dir_name: str, archive_name: str, scripts_dir: str) -> str:

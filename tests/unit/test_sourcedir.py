@@ -516,8 +516,10 @@ def test_command_mode_unpacks_under_scripts_and_pip_reads_the_root_file_from_any
         "scripts",
     ]
     assert (dest / "scripts/mybench/train.py").exists() and (dest / "scripts/top.py").exists()
-    assert not (dest / "scripts/requirements.txt").exists()  # merged into the root file
+    # Left where the archive put it (pip reads its relative "-r" lines from there), included by the root.
+    assert (dest / "scripts/requirements.txt").read_bytes() == b"scipy\n"
     lines = (dest / "requirements.txt").read_text().splitlines()
+    assert "-r scripts/requirements.txt" in lines
     assert "-r scripts/mybench/requirements.txt" in lines
     req_file = pytest.importorskip("pip._internal.req.req_file")
     session = pytest.importorskip("pip._internal.network.session")
@@ -628,3 +630,22 @@ def pip_requirements(source_dir: Path) -> list[str]:
         return [requirement.requirement for requirement in parsed]
     finally:
         os.chdir(cwd)
+
+
+def test_command_mode_an_archives_requirements_include_their_neighbours(tmp_path: Path) -> None:
+    # An archive's root requirements.txt with "-r base.txt": moved to the code channel's root, pip
+    # looked for base.txt there ("Could not open requirements file") and the job failed.
+    first = tar_bytes(file("requirements.txt", b"-r base.txt\n"), file("base.txt", b"six\n"))
+    second = tar_bytes(file("requirements.txt", b"-c pins.txt\nattrs\n"), file("pins.txt", b"attrs<99\n"))
+    dest = tmp_path / "source"
+    archives = [("a.tar", io.BytesIO(first)), ("b.tar", io.BytesIO(second))]
+    build_source_dir(dest, archives, {"bootstrap.sh": ""}, ["boto3>=1"], MiB, scripts_dir="scripts")
+    req_file = pytest.importorskip("pip._internal.req.req_file")
+    session = pytest.importorskip("pip._internal.network.session")
+    parsed = req_file.parse_requirements(str(dest / "requirements.txt"), session=session.PipSession())
+    assert [(r.requirement, r.constraint) for r in parsed] == [
+        ("six", False),
+        ("attrs<99", True),
+        ("attrs", False),
+        ("boto3>=1", False),
+    ]
