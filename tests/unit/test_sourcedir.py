@@ -649,3 +649,21 @@ def test_command_mode_an_archives_requirements_include_their_neighbours(tmp_path
         ("attrs", False),
         ("boto3>=1", False),
     ]
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("caf\udce9.py", "not UTF-8"), ("/".join(["d" * 200] * 5) + "/f.py", "S3's 1,024-byte keys")],
+)
+def test_command_mode_refuses_a_member_whose_name_is_no_s3_key(
+    tmp_path: Path, name: str, reason: str
+) -> None:
+    # Command mode uploads each file as an object: a non-UTF-8 name made boto3 raise UnicodeEncodeError
+    # (a crash, not an ERROR), and S3 refuses keys past 1,024 bytes.
+    archive = io.BytesIO(tar_bytes(file(name)))
+    with pytest.raises(UnsafeArchiveError, match=reason):
+        build_source_dir(
+            tmp_path / "s", [("a.tar", archive)], {"bootstrap.sh": ""}, [], MiB, scripts_dir="scripts"
+        )
+    # Script mode packs one archive, which takes any name.
+    build_source_dir(tmp_path / "t", [("a.tar", io.BytesIO(tar_bytes(file(name))))], {}, [], MiB)
