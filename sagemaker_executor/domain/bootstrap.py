@@ -184,11 +184,9 @@ def command_text(benchmark_code: str, args: str | None, variables: Mapping[str, 
     """
     code = checked_benchmark_code(benchmark_code).rstrip("\n")
     command = expand(code, variables, _shell_renderer(code, variables))
-    if not args:
-        return command
-    words = split_args(args)
+    words = split_args(args) if args else []
     if not words:
-        return command
+        return _fitting(command)
     ending = _quoting(code, variables)[1]
     if ending is not None:
         raise DescriptorError(
@@ -196,7 +194,25 @@ def command_text(benchmark_code: str, args: str | None, variables: Mapping[str, 
             f"cannot be appended to ml.benchmark_code, which ends in {ending}: the shell would not read "
             "them as the command's arguments; put them in ml.benchmark_code",
         )
-    return command + " " + " ".join(shlex.quote(expand(word, variables)) for word in words)
+    return _fitting(command + " " + " ".join(shlex.quote(expand(word, variables)) for word in words))
+
+
+# Linux's limit on one argument of exec (MAX_ARG_STRLEN, 32 pages of 4 KiB), its NUL included: the
+# command is the argument of "sh -c", which exec refused past it ("Argument list too long").
+MAX_COMMAND_BYTES = 32 * 4096 - 1
+
+
+def _fitting(command: str) -> str:
+    """``command``, when ``exec`` takes it as one argument; :class:`DescriptorError` otherwise."""
+    size = len(command.encode("utf-8", "surrogatepass"))
+    if size > MAX_COMMAND_BYTES:
+        raise DescriptorError(
+            "ml.benchmark_code",
+            f"is {size:,} bytes with ml.args and the $(VAR) values; the command runs as one argument of "
+            f"'sh -c', which Linux takes up to {MAX_COMMAND_BYTES:,} bytes: put the code in a --script "
+            "and run that",
+        )
+    return command
 
 
 # A value the shell reads as the same text wherever it is put (no quoting, globbing, splitting).

@@ -193,3 +193,20 @@ def test_a_dataset_id_that_names_no_directory_of_its_own_is_refused(name: str) -
     event = FetcherBenchmarkEvent.model_validate(fetcher_event(contents, datasets=datasets))
     with pytest.raises(DescriptorError, match=r"data.sources\[0\].id.*cannot name a channel's directory"):
         command_mode(parse_descriptor(contents), event, [name])
+
+
+def test_a_long_benchmark_code_runs(job: Job) -> None:
+    code = f": {'x' * 100_000}\nprintf '%s\\n' done"
+    result = job.run(script(command_text(code, None, {})))
+    assert result.returncode == 0, result.stderr[-300:]
+    assert result.stdout == "done\n"
+
+
+def test_a_command_exec_cannot_take_is_refused() -> None:
+    # The command is one argument of "sh -c": past 128 KiB the job failed with "Argument list too long".
+    fits = "x" * bootstrap.MAX_COMMAND_BYTES
+    assert command_text(fits, None, {}) == fits
+    with pytest.raises(DescriptorError, match=r"ml.benchmark_code.*131,072 bytes.*--script"):
+        command_text("é" * (bootstrap.MAX_COMMAND_BYTES // 2 + 1), None, {})
+    with pytest.raises(DescriptorError, match="131,073 bytes"):
+        command_text("x" * bootstrap.MAX_COMMAND_BYTES, "a", {})
