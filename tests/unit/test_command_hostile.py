@@ -165,8 +165,9 @@ def test_ml_args_follow_code_with_a_hash_or_backslash_that_is_text(code: str) ->
 
 
 def test_two_datasets_at_one_path_are_refused() -> None:
-    # Kubernetes refuses two volume mounts at one mountPath; here the second link failed at run time,
-    # saying the path "already exists in the image".
+    # The Anubis executor mounts one puller directory at a path named twice, so both datasets download
+    # into it; links cannot merge two channels. Here the second link failed at run time, saying the
+    # path "already exists in the image": now an ERROR at submission.
     links = [DataLink("/data/x", "src0"), DataLink("//data/./x/", "src1")]
     with pytest.raises(DescriptorError, match=r"data.sources\[1\].path.*also data.sources\[0\].path"):
         script("true", ("src0", "src1"), tuple(links))
