@@ -182,7 +182,9 @@ def command_text(benchmark_code: str, args: str | None, variables: Mapping[str, 
     are not known either. Raises :class:`DescriptorError` for a blank command, a NUL character (no
     shell can read it) and ``ml.args`` that ``shlex.split`` cannot split (unbalanced quotes).
     """
-    code = checked_benchmark_code(benchmark_code).rstrip("\n")
+    # Windows line ends: the shell would read each line's last word with a "\r" ("train.py\r"), where
+    # Kubernetes' shlex.split reads it as the space it is meant to be.
+    code = checked_benchmark_code(benchmark_code).replace("\r\n", "\n").rstrip("\n")
     command = expand(code, variables, _shell_renderer(code, variables))
     words = split_args(args) if args else []
     if not words:

@@ -211,3 +211,22 @@ def test_a_command_exec_cannot_take_is_refused() -> None:
         command_text("é" * (bootstrap.MAX_COMMAND_BYTES // 2 + 1), None, {})
     with pytest.raises(DescriptorError, match="131,073 bytes"):
         command_text("x" * bootstrap.MAX_COMMAND_BYTES, "a", {})
+
+
+def test_windows_line_ends_are_line_ends() -> None:
+    # "train.py\r" was the file the benchmark tried to open; Kubernetes' shlex.split reads "\r" as a space.
+    code = f"{PROBE} a\r\n{PROBE} b 'c\rd'\r\n"
+    assert run(command_text(code, "e", {})) == printed("a", "b", "c\rd", "e")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(code=VALUES.filter(lambda text: text.strip() != ""), env=VALUES)
+def test_no_benchmark_code_escapes_the_bootstraps_command_line(code: str, env: str) -> None:
+    # Whatever the code, the bootstrap's "anubis_command" holds exactly command_text's text.
+    try:
+        command = command_text(code + " $(X)", None, {"X": env})
+    except DescriptorError:
+        return
+    text = script(command).replace('exec sh -c "$anubis_command" sh', 'printf %s "$anubis_command"')
+    text = text.replace("anubis_link", ": anubis_link")  # nothing of /opt/ml is needed
+    assert run(text) == command
