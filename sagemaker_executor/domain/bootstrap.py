@@ -220,6 +220,69 @@ def _fitting(command: str) -> str:
 # A value the shell reads as the same text wherever it is put (no quoting, globbing, splitting).
 _PLAIN = re.compile(r"[A-Za-z0-9_./:=,+@%-]*")
 _UNQUOTED, _SINGLE, _DOUBLE, _UNSURE = "unquoted", "single", "double", "unsure"
+_HEREDOC, _HEREDOC_LITERAL = "here-document", "quoted here-document"  # "<<EOF" and "<<'EOF'" bodies
+# A here-document's delimiter word as the scanner takes it: no blanks, operators, "$" or "`" in it.
+_HEREDOC_WORD = re.compile(r"[^\s;&|<>()$`]+")
+
+
+def _heredoc_word(code: str, start: int) -> tuple[str, bool, bool, int] | None:
+    """After ``<<`` at ``start``: the delimiter, whether quoted, whether ``<<-``, and where the word
+    ends; ``None`` for a word the scanner does not follow (it then treats the rest as unsure)."""
+    strip = code.startswith("-", start)
+    position = start + strip
+    while position < len(code) and code[position] in " \t":
+        position += 1
+    match = _HEREDOC_WORD.match(code, position)
+    if match is None or match.group().count("'") % 2 or match.group().count('"') % 2:
+        return None
+    word = match.group()
+    delimiter = word.replace("'", "").replace('"', "").replace("\\", "")
+    return delimiter, delimiter != word, strip, match.end()
+
+
+def _heredoc_bodies(
+    code: str,
+    start: int,
+    heredocs: list[tuple[str, bool, bool]],
+    variables: Mapping[str, str],
+    contexts: dict[int, str],
+    unsure: bool,
+) -> int:
+    """Records the references in the bodies of ``heredocs`` from ``start``; where the bodies end."""
+    position = start
+    for delimiter, quoted, strip in heredocs:
+        body_unsure = unsure
+        while position < len(code):
+            end = code.find("\n", position)
+            end = len(code) if end < 0 else end
+            line = code[position:end]
+            if (line.lstrip("\t") if strip else line) == delimiter:
+                position = end + 1
+                break
+            index = position
+            while index < end:
+                if code.startswith("$$", index):
+                    body_unsure = body_unsure or (not quoted and code.startswith("(", index + 2))
+                    index += 2
+                    continue
+                if code.startswith("$(", index):
+                    closer = code.find(")", index + 2)
+                    name = code[index + 2 : closer] if closer >= 0 else ""
+                    if name in variables:
+                        value = variables[name]
+                        ends_early = "\n" in value and delimiter in value  # a line of it may end the body
+                        kind = _HEREDOC_LITERAL if quoted else _HEREDOC
+                        contexts[index] = _UNSURE if body_unsure or ends_early else kind
+                        index = closer + 1
+                        continue
+                    body_unsure = body_unsure or not quoted
+                elif code[index] == "`" and not quoted:
+                    body_unsure = True
+                elif code[index] == "\\" and not quoted:
+                    index += 1
+                index += 1
+            position = end + 1
+    return min(position, len(code))
 
 
 def _quoting(code: str, variables: Mapping[str, str]) -> tuple[dict[int, str], str | None]:
@@ -234,6 +297,7 @@ def _quoting(code: str, variables: Mapping[str, str]) -> tuple[dict[int, str], s
     state = _UNQUOTED
     sticky = False
     ending: str | None = None
+    heredocs: list[tuple[str, bool, bool]] = []  # opened on this line, their bodies start at its end
     index = 0
     while index < len(code):
         char = code[index]
@@ -266,8 +330,18 @@ def _quoting(code: str, variables: Mapping[str, str]) -> tuple[dict[int, str], s
         elif char == '"':
             state = _DOUBLE
         elif char == "<" and following == "<":
-            sticky = True
             ending = "a here-document"
+            word = _heredoc_word(code, index + 2)
+            if word is None:
+                sticky = True
+            else:
+                heredocs.append(word[:3])
+                index = word[3]
+                continue
+        elif char == "\n" and heredocs:
+            index = _heredoc_bodies(code, index + 1, heredocs, variables, contexts, sticky)
+            heredocs = []
+            continue
         elif char == "#" and (index == 0 or code[index - 1] in " \t\n;&|()"):
             end = code.find("\n", index)
             end = len(code) if end < 0 else end
@@ -299,6 +373,10 @@ def _shell_renderer(code: str, variables: Mapping[str, str]) -> Callable[[str, s
             return value.replace("'", "'\"'\"'")
         if context == _DOUBLE:
             return re.sub(r'([\\$`"])', r"\\\1", value)
+        if context == _HEREDOC:
+            return re.sub(r"([\\$`])", r"\\\1", value)
+        if context == _HEREDOC_LITERAL:
+            return value
         if _PLAIN.fullmatch(value):
             return value
         raise DescriptorError(

@@ -109,13 +109,14 @@ def test_an_empty_value_is_an_empty_argument_as_on_kubernetes() -> None:
         f"{PROBE} `echo $(X)`",
         f"{PROBE} $(echo x) $(X)",
         f"{PROBE} x # $(X)",
-        "cat <<EOF\n$(X)\nEOF",
+        "cat <<EOF\n$(X)\nEOF\n",  # the value's "\nEOF" line would end the here-document
+        "cat <<$(Y)\n$(X)\n",
         f"{PROBE} ${{Y:-$(X)}}",
     ],
 )
 def test_a_value_with_shell_syntax_where_it_cannot_be_quoted_is_refused(code: str) -> None:
     with pytest.raises(DescriptorError, match=r"\$\(X\).*env\.vars\.X"):
-        command_text(code, None, {"X": "a\nrm -rf /tmp/nothing"})
+        command_text(code, None, {"X": "a\nEOF\nrm -rf /tmp/nothing"})
 
 
 def test_a_plain_value_goes_anywhere_as_before() -> None:
@@ -230,3 +231,14 @@ def test_no_benchmark_code_escapes_the_bootstraps_command_line(code: str, env: s
     text = script(command).replace('exec sh -c "$anubis_command" sh', 'printf %s "$anubis_command"')
     text = text.replace("anubis_link", ": anubis_link")  # nothing of /opt/ml is needed
     assert run(text) == command
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    value=VALUES.filter(lambda text: "EOF" not in text),
+    form=st.sampled_from(["<<EOF", "<<'EOF'", '<< "EOF"', "<<-EOF", "<<\\EOF"]),
+)
+def test_a_value_in_a_here_document_is_its_text(value: str, form: str) -> None:
+    code = f"cat {form}\n\t[$(X)]\n\tEOF\nEOF\n{PROBE} $(X)"
+    body = f"[{value}]\n" if form == "<<-EOF" else f"\t[{value}]\n\tEOF\n"
+    assert run(command_text(code, None, {"X": value})) == body + printed(value)
