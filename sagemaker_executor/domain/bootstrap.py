@@ -222,6 +222,8 @@ _PLAIN = re.compile(r"[A-Za-z0-9_./:=,+@%-]*")
 _UNQUOTED, _SINGLE, _DOUBLE, _UNSURE = "unquoted", "single", "double", "unsure"
 _HEREDOC, _HEREDOC_LITERAL = "here-document", "quoted here-document"  # "<<EOF" and "<<'EOF'" bodies
 # A here-document's delimiter word as the scanner takes it: no blanks, operators, "$" or "`" in it.
+# Command substitutions and parameter expansions whose end is plain to see: nothing nested or quoted.
+_SIMPLE_SUBSTITUTION = re.compile(r"\$\([^()'\"`$\\#]*\)|`[^'\"`$\\#]*`|\$\{[^{}'\"`$\\]*\}")
 _HEREDOC_WORD = re.compile(r"[^\s;&|<>()$`]+")
 
 
@@ -308,6 +310,10 @@ def _quoting(code: str, variables: Mapping[str, str]) -> tuple[dict[int, str], s
                 contexts[index] = _UNSURE if sticky else state
                 index = closer + 1
                 continue
+            simple = _SIMPLE_SUBSTITUTION.match(code, index)
+            if simple is not None and state != _SINGLE:  # "$(date)": its end is the first ")"
+                index = simple.end()
+                continue
             sticky = sticky or state != _SINGLE  # a command substitution: its own quoting
         elif char == "$" and following == "$":
             # Kubernetes' escape: the shell reads one "$"; "$$(" becomes a command substitution
@@ -321,6 +327,10 @@ def _quoting(code: str, variables: Mapping[str, str]) -> tuple[dict[int, str], s
             index += 2
             continue
         elif char == "`" or (char == "$" and following == "{"):
+            simple = _SIMPLE_SUBSTITUTION.match(code, index)
+            if simple is not None:  # "`date`", "${HOME}", "${N:-1}": they end where they seem to
+                index = simple.end()
+                continue
             sticky = True
         elif state == _DOUBLE:
             if char == '"':

@@ -107,7 +107,8 @@ def test_an_empty_value_is_an_empty_argument_as_on_kubernetes() -> None:
     "code",
     [
         f"{PROBE} `echo $(X)`",
-        f"{PROBE} $(echo x) $(X)",
+        f"{PROBE} `echo '`'` $(X)",
+        f'{PROBE} $(echo ")") $(X)',
         f"{PROBE} x # $(X)",
         "cat <<EOF\n$(X)\nEOF\n",  # the value's "\nEOF" line would end the here-document
         "cat <<$(Y)\n$(X)\n",
@@ -242,3 +243,10 @@ def test_a_value_in_a_here_document_is_its_text(value: str, form: str) -> None:
     code = f"cat {form}\n\t[$(X)]\n\tEOF\nEOF\n{PROBE} $(X)"
     body = f"[{value}]\n" if form == "<<-EOF" else f"\t[{value}]\n\tEOF\n"
     assert run(command_text(code, None, {"X": value})) == body + printed(value)
+
+
+def test_simple_substitutions_before_a_reference_leave_its_quoting_known() -> None:
+    # "$(date)" and the like end at their first ")" (or "`", "}"): what follows is quoted as usual.
+    env = {"MSG": "hello world; echo INJECTED"}
+    code = f'N=2; {PROBE} "$(echo x)" `echo y` "${{N:-1}}" ${{N}} $(MSG) "$(MSG)"'
+    assert run(command_text(code, None, env)) == printed("x", "y", "2", "2", *[env["MSG"]] * 2)
