@@ -367,6 +367,11 @@ def _quoting(code: str, variables: Mapping[str, str]) -> tuple[dict[int, str], s
         ending = ending or "a backslash"
     elif state != _UNQUOTED:
         ending = ending or "an unclosed quote"
+    else:
+        # "run;" or "run &": appended, the arguments would be a command of their own.
+        last = re.search(r"(\\*)([;&|])[ \t\n]*\Z", code)
+        if last is not None and len(last.group(1)) % 2 == 0:
+            ending = ending or f"an operator ({last.group(2)!r})"
     return contexts, ending
 
 

@@ -149,6 +149,9 @@ def test_hostile_values_through_the_whole_bootstrap(job: Job) -> None:
         (f"{PROBE} a \\\n", "a backslash"),
         ("cat <<EOF\nhi\nEOF", "a here-document"),
         (f"{PROBE} 'a", "an unclosed quote"),
+        (f"{PROBE} a;", "an operator"),
+        (f"{PROBE} a &\n", "an operator"),
+        (f"{PROBE} a |", "an operator"),
     ],
 )
 def test_ml_args_are_refused_after_code_that_would_swallow_them(code: str, ending: str) -> None:
@@ -159,7 +162,14 @@ def test_ml_args_are_refused_after_code_that_would_swallow_them(code: str, endin
 
 @pytest.mark.parametrize(
     "code",
-    [f"{PROBE} a#b", f"{PROBE} '#' \"#\" \\#", f"{PROBE} x # note\n{PROBE} a", f"{PROBE} '\\' a\\\\"],
+    [
+        f"{PROBE} a\\;",
+        f"{PROBE} a ';'",
+        f"{PROBE} a#b",
+        f"{PROBE} '#' \"#\" \\#",
+        f"{PROBE} x # note\n{PROBE} a",
+        f"{PROBE} '\\' a\\\\",
+    ],
 )
 def test_ml_args_follow_code_with_a_hash_or_backslash_that_is_text(code: str) -> None:
     last = run(command_text(code, "--x 1", {})).splitlines()[-2:]
