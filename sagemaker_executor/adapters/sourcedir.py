@@ -572,13 +572,19 @@ def _unpack_all(
 
 def _check_key(name: str, archive_name: str) -> None:
     """Refuses a member that cannot be an S3 key under ``<job>/source/anubis_code/scripts/``: not UTF-8
-    (tar names are bytes; boto3 raised UnicodeEncodeError) or past S3's 1,024 bytes with that prefix."""
+    (tar names are bytes; boto3 raised UnicodeEncodeError), with a control character (S3's guidance:
+    characters to avoid), or past S3's 1,024 bytes with that prefix."""
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:
         raise UnsafeArchiveError(
             archive_name, name, "has a name that is not UTF-8, which the S3 key of its file must be"
         ) from None
+    if any(ord(char) < 0x20 or char == "\x7f" for char in name):
+        # S3's listings are XML 1.0, which cannot carry most of them: SageMaker lists the channel's keys.
+        raise UnsafeArchiveError(
+            archive_name, name, "has a control character in its name, which S3 keys should not hold"
+        )
     if size > _MAX_KEY_NAME_BYTES:
         raise UnsafeArchiveError(
             archive_name,

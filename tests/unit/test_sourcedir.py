@@ -653,7 +653,12 @@ def test_command_mode_an_archives_requirements_include_their_neighbours(tmp_path
 
 @pytest.mark.parametrize(
     ("name", "reason"),
-    [("caf\udce9.py", "not UTF-8"), ("/".join(["d" * 200] * 5) + "/f.py", "S3's 1,024-byte keys")],
+    [
+        ("caf\udce9.py", "not UTF-8"),
+        ("a\nb.py", "control character"),
+        ("d/\x01", "control character"),
+        ("/".join(["d" * 200] * 5) + "/f.py", "S3's 1,024-byte keys"),
+    ],
 )
 def test_command_mode_refuses_a_member_whose_name_is_no_s3_key(
     tmp_path: Path, name: str, reason: str
