@@ -9,6 +9,7 @@ bootstrap runs in that file's private ``/opt/ml`` (its ``job`` fixture).
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import tomllib
@@ -23,6 +24,7 @@ from sagemaker_executor.domain.command import command_mode
 from sagemaker_executor.domain.descriptor import parse_descriptor
 from sagemaker_executor.domain.errors import DescriptorError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
+from sagemaker_executor.domain.expansion import expand
 from tests.builders import fetcher_event
 from tests.unit.test_bootstrap import SCRIPTS, Job, job, script
 
@@ -260,3 +262,33 @@ def test_simple_substitutions_before_a_reference_leave_its_quoting_known() -> No
     env = {"MSG": "hello world; echo INJECTED"}
     code = f'N=2; {PROBE} "$(echo x)" `echo y` "${{N:-1}}" ${{N}} $(MSG) "$(MSG)"'
     assert run(command_text(code, None, env)) == printed("x", "y", "2", "2", *[env["MSG"]] * 2)
+
+
+_BARE = st.text(st.sampled_from("abcXYZ019_./=-,:@%+"), min_size=1, max_size=6)
+_IN_SINGLE = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters="'"), max_size=6
+)
+_IN_DOUBLE = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters='"$`\\'), max_size=6
+)
+_REFERENCE = st.sampled_from(["$(X)", "$(Y)"])
+
+
+@st.composite
+def _word(draw: st.DrawFn) -> str:
+    """One shell word of literal pieces and references, quoted one way: where sh and shlex agree."""
+    style = draw(st.sampled_from(["bare", "single", "double"]))
+    text = {"bare": _BARE, "single": _IN_SINGLE, "double": _IN_DOUBLE}[style]
+    pieces = draw(st.lists(st.one_of(text, _REFERENCE), min_size=1, max_size=4))
+    inner = "".join(pieces)
+    return {"bare": inner, "single": f"'{inner}'", "double": f'"{inner}"'}[style]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(words=st.lists(_word(), min_size=1, max_size=5), x=VALUES, y=VALUES)
+def test_the_benchmark_gets_the_arguments_kubernetes_would_give_it(words: list[str], x: str, y: str) -> None:
+    # Kubernetes: shlex.split(benchmark_code), then $(VAR) in each word; here: the shell reads the code.
+    code = " ".join(words)
+    env = {"X": x, "Y": y}
+    expected = [expand(word, env) for word in shlex.split(code)]
+    assert run(command_text(f"{PROBE} {code}", None, env), env) == printed(*expected)
