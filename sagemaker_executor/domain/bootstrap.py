@@ -43,6 +43,7 @@ meets the request's 256-character limit on each entrypoint string (botocore's mo
   ``SM_CURRENT_HOST`` and ``SM_NETWORK_INTERFACE_NAME`` are read at start from
   ``/opt/ml/input/config/resourceconfig.json`` with ``sh``'s own pattern removal (the first
   ``"hosts"`` list in the file: the cluster's hosts; its only instance group's in a homogeneous one).
+  One that ``env.vars`` sets keeps that value: on Kubernetes the benchmark sees its ``env.vars``.
 """
 
 from __future__ import annotations
@@ -103,17 +104,17 @@ fi
 case $anubis_json in *'"current_host"'*)
     anubis_rest=${{anubis_json#*'"current_host"'}}
     anubis_rest=${{anubis_rest#*'"'}}
-    export SM_CURRENT_HOST="${{anubis_rest%%'"'*}}"
+    [ -n "${{SM_CURRENT_HOST+set}}" ] || export SM_CURRENT_HOST="${{anubis_rest%%'"'*}}"
 esac
 case $anubis_json in *'"network_interface_name"'*)
     anubis_rest=${{anubis_json#*'"network_interface_name"'}}
     anubis_rest=${{anubis_rest#*'"'}}
-    export SM_NETWORK_INTERFACE_NAME="${{anubis_rest%%'"'*}}"
+    [ -n "${{SM_NETWORK_INTERFACE_NAME+set}}" ] || export SM_NETWORK_INTERFACE_NAME="${{anubis_rest%%'"'*}}"
 esac
 case $anubis_json in *'"hosts"'*)
     anubis_rest=${{anubis_json#*'"hosts"'}}
     anubis_rest=${{anubis_rest#*'['}}
-    export SM_HOSTS="[${{anubis_rest%%']'*}}]"
+    [ -n "${{SM_HOSTS+set}}" ] || export SM_HOSTS="[${{anubis_rest%%']'*}}]"
 esac
 """
 
@@ -404,6 +405,11 @@ def _shell_renderer(code: str, variables: Mapping[str, str]) -> Callable[[str, s
     return render
 
 
+def _unless_set(name: str, quoted: str) -> str:
+    """Exports ``name`` unless the job's environment has it: env.vars win, as on Kubernetes."""
+    return f'[ -n "${{{name}+set}}" ] || export {name}={quoted}'
+
+
 def render_bootstrap(
     command: str,
     channels: Sequence[str],
@@ -425,12 +431,12 @@ def render_bootstrap(
     lines = [_HEAD.rstrip("\n"), f"anubis_channel_root={shlex.quote(CHANNEL_ROOT)}"]
     lines.append("# The SageMaker training toolkit's variables (sagemaker-training, environment.py).")
     for name, value in _TOOLKIT_DIRS.items():
-        lines.append(f"export {name}={shlex.quote(value)}")
-    lines.append(f"export SM_CHANNELS={shlex.quote(json.dumps(sorted(channels)))}")
+        lines.append(_unless_set(name, shlex.quote(value)))
+    lines.append(_unless_set("SM_CHANNELS", shlex.quote(json.dumps(sorted(channels)))))
     for channel in sorted(channels):
         variable = "SM_CHANNEL_" + channel.upper()
         if is_environment_variable_name(variable):
-            lines.append(f"export {variable}={shlex.quote(f'{CHANNEL_ROOT}/{channel}')}")
+            lines.append(_unless_set(variable, shlex.quote(f"{CHANNEL_ROOT}/{channel}")))
     lines.append(_RESOURCE_CONFIG.format(config=shlex.quote(RESOURCE_CONFIG)).rstrip("\n"))
     if scripts:
         lines.append(_MODES.format(path=shlex.quote(SCRIPTS_PATH)).rstrip("\n"))

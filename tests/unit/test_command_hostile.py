@@ -292,3 +292,13 @@ def test_the_benchmark_gets_the_arguments_kubernetes_would_give_it(words: list[s
     env = {"X": x, "Y": y}
     expected = [expand(word, env) for word in shlex.split(code)]
     assert run(command_text(f"{PROBE} {code}", None, env), env) == printed(*expected)
+
+
+def test_sm_variables_that_env_vars_set_keep_their_values(job: Job) -> None:
+    # On Kubernetes the benchmark sees its env.vars; the bootstrap's SM_* overwrote them.
+    env = {"SM_MODEL_DIR": "/mine", "SM_HOSTS": '["h"]', "SM_CHANNEL_TRAIN": "/t", "SM_CHANNELS": "[]"}
+    names = [*env, "SM_OUTPUT_DIR", "SM_CURRENT_HOST"]
+    command = "printf '[%s]\\n'" + "".join(f' "${name}"' for name in names)
+    result = job.run(script(command), env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == printed(*env.values(), "/opt/ml/output", "algo-2")
