@@ -90,6 +90,9 @@ _MEMBER_ERRNOS = frozenset(
     {errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL, errno.ENOTDIR, errno.ELOOP, errno.EMLINK, errno.EFBIG}
 )
 _DISK_FIX = "free space (or inodes, or quota) in TMP_SOURCES_DIR, or make it writable by the executor"
+# S3 keys are at most 1,024 bytes; the prefix "<job name, at most 63>/source/anubis_code/scripts/" is at
+# most 92, so a member's path under the scripts keeps at most this many.
+_MAX_KEY_NAME_BYTES = 1024 - 92
 _SHOWN_NAME_CHARS = 120  # an archive or member name in a message; longer ones keep their start and end
 # Top-level directory names that can be written after "-r" in requirements.txt without pip reading
 # them as a comment ("#"), an environment variable ("${...}"), an option or a continuation.
@@ -484,7 +487,9 @@ def build_source_dir(
     ``archives`` are ``(name, readable)`` pairs, unpacked in order into ``dest / scripts_dir`` (a plain
     directory name; ``""``: ``dest`` itself), sharing one budget of ``max_total_bytes``. The root
     ``requirements.txt`` (in ``dest``) gets, in this order: each archive's own root
-    ``requirements.txt`` (taken out of the scripts), ``-r [<scripts_dir>/]<dir>/requirements.txt`` for
+    ``requirements.txt`` (taken out of the scripts; with a ``scripts_dir``, put back there, the others
+    under free names beside it, and included with ``-r``, so that pip reads their relative ``-r`` and
+    ``-c`` lines from the scripts), ``-r [<scripts_dir>/]<dir>/requirements.txt`` for
     every top-level directory of the scripts that has one (the anubis client tars a directory under its
     own name), then ``requirements`` (the descriptor's extra lines, which ``domain.requirements``
     checked when the descriptor was parsed), as they are. It is written only if any of these exists.
@@ -495,12 +500,16 @@ def build_source_dir(
     """
     with _own_disk_failures(f"assembling the source dir {str(dest)!r}"):
         root, reserved = _prepare(dest, entry_files, scripts_dir)
-        root_requirements, owners = _unpack_all(archives, root, max_total_bytes, reserved)
+        root_requirements, owners = _unpack_all(archives, root, max_total_bytes, reserved, bool(scripts_dir))
         nested = [
             _include_line(entry.name, owners.get(entry.name, "?"), scripts_dir)
             for entry in sorted(root.iterdir(), key=lambda path: path.name)
             if _is_real_dir(entry) and _is_regular_file(entry / REQUIREMENTS_TXT)
         ]
+        if scripts_dir:
+            # Put back under the scripts, where pip resolves their relative "-r base.txt" lines.
+            nested = _put_back(root, root_requirements, scripts_dir) + nested
+            root_requirements = []
         merged = _requirements_txt(root_requirements, nested, requirements)
         if merged is not None:
             _write_new_file(dest / REQUIREMENTS_TXT, merged, 0o644)
@@ -532,10 +541,15 @@ def _prepare(dest: Path, entry_files: Mapping[str, str], scripts_dir: str) -> tu
 
 
 def _unpack_all(
-    archives: Iterable[tuple[str, BinaryIO]], root: Path, max_total_bytes: int, reserved: frozenset[str]
+    archives: Iterable[tuple[str, BinaryIO]],
+    root: Path,
+    max_total_bytes: int,
+    reserved: frozenset[str],
+    as_keys: bool = False,
 ) -> tuple[list[bytes], dict[str, str]]:
     """Each archive into ``root`` in turn, sharing the budget: their root ``requirements.txt``
-    contents, and which archive created each top-level name (for error messages)."""
+    contents, and which archive created each top-level name (for error messages). ``as_keys``: each
+    file becomes an S3 object (command mode), so its name must be one (:func:`_check_key`)."""
     root_requirements: list[bytes] = []
     owners: dict[str, str] = {}
     budget = max_total_bytes
@@ -544,6 +558,8 @@ def _unpack_all(
             fileobj, root, archive_name=archive_name, max_total_bytes=budget, reserved=reserved
         )
         for name in names:
+            if as_keys:
+                _check_key(name, archive_name)
             owners.setdefault(name.split("/", 1)[0], archive_name)
             info = os.lstat(root / name)
             if stat.S_ISREG(info.st_mode):
@@ -552,6 +568,30 @@ def _unpack_all(
             # Taken out now, so the next archive may bring its own; merged into the final file below.
             root_requirements.append(_take_root_requirements(root, archive_name))
     return root_requirements, owners
+
+
+def _check_key(name: str, archive_name: str) -> None:
+    """Refuses a member that cannot be an S3 key under ``<job>/source/anubis_code/scripts/``: not UTF-8
+    (tar names are bytes; boto3 raised UnicodeEncodeError), with a control character (S3's guidance:
+    characters to avoid), or past S3's 1,024 bytes with that prefix."""
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise UnsafeArchiveError(
+            archive_name, name, "has a name that is not UTF-8, which the S3 key of its file must be"
+        ) from None
+    if any(ord(char) < 0x20 or char == "\x7f" for char in name):
+        # S3's listings are XML 1.0, which cannot carry most of them: SageMaker lists the channel's keys.
+        raise UnsafeArchiveError(
+            archive_name, name, "has a control character in its name, which S3 keys should not hold"
+        )
+    if size > _MAX_KEY_NAME_BYTES:
+        raise UnsafeArchiveError(
+            archive_name,
+            name,
+            f"has a path of {size} bytes; with the code channel's prefix it must fit S3's 1,024-byte keys "
+            f"(at most {_MAX_KEY_NAME_BYTES} bytes)",
+        )
 
 
 def _write_entry_file(dest: Path, name: str, content: str) -> None:
@@ -583,6 +623,19 @@ def _take_root_requirements(dest: Path, archive_name: str) -> bytes:
     content = path.read_bytes()
     path.unlink()
     return content
+
+
+def _put_back(root: Path, contents: Sequence[bytes], scripts_dir: str) -> list[str]:
+    """Each archive's root ``requirements.txt`` written back under ``root`` (the first as it was, the
+    others beside it under a free name); the ``-r`` lines of the merged file that include them."""
+    lines = []
+    for index, content in enumerate(contents):
+        name = REQUIREMENTS_TXT if index == 0 else f"requirements.{index + 1}.txt"
+        while os.path.lexists(root / name):
+            name = "_" + name
+        _write_new_file(root / name, content, 0o644)
+        lines.append(f"-r {shlex.quote(f'{scripts_dir}/{name}')}")
+    return lines
 
 
 def _include_line(dir_name: str, archive_name: str, scripts_dir: str) -> str:

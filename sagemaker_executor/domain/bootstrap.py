@@ -17,7 +17,10 @@ meets the request's 256-character limit on each entrypoint string (botocore's mo
 * **environment**: ``env.vars`` and ``BAI_SCRIPTS_PATH`` (= :data:`SCRIPTS_PATH`) are the job's
   ``Environment``, set by SageMaker, not by the bootstrap;
 * **command**: :func:`command_text`: ``benchmark_code`` after Kubernetes' ``$(VAR)`` expansion
-  (``domain.expansion``) from those variables, then each ``ml.args`` word, expanded the same way and
+  (``domain.expansion``) from those variables, each value quoted for where it stands (unquoted, in
+  single or in double quotes) so that the shell reads it as the text Kubernetes gives the command, never
+  as code; a value with shell syntax where no quoting is sure (a comment, a here-document, backquotes,
+  after a command substitution) is refused; then each ``ml.args`` word, expanded the same way and
   shell-quoted, appended as Kubernetes appends ``shlex.split(ml.args)`` to the command. It runs under
   ``sh -c`` (``exec``'d, so the benchmark's exit status is the job's and its stdout/stderr are the
   job's log), as the original SageMaker executor's entry script and the Kubernetes Horovod path did:
@@ -40,14 +43,16 @@ meets the request's 256-character limit on each entrypoint string (botocore's mo
   ``SM_CURRENT_HOST`` and ``SM_NETWORK_INTERFACE_NAME`` are read at start from
   ``/opt/ml/input/config/resourceconfig.json`` with ``sh``'s own pattern removal (the first
   ``"hosts"`` list in the file: the cluster's hosts; its only instance group's in a homogeneous one).
+  One that ``env.vars`` sets keeps that value: on Kubernetes the benchmark sees its ``env.vars``.
 """
 
 from __future__ import annotations
 
 import json
 import posixpath
+import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sagemaker_executor.domain.errors import DescriptorError
@@ -99,17 +104,17 @@ fi
 case $anubis_json in *'"current_host"'*)
     anubis_rest=${{anubis_json#*'"current_host"'}}
     anubis_rest=${{anubis_rest#*'"'}}
-    export SM_CURRENT_HOST="${{anubis_rest%%'"'*}}"
+    [ -n "${{SM_CURRENT_HOST+set}}" ] || export SM_CURRENT_HOST="${{anubis_rest%%'"'*}}"
 esac
 case $anubis_json in *'"network_interface_name"'*)
     anubis_rest=${{anubis_json#*'"network_interface_name"'}}
     anubis_rest=${{anubis_rest#*'"'}}
-    export SM_NETWORK_INTERFACE_NAME="${{anubis_rest%%'"'*}}"
+    [ -n "${{SM_NETWORK_INTERFACE_NAME+set}}" ] || export SM_NETWORK_INTERFACE_NAME="${{anubis_rest%%'"'*}}"
 esac
 case $anubis_json in *'"hosts"'*)
     anubis_rest=${{anubis_json#*'"hosts"'}}
     anubis_rest=${{anubis_rest#*'['}}
-    export SM_HOSTS="[${{anubis_rest%%']'*}}]"
+    [ -n "${{SM_HOSTS+set}}" ] || export SM_HOSTS="[${{anubis_rest%%']'*}}]"
 esac
 """
 
@@ -178,13 +183,231 @@ def command_text(benchmark_code: str, args: str | None, variables: Mapping[str, 
     are not known either. Raises :class:`DescriptorError` for a blank command, a NUL character (no
     shell can read it) and ``ml.args`` that ``shlex.split`` cannot split (unbalanced quotes).
     """
-    command = expand(checked_benchmark_code(benchmark_code), variables).rstrip("\n")
-    if not args:
-        return command
-    words = split_args(args)
+    # Windows line ends: the shell would read each line's last word with a "\r" ("train.py\r"), where
+    # Kubernetes' shlex.split reads it as the space it is meant to be.
+    code = checked_benchmark_code(benchmark_code).replace("\r\n", "\n").rstrip("\n")
+    command = expand(code, variables, _shell_renderer(code, variables))
+    words = split_args(args) if args else []
     if not words:
-        return command
-    return command + " " + " ".join(shlex.quote(expand(word, variables)) for word in words)
+        return _fitting(command)
+    ending = _quoting(code, variables)[1]
+    if ending is not None:
+        raise DescriptorError(
+            "ml.args",
+            f"cannot be appended to ml.benchmark_code, which ends in {ending}: the shell would not read "
+            "them as the command's arguments; put them in ml.benchmark_code",
+        )
+    return _fitting(command + " " + " ".join(shlex.quote(expand(word, variables)) for word in words))
+
+
+# Linux's limit on one argument of exec (MAX_ARG_STRLEN, 32 pages of 4 KiB), its NUL included: the
+# command is the argument of "sh -c", which exec refused past it ("Argument list too long").
+MAX_COMMAND_BYTES = 32 * 4096 - 1
+
+
+def _fitting(command: str) -> str:
+    """``command``, when ``exec`` takes it as one argument; :class:`DescriptorError` otherwise."""
+    size = len(command.encode("utf-8", "surrogatepass"))
+    if size > MAX_COMMAND_BYTES:
+        raise DescriptorError(
+            "ml.benchmark_code",
+            f"is {size:,} bytes with ml.args and the $(VAR) values; the command runs as one argument of "
+            f"'sh -c', which Linux takes up to {MAX_COMMAND_BYTES:,} bytes: put the code in a --script "
+            "and run that",
+        )
+    return command
+
+
+# A value the shell reads as the same text wherever it is put (no quoting, globbing, splitting).
+_PLAIN = re.compile(r"[A-Za-z0-9_./:=,+@%-]*")
+_UNQUOTED, _SINGLE, _DOUBLE, _UNSURE = "unquoted", "single", "double", "unsure"
+_HEREDOC, _HEREDOC_LITERAL = "here-document", "quoted here-document"  # "<<EOF" and "<<'EOF'" bodies
+# A here-document's delimiter word as the scanner takes it: no blanks, operators, "$" or "`" in it.
+# Command substitutions and parameter expansions whose end is plain to see: nothing nested or quoted.
+_SIMPLE_SUBSTITUTION = re.compile(r"\$\([^()'\"`$\\#]*\)|`[^'\"`$\\#]*`|\$\{[^{}'\"`$\\]*\}")
+_HEREDOC_WORD = re.compile(r"[^\s;&|<>()$`]+")
+
+
+def _heredoc_word(code: str, start: int) -> tuple[str, bool, bool, int] | None:
+    """After ``<<`` at ``start``: the delimiter, whether quoted, whether ``<<-``, and where the word
+    ends; ``None`` for a word the scanner does not follow (it then treats the rest as unsure)."""
+    strip = code.startswith("-", start)
+    position = start + strip
+    while position < len(code) and code[position] in " \t":
+        position += 1
+    match = _HEREDOC_WORD.match(code, position)
+    if match is None or match.group().count("'") % 2 or match.group().count('"') % 2:
+        return None
+    word = match.group()
+    delimiter = word.replace("'", "").replace('"', "").replace("\\", "")
+    return delimiter, delimiter != word, strip, match.end()
+
+
+def _heredoc_bodies(
+    code: str,
+    start: int,
+    heredocs: list[tuple[str, bool, bool]],
+    variables: Mapping[str, str],
+    contexts: dict[int, str],
+    unsure: bool,
+) -> int:
+    """Records the references in the bodies of ``heredocs`` from ``start``; where the bodies end."""
+    position = start
+    for delimiter, quoted, strip in heredocs:
+        body_unsure = unsure
+        while position < len(code):
+            end = code.find("\n", position)
+            end = len(code) if end < 0 else end
+            line = code[position:end]
+            if (line.lstrip("\t") if strip else line) == delimiter:
+                position = end + 1
+                break
+            index = position
+            while index < end:
+                if code.startswith("$$", index):
+                    body_unsure = body_unsure or (not quoted and code.startswith("(", index + 2))
+                    index += 2
+                    continue
+                if code.startswith("$(", index):
+                    closer = code.find(")", index + 2)
+                    name = code[index + 2 : closer] if closer >= 0 else ""
+                    if name in variables:
+                        value = variables[name]
+                        ends_early = "\n" in value and delimiter in value  # a line of it may end the body
+                        kind = _HEREDOC_LITERAL if quoted else _HEREDOC
+                        contexts[index] = _UNSURE if body_unsure or ends_early else kind
+                        index = closer + 1
+                        continue
+                    body_unsure = body_unsure or not quoted
+                elif code[index] == "`" and not quoted:
+                    body_unsure = True
+                elif code[index] == "\\" and not quoted:
+                    index += 1
+                index += 1
+            position = end + 1
+    return min(position, len(code))
+
+
+def _quoting(code: str, variables: Mapping[str, str]) -> tuple[dict[int, str], str | None]:
+    """The shell quoting at each defined ``$(NAME)`` reference of ``code``, by the reference's index, and
+    what at the end of ``code`` would take in words appended to it (``None``: nothing).
+
+    Follows quotes and backslashes; from a comment, a here-document, backquotes, a command
+    substitution or a parameter expansion on it is :data:`_UNSURE` (to the end of the line for a comment,
+    to the end of the code otherwise), where no quoting of a value can be known to be right.
+    """
+    contexts: dict[int, str] = {}
+    state = _UNQUOTED
+    sticky = False
+    ending: str | None = None
+    heredocs: list[tuple[str, bool, bool]] = []  # opened on this line, their bodies start at its end
+    index = 0
+    while index < len(code):
+        char = code[index]
+        following = code[index + 1] if index + 1 < len(code) else ""
+        if char == "$" and following == "(":
+            closer = code.find(")", index + 2)
+            if closer >= 0 and code[index + 2 : closer] in variables:
+                contexts[index] = _UNSURE if sticky else state
+                index = closer + 1
+                continue
+            simple = _SIMPLE_SUBSTITUTION.match(code, index)
+            if simple is not None and state != _SINGLE:  # "$(date)": its end is the first ")"
+                index = simple.end()
+                continue
+            sticky = sticky or state != _SINGLE  # a command substitution: its own quoting
+        elif char == "$" and following == "$":
+            # Kubernetes' escape: the shell reads one "$"; "$$(" becomes a command substitution
+            sticky = sticky or (state != _SINGLE and code.startswith("(", index + 2))
+            index += 2
+            continue
+        elif state == _SINGLE:
+            if char == "'":
+                state = _UNQUOTED
+        elif char == "\\":
+            index += 2
+            continue
+        elif char == "`" or (char == "$" and following == "{"):
+            simple = _SIMPLE_SUBSTITUTION.match(code, index)
+            if simple is not None:  # "`date`", "${HOME}", "${N:-1}": they end where they seem to
+                index = simple.end()
+                continue
+            sticky = True
+        elif state == _DOUBLE:
+            if char == '"':
+                state = _UNQUOTED
+        elif char == "'":
+            state = _SINGLE
+        elif char == '"':
+            state = _DOUBLE
+        elif char == "<" and following == "<":
+            ending = "a here-document"
+            word = _heredoc_word(code, index + 2)
+            if word is None:
+                sticky = True
+            else:
+                heredocs.append(word[:3])
+                index = word[3]
+                continue
+        elif char == "\n" and heredocs:
+            index = _heredoc_bodies(code, index + 1, heredocs, variables, contexts, sticky)
+            heredocs = []
+            continue
+        elif char == "#" and (index == 0 or code[index - 1] in " \t\n;&|()"):
+            end = code.find("\n", index)
+            end = len(code) if end < 0 else end
+            for position in range(index, end):
+                if code.startswith("$(", position):
+                    contexts[position] = _UNSURE
+            index = end
+            if end == len(code):
+                ending = ending or "a comment"
+            continue
+        index += 1
+    if index > len(code):
+        ending = ending or "a backslash"
+    elif state != _UNQUOTED:
+        ending = ending or "an unclosed quote"
+    else:
+        # "run;" or "run &": appended, the arguments would be a command of their own.
+        last = re.search(r"(\\*)([;&|])[ \t\n]*\Z", code)
+        if last is not None and len(last.group(1)) % 2 == 0:
+            ending = ending or f"an operator ({last.group(2)!r})"
+    return contexts, ending
+
+
+def _shell_renderer(code: str, variables: Mapping[str, str]) -> Callable[[str, str, int], str]:
+    """How each ``$(NAME)`` of ``code`` becomes shell text: its value, quoted where it is, so that the
+    shell reads exactly the value, as the command gets it on Kubernetes (which expands with no shell)."""
+    contexts = _quoting(code, variables)[0]
+
+    def render(name: str, value: str, index: int) -> str:
+        context = contexts.get(index, _UNSURE)
+        if context == _UNQUOTED:
+            return shlex.quote(value)
+        if context == _SINGLE:
+            return value.replace("'", "'\"'\"'")
+        if context == _DOUBLE:
+            return re.sub(r'([\\$`"])', r"\\\1", value)
+        if context == _HEREDOC:
+            return re.sub(r"([\\$`])", r"\\\1", value)
+        if context == _HEREDOC_LITERAL:
+            return value
+        if _PLAIN.fullmatch(value):
+            return value
+        raise DescriptorError(
+            "ml.benchmark_code",
+            f"$({name}) is in a comment, a here-document, backquotes or a command substitution, where "
+            f"its value (env.vars.{name}: {value!r}) cannot be put for a shell to read it as written: "
+            f'use "${name}" there (the variable is in the benchmark\'s environment)',
+        )
+
+    return render
+
+
+def _unless_set(name: str, quoted: str) -> str:
+    """Exports ``name`` unless the job's environment has it: env.vars win, as on Kubernetes."""
+    return f'[ -n "${{{name}+set}}" ] || export {name}={quoted}'
 
 
 def render_bootstrap(
@@ -208,28 +431,39 @@ def render_bootstrap(
     lines = [_HEAD.rstrip("\n"), f"anubis_channel_root={shlex.quote(CHANNEL_ROOT)}"]
     lines.append("# The SageMaker training toolkit's variables (sagemaker-training, environment.py).")
     for name, value in _TOOLKIT_DIRS.items():
-        lines.append(f"export {name}={shlex.quote(value)}")
-    lines.append(f"export SM_CHANNELS={shlex.quote(json.dumps(sorted(channels)))}")
+        lines.append(_unless_set(name, shlex.quote(value)))
+    lines.append(_unless_set("SM_CHANNELS", shlex.quote(json.dumps(sorted(channels)))))
     for channel in sorted(channels):
         variable = "SM_CHANNEL_" + channel.upper()
         if is_environment_variable_name(variable):
-            lines.append(f"export {variable}={shlex.quote(f'{CHANNEL_ROOT}/{channel}')}")
+            lines.append(_unless_set(variable, shlex.quote(f"{CHANNEL_ROOT}/{channel}")))
     lines.append(_RESOURCE_CONFIG.format(config=shlex.quote(RESOURCE_CONFIG)).rstrip("\n"))
     if scripts:
         lines.append(_MODES.format(path=shlex.quote(SCRIPTS_PATH)).rstrip("\n"))
     if data_links:
         lines.append("# Each dataset also where the Kubernetes executor mounts it: data.sources[].path.")
         lines.append(_LINK.rstrip("\n"))
+        linked: dict[str, int] = {}
         for index, link in enumerate(data_links):
             if not link.path.startswith("/"):
                 raise DescriptorError(
                     f"data.sources[{index}].path", f"must be an absolute path, got {link.path!r}"
                 )
-            path = posixpath.normpath(link.path)
-            if path in ("/", "//"):
+            path = "/" + posixpath.normpath(link.path).lstrip("/")  # "//x" is "/x" on Linux
+            if path == "/":
                 raise DescriptorError(f"data.sources[{index}].path", "must not be the root directory")
+            if path in linked:
+                raise DescriptorError(
+                    f"data.sources[{index}].path",
+                    f"{path!r} is also data.sources[{linked[path]}].path: two datasets cannot be at one path",
+                )
+            linked[path] = index
+        # A parent before the paths under it: linking "/data" after "/data/x" made "/data" a directory
+        # first, and the link then failed as a path that "already exists in the image".
+        for path in sorted(linked, key=lambda each: each.split("/")):
             parent = posixpath.dirname(path)
-            lines.append(f"anubis_link {shlex.quote(path)} {shlex.quote(parent)} {shlex.quote(link.channel)}")
+            channel = data_links[linked[path]].channel
+            lines.append(f"anubis_link {shlex.quote(path)} {shlex.quote(parent)} {shlex.quote(channel)}")
     if requirements:
         path = shlex.quote(f"{CODE_PATH}/{REQUIREMENTS_FILE}")
         lines.append(_PIP.format(path=path).rstrip("\n"))

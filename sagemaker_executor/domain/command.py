@@ -11,7 +11,8 @@ Owns the choice, for a descriptor with no ``ml.framework``, of what the containe
   with them; the datasets are only in their channels, since nothing of the executor's runs to link
   them;
 * neither: the image's own entrypoint and command;
-* ``env.vars`` (and ``BAI_SCRIPTS_PATH``) are the job's ``Environment`` in every case.
+* ``env.vars`` (and ``BAI_SCRIPTS_PATH``) are the job's ``Environment`` in every case, each value
+  ``$(VAR)``-expanded from the ones before it, as Kubernetes expands a container's ``env``.
 
 ``hardware.strategy = "horovod"`` with ``ml.benchmark_code`` and no framework is refused: MPI is
 launched by the SageMaker training toolkit, which only the framework images have (``ml.framework``
@@ -65,7 +66,7 @@ def command_mode(
     ml = descriptor.ml
     benchmark_code = ml.benchmark_code if ml is not None else None
     args = ml.args if ml is not None else None
-    environment = dict(descriptor.env.vars)
+    environment = kubernetes_environment(descriptor.env.vars)
     if not benchmark_code:
         return CommandMode(environment, container_arguments=container_arguments(args, environment))
     if descriptor.hardware.strategy is Strategy.HOROVOD:
@@ -75,6 +76,8 @@ def command_mode(
             raise DescriptorError(
                 f"data.sources[{index}].id", f"{name!r} is the name of the executor's own code channel"
             )
+        if name in (".", ".."):  # its directory /opt/ml/input/data/<name> would be another one
+            raise DescriptorError(f"data.sources[{index}].id", f"{name!r} cannot name a channel's directory")
     if event.payload.scripts:
         environment[bootstrap.SCRIPTS_PATH_VARIABLE] = bootstrap.SCRIPTS_PATH
     params = descriptor.custom_params
@@ -87,6 +90,16 @@ def command_mode(
         scripts=bool(event.payload.scripts),
     )
     return CommandMode(environment, tuple(bootstrap.container_entrypoint()), (), text)
+
+
+def kubernetes_environment(variables: Mapping[str, str]) -> dict[str, str]:
+    """``env.vars`` as the container gets them on Kubernetes, which ``$(VAR)``-expands each value from
+    the variables listed before it (the Anubis executor lists ``env.vars`` in order, then
+    ``BAI_SCRIPTS_PATH``): ``B = "$(A)/x"`` after ``A = "/a"`` is ``/a/x``, ``"a$$b"`` is ``a$b``."""
+    environment: dict[str, str] = {}
+    for name, value in variables.items():
+        environment[name] = expand(value, environment)
+    return environment
 
 
 def container_arguments(args: str | None, environment: Mapping[str, str]) -> tuple[str, ...]:

@@ -25,15 +25,21 @@ A value is inserted as text and never expanded again. Called by ``domain.transla
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 _OPERATOR = "$"
 _OPENER = "("
 _CLOSER = ")"
 
 
-def expand(text: str, variables: Mapping[str, str]) -> str:
-    """``text`` with its ``$(NAME)`` references expanded from ``variables``, as Kubernetes does."""
+def expand(
+    text: str, variables: Mapping[str, str], render: Callable[[str, str, int], str] | None = None
+) -> str:
+    """``text`` with its ``$(NAME)`` references expanded from ``variables``, as Kubernetes does.
+
+    ``render(name, value, index)``, when given, is what replaces the reference at ``text[index]`` to a
+    defined ``name`` (``domain.bootstrap`` quotes the value for the shell that reads the result).
+    """
     out: list[str] = []
     checkpoint = 0
     cursor = 0
@@ -52,7 +58,10 @@ def expand(text: str, variables: Mapping[str, str]) -> str:
                 else:
                     name = text[cursor + 2 : closer]
                     value = variables.get(name)
-                    out.append(value if value is not None else f"$({name})")
+                    if value is None:
+                        out.append(f"$({name})")
+                    else:
+                        out.append(value if render is None else render(name, value, cursor))
                     cursor = closer
             else:  # an operator that begins no expression
                 out.append(_OPERATOR + following)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import pytest
@@ -145,3 +146,15 @@ def test_without_ml_args_the_request_has_no_container_arguments() -> None:
         "ContainerArguments"
         not in create_training_job_request(spec, None, "us-east-1")["AlgorithmSpecification"]
     )
+
+
+def test_env_vars_are_expanded_from_the_ones_before_them_as_kubernetes_does() -> None:
+    # Kubernetes expands $(VAR) in a container's env values from the variables defined before each, and
+    # reads "$$" as "$"; the Anubis executor lists env.vars in order, then BAI_SCRIPTS_PATH.
+    vars = {"A": "/a", "B": "$(A)/x $(C) $$(A) $(BAI_SCRIPTS_PATH)", "C": "c", "D": "$(C)"}
+    mode = plan({"benchmark_code": "printf %s $(B)"}, vars=vars, scripts=["s3://b/s.tar"])
+    expected = {"A": "/a", "B": "/a/x $(C) $(A) $(BAI_SCRIPTS_PATH)", "C": "c", "D": "c"}
+    assert mode.environment == {**expected, "BAI_SCRIPTS_PATH": bootstrap.SCRIPTS_PATH}
+    command = "printf %s '/a/x $(C) $(A) $(BAI_SCRIPTS_PATH)'"
+    assert f"anubis_command={shlex.quote(command)}" in mode.bootstrap
+    assert plan({"args": "$(D)"}, vars=vars).container_arguments == ("c",)

@@ -516,8 +516,10 @@ def test_command_mode_unpacks_under_scripts_and_pip_reads_the_root_file_from_any
         "scripts",
     ]
     assert (dest / "scripts/mybench/train.py").exists() and (dest / "scripts/top.py").exists()
-    assert not (dest / "scripts/requirements.txt").exists()  # merged into the root file
+    # Left where the archive put it (pip reads its relative "-r" lines from there), included by the root.
+    assert (dest / "scripts/requirements.txt").read_bytes() == b"scipy\n"
     lines = (dest / "requirements.txt").read_text().splitlines()
+    assert "-r scripts/requirements.txt" in lines
     assert "-r scripts/mybench/requirements.txt" in lines
     req_file = pytest.importorskip("pip._internal.req.req_file")
     session = pytest.importorskip("pip._internal.network.session")
@@ -628,3 +630,45 @@ def pip_requirements(source_dir: Path) -> list[str]:
         return [requirement.requirement for requirement in parsed]
     finally:
         os.chdir(cwd)
+
+
+def test_command_mode_an_archives_requirements_include_their_neighbours(tmp_path: Path) -> None:
+    # An archive's root requirements.txt with "-r base.txt": moved to the code channel's root, pip
+    # looked for base.txt there ("Could not open requirements file") and the job failed.
+    first = tar_bytes(file("requirements.txt", b"-r base.txt\n"), file("base.txt", b"six\n"))
+    second = tar_bytes(file("requirements.txt", b"-c pins.txt\nattrs\n"), file("pins.txt", b"attrs<99\n"))
+    dest = tmp_path / "source"
+    archives = [("a.tar", io.BytesIO(first)), ("b.tar", io.BytesIO(second))]
+    build_source_dir(dest, archives, {"bootstrap.sh": ""}, ["boto3>=1"], MiB, scripts_dir="scripts")
+    req_file = pytest.importorskip("pip._internal.req.req_file")
+    session = pytest.importorskip("pip._internal.network.session")
+    parsed = req_file.parse_requirements(str(dest / "requirements.txt"), session=session.PipSession())
+    assert [(r.requirement, r.constraint) for r in parsed] == [
+        ("six", False),
+        ("attrs<99", True),
+        ("attrs", False),
+        ("boto3>=1", False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("caf\udce9.py", "not UTF-8"),
+        ("a\nb.py", "control character"),
+        ("d/\x01", "control character"),
+        ("/".join(["d" * 200] * 5) + "/f.py", "S3's 1,024-byte keys"),
+    ],
+)
+def test_command_mode_refuses_a_member_whose_name_is_no_s3_key(
+    tmp_path: Path, name: str, reason: str
+) -> None:
+    # Command mode uploads each file as an object: a non-UTF-8 name made boto3 raise UnicodeEncodeError
+    # (a crash, not an ERROR), and S3 refuses keys past 1,024 bytes.
+    archive = io.BytesIO(tar_bytes(file(name)))
+    with pytest.raises(UnsafeArchiveError, match=reason):
+        build_source_dir(
+            tmp_path / "s", [("a.tar", archive)], {"bootstrap.sh": ""}, [], MiB, scripts_dir="scripts"
+        )
+    # Script mode packs one archive, which takes any name.
+    build_source_dir(tmp_path / "t", [("a.tar", io.BytesIO(tar_bytes(file(name))))], {}, [], MiB)
