@@ -296,84 +296,109 @@ def _quoting(code: str, variables: Mapping[str, str]) -> tuple[dict[int, str], s
     substitution or a parameter expansion on it is :data:`_UNSURE` (to the end of the line for a comment,
     to the end of the code otherwise), where no quoting of a value can be known to be right.
     """
-    contexts: dict[int, str] = {}
-    state = _UNQUOTED
-    sticky = False
-    ending: str | None = None
-    heredocs: list[tuple[str, bool, bool]] = []  # opened on this line, their bodies start at its end
-    index = 0
-    while index < len(code):
-        char = code[index]
+    scanner = _QuotingScanner(code, variables)
+    scanner.scan()
+    return scanner.contexts, scanner.ending
+
+
+class _QuotingScanner:
+    """:func:`_quoting`'s walk over ``code``, one character (or construct) per step."""
+
+    def __init__(self, code: str, variables: Mapping[str, str]) -> None:
+        self.code = code
+        self.variables = variables
+        self.contexts: dict[int, str] = {}
+        self.state = _UNQUOTED
+        self.sticky = False
+        self.ending: str | None = None
+        self.heredocs: list[tuple[str, bool, bool]] = []  # opened on this line, bodies start at its end
+        self.index = 0
+
+    def scan(self) -> None:
+        while self.index < len(self.code):
+            self.index = self._step(self.code[self.index])
+        self._finish()
+
+    def _step(self, char: str) -> int:
+        """Reads the construct at ``self.index`` (first character ``char``); where the next one starts."""
+        code, index = self.code, self.index
         following = code[index + 1] if index + 1 < len(code) else ""
-        if char == "$" and following == "(":
-            closer = code.find(")", index + 2)
-            if closer >= 0 and code[index + 2 : closer] in variables:
-                contexts[index] = _UNSURE if sticky else state
-                index = closer + 1
-                continue
-            simple = _SIMPLE_SUBSTITUTION.match(code, index)
-            if simple is not None and state != _SINGLE:  # "$(date)": its end is the first ")"
-                index = simple.end()
-                continue
-            sticky = sticky or state != _SINGLE  # a command substitution: its own quoting
-        elif char == "$" and following == "$":
-            # Kubernetes' escape: the shell reads one "$"; "$$(" becomes a command substitution
-            sticky = sticky or (state != _SINGLE and code.startswith("(", index + 2))
-            index += 2
-            continue
-        elif state == _SINGLE:
+        if char == "$" and following in ("(", "$"):
+            return self._dollar(following)
+        if self.state == _SINGLE:
             if char == "'":
-                state = _UNQUOTED
+                self.state = _UNQUOTED
         elif char == "\\":
-            index += 2
-            continue
+            return index + 2
         elif char == "`" or (char == "$" and following == "{"):
             simple = _SIMPLE_SUBSTITUTION.match(code, index)
             if simple is not None:  # "`date`", "${HOME}", "${N:-1}": they end where they seem to
-                index = simple.end()
-                continue
-            sticky = True
-        elif state == _DOUBLE:
+                return simple.end()
+            self.sticky = True
+        elif self.state == _DOUBLE:
             if char == '"':
-                state = _UNQUOTED
-        elif char == "'":
-            state = _SINGLE
-        elif char == '"':
-            state = _DOUBLE
+                self.state = _UNQUOTED
+        elif char in "'\"":
+            self.state = _SINGLE if char == "'" else _DOUBLE
         elif char == "<" and following == "<":
-            ending = "a here-document"
-            word = _heredoc_word(code, index + 2)
-            if word is None:
-                sticky = True
-            else:
-                heredocs.append(word[:3])
-                index = word[3]
-                continue
-        elif char == "\n" and heredocs:
-            index = _heredoc_bodies(code, index + 1, heredocs, variables, contexts, sticky)
-            heredocs = []
-            continue
+            return self._heredoc_start()
+        elif char == "\n" and self.heredocs:
+            next_index = _heredoc_bodies(
+                code, index + 1, self.heredocs, self.variables, self.contexts, self.sticky
+            )
+            self.heredocs = []
+            return next_index
         elif char == "#" and (index == 0 or code[index - 1] in " \t\n;&|()"):
-            end = code.find("\n", index)
-            end = len(code) if end < 0 else end
-            for position in range(index, end):
-                if code.startswith("$(", position):
-                    contexts[position] = _UNSURE
-            index = end
-            if end == len(code):
-                ending = ending or "a comment"
-            continue
-        index += 1
-    if index > len(code):
-        ending = ending or "a backslash"
-    elif state != _UNQUOTED:
-        ending = ending or "an unclosed quote"
-    else:
-        # "run;" or "run &": appended, the arguments would be a command of their own.
-        last = re.search(r"(\\*)([;&|])[ \t\n]*\Z", code)
-        if last is not None and len(last.group(1)) % 2 == 0:
-            ending = ending or f"an operator ({last.group(2)!r})"
-    return contexts, ending
+            return self._comment()
+        return index + 1
+
+    def _dollar(self, following: str) -> int:
+        """``$(`` (a reference, or a command substitution) or ``$$`` (Kubernetes' escape)."""
+        code, index = self.code, self.index
+        if following == "$":
+            # Kubernetes' escape: the shell reads one "$"; "$$(" becomes a command substitution
+            self.sticky = self.sticky or (self.state != _SINGLE and code.startswith("(", index + 2))
+            return index + 2
+        closer = code.find(")", index + 2)
+        if closer >= 0 and code[index + 2 : closer] in self.variables:
+            self.contexts[index] = _UNSURE if self.sticky else self.state
+            return closer + 1
+        simple = _SIMPLE_SUBSTITUTION.match(code, index)
+        if simple is not None and self.state != _SINGLE:  # "$(date)": its end is the first ")"
+            return simple.end()
+        self.sticky = self.sticky or self.state != _SINGLE  # a command substitution: its own quoting
+        return index + 1
+
+    def _heredoc_start(self) -> int:
+        self.ending = "a here-document"
+        word = _heredoc_word(self.code, self.index + 2)
+        if word is None:
+            self.sticky = True
+            return self.index + 1
+        self.heredocs.append(word[:3])
+        return word[3]
+
+    def _comment(self) -> int:
+        code, index = self.code, self.index
+        end = code.find("\n", index)
+        end = len(code) if end < 0 else end
+        for position in range(index, end):
+            if code.startswith("$(", position):
+                self.contexts[position] = _UNSURE
+        if end == len(code):
+            self.ending = self.ending or "a comment"
+        return end
+
+    def _finish(self) -> None:
+        if self.index > len(self.code):
+            self.ending = self.ending or "a backslash"
+        elif self.state != _UNQUOTED:
+            self.ending = self.ending or "an unclosed quote"
+        else:
+            # "run;" or "run &": appended, the arguments would be a command of their own.
+            last = re.search(r"(\\*)([;&|])[ \t\n]*\Z", self.code)
+            if last is not None and len(last.group(1)) % 2 == 0:
+                self.ending = self.ending or f"an operator ({last.group(2)!r})"
 
 
 def _shell_renderer(code: str, variables: Mapping[str, str]) -> Callable[[str, str, int], str]:
@@ -443,27 +468,7 @@ def render_bootstrap(
     if data_links:
         lines.append("# Each dataset also where the Kubernetes executor mounts it: data.sources[].path.")
         lines.append(_LINK.rstrip("\n"))
-        linked: dict[str, int] = {}
-        for index, link in enumerate(data_links):
-            if not link.path.startswith("/"):
-                raise DescriptorError(
-                    f"data.sources[{index}].path", f"must be an absolute path, got {link.path!r}"
-                )
-            path = "/" + posixpath.normpath(link.path).lstrip("/")  # "//x" is "/x" on Linux
-            if path == "/":
-                raise DescriptorError(f"data.sources[{index}].path", "must not be the root directory")
-            if path in linked:
-                raise DescriptorError(
-                    f"data.sources[{index}].path",
-                    f"{path!r} is also data.sources[{linked[path]}].path: two datasets cannot be at one path",
-                )
-            linked[path] = index
-        # A parent before the paths under it: linking "/data" after "/data/x" made "/data" a directory
-        # first, and the link then failed as a path that "already exists in the image".
-        for path in sorted(linked, key=lambda each: each.split("/")):
-            parent = posixpath.dirname(path)
-            channel = data_links[linked[path]].channel
-            lines.append(f"anubis_link {shlex.quote(path)} {shlex.quote(parent)} {shlex.quote(channel)}")
+        lines.extend(_link_lines(data_links))
     if requirements:
         path = shlex.quote(f"{CODE_PATH}/{REQUIREMENTS_FILE}")
         lines.append(_PIP.format(path=path).rstrip("\n"))
@@ -471,3 +476,31 @@ def render_bootstrap(
     lines.append(f"anubis_command={shlex.quote(command)}")
     lines.append('exec sh -c "$anubis_command" sh')
     return "\n".join(lines) + "\n"
+
+
+def _link_lines(data_links: Sequence[DataLink]) -> list[str]:
+    """One ``anubis_link`` line per dataset, parents first; :class:`DescriptorError` for a relative
+    path, the root, or two datasets at one path."""
+    linked: dict[str, int] = {}
+    for index, link in enumerate(data_links):
+        if not link.path.startswith("/"):
+            raise DescriptorError(
+                f"data.sources[{index}].path", f"must be an absolute path, got {link.path!r}"
+            )
+        path = "/" + posixpath.normpath(link.path).lstrip("/")  # "//x" is "/x" on Linux
+        if path == "/":
+            raise DescriptorError(f"data.sources[{index}].path", "must not be the root directory")
+        if path in linked:
+            raise DescriptorError(
+                f"data.sources[{index}].path",
+                f"{path!r} is also data.sources[{linked[path]}].path: two datasets cannot be at one path",
+            )
+        linked[path] = index
+    # A parent before the paths under it: linking "/data" after "/data/x" made "/data" a directory
+    # first, and the link then failed as a path that "already exists in the image".
+    lines = []
+    for path in sorted(linked, key=lambda each: each.split("/")):
+        parent = posixpath.dirname(path)
+        channel = data_links[linked[path]].channel
+        lines.append(f"anubis_link {shlex.quote(path)} {shlex.quote(parent)} {shlex.quote(channel)}")
+    return lines
