@@ -36,16 +36,14 @@ _IAM_REPORT = pytest.StashKey[list[str]]()
 @pytest.fixture(autouse=True)
 def _root_logging_restored() -> Iterator[None]:
     """A test that runs a CLI entry point installs a root handler on the stderr pytest gave it, closed
-    once the test ends; later tests would log into it ("--- Logging error ---"). Put the root back."""
+    once the test ends; later tests would log into it ("--- Logging error ---"). Remove what the test
+    added (pytest's own capture handlers are pytest's to manage) and put the root's level back."""
     root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    before, level = set(root.handlers), root.level
     yield
     for handler in root.handlers[:]:
-        if handler not in handlers:
+        if handler not in before and not type(handler).__module__.startswith("_pytest"):
             root.removeHandler(handler)
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
     root.setLevel(level)
 
 
