@@ -198,6 +198,10 @@ def run(examples: Path) -> int:
         return 2
     # The local SageMaker runs command-mode jobs; a directory stands in for the hello-world image.
     run_jobs = [
+        # A cancelled timeline job stays Stopping for 3 s: longer than the tracker's 1 s poll, so the
+        # client always shows that step (with 1 s, a poll could fall either side of it).
+        "--stop-seconds",
+        "3",
         "--run-jobs",
         "--stop-grace-seconds",
         "5",
