@@ -165,12 +165,7 @@ class SageMakerJobs:
             except OSError as error:  # past 16 MiB the archive spills to the executor's temp space
                 raise temp_space_outage(error, "packing the benchmark's source") from error
             archive.seek(0)
-            try:
-                self._s3.put_object(Bucket=bucket, Key=key, Body=archive)
-            except (ClientError, BotoCoreError) as error:
-                raise classify(
-                    error, "uploading the benchmark's source to S3 failed", own=FIX_OUTPUT_BUCKET
-                ) from error
+            self._put_source(bucket, key, archive)
         return f"s3://{bucket}/{key}"
 
     def _upload_files(self, spec: TrainingJobSpec, source_dir: Path) -> str:
@@ -188,17 +183,22 @@ class SageMakerJobs:
             path, key = item
             try:
                 with path.open("rb") as body:
-                    self._s3.put_object(Bucket=bucket, Key=key, Body=body)
+                    self._put_source(bucket, key, body)
             except OSError as error:
                 raise temp_space_outage(error, "reading the benchmark's source") from error
-            except (ClientError, BotoCoreError) as error:
-                raise classify(
-                    error, "uploading the benchmark's source to S3 failed", own=FIX_OUTPUT_BUCKET
-                ) from error
 
         with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_THREADS, len(files)))) as pool:
             list(pool.map(put, files))
         return f"s3://{bucket}/{prefix}"
+
+    def _put_source(self, bucket: str, key: str, body: IO[bytes]) -> None:
+        """One ``PutObject`` of the job's sources into the executor's own output bucket."""
+        try:
+            self._s3.put_object(Bucket=bucket, Key=key, Body=body)
+        except (ClientError, BotoCoreError) as error:
+            raise classify(
+                error, "uploading the benchmark's source to S3 failed", own=FIX_OUTPUT_BUCKET
+            ) from error
 
     def ping(self) -> None:
         """One cheap call (``ListTrainingJobs``, one result) for the readiness probe; raises the
