@@ -4,7 +4,9 @@
 * ``aws`` -- boto3 sessions and clients, and the one mapping of botocore errors to error kinds.
 * ``sagemaker`` (and ``sagemaker_sdk``, the SDK 2.x path) -- creating, finding and stopping jobs;
   ``pacing`` -- the token bucket that paces CreateTrainingJob.
-* ``s3`` -- benchmark scripts; ``sourcedir`` -- the job's source directory built on local disk from them.
+* ``s3`` -- benchmark scripts; ``sourcedir`` -- the job's source directory built on local disk from them,
+  each archive unpacked by ``untar`` (safe unpacking) reading it through ``tarstream`` (the capped tar
+  stream, ``UnsafeArchiveError``); ``tempspace`` -- private work dirs and the temp disk's failures.
 * ``cloudwatch`` -- final metrics as CloudWatch metrics and a dashboard; ``joblogs`` -- jobs' logs.
 * ``http`` -- ``/healthz``, ``/readyz`` and ``/metrics``.
 """

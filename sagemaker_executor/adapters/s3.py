@@ -15,7 +15,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sagemaker_executor.adapters.aws import classify, client, error_code
-from sagemaker_executor.adapters.sourcedir import temp_space_outage
+from sagemaker_executor.adapters.tempspace import temp_space_outage
 from sagemaker_executor.domain.errors import PermanentError
 from sagemaker_executor.domain.s3location import parse_s3_uri
 

@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from sagemaker_executor.adapters.aws import classify, client, error_code, error_message
 from sagemaker_executor.adapters.pacing import TokenBucket
-from sagemaker_executor.adapters.sourcedir import temp_space_outage
+from sagemaker_executor.adapters.tempspace import temp_space_outage
 from sagemaker_executor.domain.errors import JobAlreadyExists, JobNotFound, OutageError, PermanentError
 from sagemaker_executor.domain.request import create_training_job_request, source_location
 from sagemaker_executor.domain.translation import TrainingJobSpec

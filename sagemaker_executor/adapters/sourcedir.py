@@ -6,472 +6,47 @@ generated entry files (``domain.entrypoint``'s in script mode, ``domain.bootstra
 unpacks every ``ml.script`` archive next to them (script mode, as the original did) or under a
 directory of their own (command mode's ``scripts/``, which is ``BAI_SCRIPTS_PATH``), and writes the
 root ``requirements.txt`` that SageMaker's training toolkit or the bootstrap pip-installs, in a
-:func:`private_workdir`. :func:`extract_tar_safely` is the one place an archive
-touches the disk.
+:func:`private_workdir` (``adapters.tempspace``).
 
-Security decisions (the archive comes from any Anubis user):
+The archives are unpacked by ``adapters.untar`` (:func:`extract_tar_safely`, the one place an archive
+touches the disk; its docstring lists what is refused and why). This module adds what only a whole
+source directory can check, each refusal an :class:`UnsafeArchiveError` (``adapters.tarstream``):
 
-* Only regular files and directories are unpacked. Every link (symbolic or hard) is refused, whatever
-  its target: checking targets is where extractors keep getting it wrong (links to ``..``, a link then
-  a file written through it), and a benchmark's scripts do not need them. Device nodes, FIFOs and
-  unknown member types are refused too.
-* Names: no NUL, not empty, not absolute, no ``..`` component anywhere, no component over 255 bytes,
-  and the joined path must stay under the destination. Where Python has ``tarfile.data_filter``
-  (3.11.4+) it runs as a second layer after these checks; the behaviour does not depend on it.
-* Sizes: the members' declared sizes are summed and checked against the budget before any data is
-  read; the bytes actually written are counted too. The decompressed tar stream itself is capped, so
-  a gzip bomb hidden in a long-name or pax header cannot exhaust memory. At most ``max_members``.
-* Files are created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` and get mode 0o644, or 0o755 when the
-  archive marks them executable; directories get 0o755. Ownership, setuid/setgid/sticky bits and
-  times from the archive are ignored. Nothing existing is overwritten: not the generated entry
-  files, not a file from an earlier archive, not a duplicate member.
-* A rejected archive leaves nothing behind: everything it created is removed again, and nothing is
-  ever written outside the destination. The destination is expected to be a fresh private directory.
-* Whose fault a failure is: a member the file system refuses (a path longer than it allows, bytes it
-  will not take as a name, ...) is a refused archive, which the user sees in an ERROR naming the
-  archive and the member (names in messages are cut to 120 characters). The executor's own disk
-  failing (full, over quota, read-only, not writable) is ``OutageError("disk")``: retried, never the
-  user's ERROR. Any other ``OSError`` is unexpected and propagates as it is.
+* The generated entry files are reserved: no archive may create or overwrite them, and the archives
+  share one budget of ``max_total_bytes``.
+* An archive's root ``requirements.txt`` must be a regular file (pip installs it as one); a top-level
+  directory whose ``requirements.txt`` is included must have a name ``-r`` can carry without pip
+  reading it as a comment, an environment variable, an option or a continuation.
+* In command mode every file becomes an S3 object under ``<job>/source/anubis_code/scripts/``, so its
+  path must be a key there: UTF-8, no control characters, at most 1,024 bytes with that prefix.
 
-The archive is read as a stream (plain or gzip'd tar), so ``fileobj`` only needs ``read()``.
+The executor's own disk failing while the directory is assembled is ``OutageError("disk")``, never the
+user's ERROR.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import gzip
-import logging
 import os
 import re
 import shlex
-import shutil
 import stat
-import tarfile
-import tempfile
-import zlib
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
-from sagemaker_executor.domain.errors import OutageError, ScriptRejected
-
-log = logging.getLogger(__name__)
+from sagemaker_executor.adapters.tarstream import UnsafeArchiveError as UnsafeArchiveError
+from sagemaker_executor.adapters.tempspace import NEW_FILE_FLAGS, own_disk_failures
+from sagemaker_executor.adapters.tempspace import private_workdir as private_workdir
+from sagemaker_executor.adapters.untar import extract_tar_safely as extract_tar_safely
 
 REQUIREMENTS_TXT = "requirements.txt"
 
-_GZIP_MAGIC = b"\x1f\x8b"
-# Tar stream bytes allowed per member beyond its data: the 512-byte header, a pax or GNU long-name
-# record, and padding to the next block.
-_STREAM_OVERHEAD_PER_MEMBER = 8 * 1024
-_STREAM_OVERHEAD = 1024 * 1024
-_MAX_NAME_COMPONENT_BYTES = 255
-_COPY_CHUNK = 1024 * 1024
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-# Errors that mean "this is not a readable (gzip'd) tar stream".
-_READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
-# What an OSError while unpacking means. The executor's own temp space failing is not the user's fault:
-# an OutageError, retried until an operator fixes it.
-_DISK_ERRNOS = frozenset(
-    {
-        errno.ENOSPC,
-        errno.EDQUOT,
-        errno.EROFS,
-        errno.EACCES,
-        errno.EPERM,
-        errno.EIO,
-        errno.EMFILE,
-        errno.ENFILE,
-    }
-)
-# The file system refusing what a member asks for (its name's length or bytes, its depth, its size):
-# the archive's fault, a refused archive. Any other errno is unexpected and left to propagate.
-_MEMBER_ERRNOS = frozenset(
-    {errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL, errno.ENOTDIR, errno.ELOOP, errno.EMLINK, errno.EFBIG}
-)
-_DISK_FIX = "free space (or inodes, or quota) in TMP_SOURCES_DIR, or make it writable by the executor"
 # S3 keys are at most 1,024 bytes; the prefix "<job name, at most 63>/source/anubis_code/scripts/" is at
 # most 92, so a member's path under the scripts keeps at most this many.
 _MAX_KEY_NAME_BYTES = 1024 - 92
-_SHOWN_NAME_CHARS = 120  # an archive or member name in a message; longer ones keep their start and end
 # Top-level directory names that can be written after "-r" in requirements.txt without pip reading
 # them as a comment ("#"), an environment variable ("${...}"), an option or a continuation.
 _REQUIREMENTS_DIR_NAME = re.compile(r"[A-Za-z0-9_.+@][A-Za-z0-9_.+@ -]*")
-
-
-class UnsafeArchiveError(ScriptRejected, ValueError):
-    """A script archive that was refused (unsafe, too large, or not a readable tar); permanent."""
-
-    def __init__(self, archive_name: str, member: str | None, reason: str) -> None:
-        where = f"script archive {shown_name(archive_name)}"
-        if member is not None:
-            where += f": member {shown_name(member)}"
-        super().__init__(f"{where} {reason}")
-        self.archive_name = archive_name
-        self.member = member
-        self.reason = reason
-
-
-def shown_name(name: str) -> str:
-    """``repr(name)``, cut in the middle to at most :data:`_SHOWN_NAME_CHARS` characters (ASCII-safe
-    for lone surrogates, since ``repr`` escapes them)."""
-    text = repr(name)
-    if len(text) <= _SHOWN_NAME_CHARS:
-        return text
-    keep = (_SHOWN_NAME_CHARS - 3) // 2
-    return f"{text[:keep]}...{text[-keep:]}"
-
-
-class _Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
-class _Prefixed:
-    """``head`` followed by the rest of ``tail``: lets us sniff the gzip magic of a non-seekable stream."""
-
-    def __init__(self, head: bytes, tail: _Readable) -> None:
-        self._head = head
-        self._tail = tail
-
-    def read(self, size: int = -1, /) -> bytes:
-        if not self._head:
-            return self._tail.read(size)
-        if size < 0:
-            data, self._head = self._head + self._tail.read(), b""
-            return data
-        data, self._head = self._head[:size], self._head[size:]
-        return data
-
-
-class _CappedStream:
-    """The decompressed tar stream, refused once it grows past ``limit`` bytes."""
-
-    def __init__(self, inner: _Readable, limit: int, archive_name: str) -> None:
-        self._inner = inner
-        self._limit = limit
-        self._archive_name = archive_name
-        self._position = 0
-
-    def read(self, size: int = -1, /) -> bytes:
-        allowed = self._limit - self._position
-        want = allowed + 1 if size < 0 else min(size, allowed + 1)
-        data = self._inner.read(want)
-        if len(data) > allowed:
-            raise UnsafeArchiveError(
-                self._archive_name, None, f"unpacks to more than {self._limit} bytes of tar data"
-            )
-        self._position += len(data)
-        return data
-
-
-def extract_tar_safely(
-    fileobj: BinaryIO,
-    dest: Path,
-    *,
-    archive_name: str,
-    max_total_bytes: int,
-    max_members: int = 10000,
-    reserved: Collection[str] = (),
-) -> list[str]:
-    """Unpack the (plain or gzip'd) tar ``fileobj`` into the existing directory ``dest``.
-
-    Returns the unpacked members' paths relative to ``dest`` (``/``-separated, normalised), in archive
-    order. ``reserved`` are top-level names the archive may not create (the generated entry files).
-    Raises :class:`UnsafeArchiveError`, naming ``archive_name``, the member and the reason, after
-    removing everything this call created; see the module docstring for what is refused. An
-    ``OSError`` while creating a member is the archive's fault when the file system refuses the
-    member itself (ENAMETOOLONG, EILSEQ, EINVAL, ...: :class:`UnsafeArchiveError`), and
-    ``OutageError("disk")`` when the executor's disk fails (ENOSPC, EDQUOT, EROFS, EACCES, ...); any
-    other errno propagates unchanged.
-    """
-    root = Path(os.path.realpath(dest))
-    if not root.is_dir():
-        raise NotADirectoryError(f"destination {str(dest)!r} is not a directory")
-    created: list[Path] = []
-    try:
-        return _extract(fileobj, root, archive_name, max_total_bytes, max_members, reserved, created)
-    except BaseException:
-        _remove(created)
-        raise
-
-
-def _extract(
-    fileobj: BinaryIO,
-    root: Path,
-    archive_name: str,
-    max_total_bytes: int,
-    max_members: int,
-    reserved: Collection[str],
-    created: list[Path],
-) -> list[str]:
-    extracted: list[str] = []
-    declared = written = 0
-    stream_limit = max_total_bytes + (max_members + 1) * _STREAM_OVERHEAD_PER_MEMBER + _STREAM_OVERHEAD
-    with _open_tar_stream(fileobj, archive_name, stream_limit) as tar:
-        for member in _members(tar, archive_name):
-            if len(extracted) >= max_members:
-                raise UnsafeArchiveError(archive_name, None, f"has more than {max_members} members")
-            parts = _checked_parts(member, root, archive_name, reserved)
-            _check_type(member, archive_name)
-            _second_opinion(member, root, archive_name)
-            if member.isreg():
-                declared += member.size
-                if declared > max_total_bytes:
-                    raise UnsafeArchiveError(
-                        archive_name,
-                        member.name,
-                        f"(declared {member.size} bytes) takes the archive's files past the limit of "
-                        f"{max_total_bytes} bytes",
-                    )
-            relative = "/".join(parts)
-            extracted.append(relative or ".")
-            if not parts:
-                continue  # the archive's "./" entry: dest itself
-            try:
-                if member.isdir():
-                    _make_dirs(root, parts, created, archive_name, member.name)
-                    continue
-                _make_dirs(root, parts[:-1], created, archive_name, member.name)
-                written += _write_file(
-                    tar, member, root.joinpath(*parts), max_total_bytes - written, created, archive_name
-                )
-            except OSError as error:
-                refusal = _refused_by_os(error, archive_name, member.name, relative, root)
-                if refusal is None:
-                    raise
-                raise refusal from error
-    return [name for name in extracted if name != "."]
-
-
-def _refused_by_os(
-    error: OSError, archive_name: str, member: str, relative: str, root: Path
-) -> UnsafeArchiveError | OutageError | None:
-    """Whose fault an OSError raised while creating ``member`` is: the archive's (a refused archive),
-    the executor's temp space (an outage), or nobody known (None: let it propagate as a bug)."""
-    code = errno.errorcode.get(error.errno or 0, str(error.errno))
-    if error.errno in _DISK_ERRNOS:
-        return temp_space_outage(error, f"unpacking benchmark scripts into {str(root)!r}")
-    if error.errno not in _MEMBER_ERRNOS:
-        return None
-    if error.errno == errno.ENAMETOOLONG:
-        size = len(relative.encode("utf-8", "surrogateescape"))
-        reason = f"cannot be created: its path of {size} bytes is longer than the file system allows ({code})"
-    else:
-        reason = f"cannot be created: the file system refuses it ({code}: {error.strerror})"
-    return UnsafeArchiveError(archive_name, member, reason)
-
-
-@contextlib.contextmanager
-def private_workdir(root: Path, prefix: str) -> Iterator[Path]:
-    """A new private (0o700) directory named ``<prefix>...`` under ``root``, which is created if missing;
-    removed with everything in it afterwards (what cannot be removed is logged, not raised).
-
-    Raises ``OutageError("disk")`` when ``root`` cannot hold it: that is the executor's set-up
-    (``TMP_SOURCES_DIR``), never the user's fault.
-    """
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
-    except OSError as error:
-        raise temp_space_outage(error, f"creating a temporary directory in {str(root)!r}") from error
-    try:
-        yield workdir
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-        if workdir.exists():
-            log.warning("could not remove all of %s from the temp space", workdir)
-
-
-def temp_space_outage(error: OSError, doing: str) -> OutageError:
-    """The executor's own temp space failed while ``doing`` something: ``OutageError("disk")``."""
-    code = errno.errorcode.get(error.errno or 0, str(error.errno))
-    return OutageError("disk", f"{doing} failed: {error.strerror or error} ({code})", _DISK_FIX)
-
-
-@contextlib.contextmanager
-def _open_tar_stream(fileobj: BinaryIO, archive_name: str, limit: int) -> Iterator[tarfile.TarFile]:
-    head = _read_exactly(fileobj, len(_GZIP_MAGIC))
-    source: _Readable = _Prefixed(head, fileobj)
-    if head == _GZIP_MAGIC:
-        source = gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[call-overload]
-    capped = _CappedStream(source, limit, archive_name)
-    try:
-        # Stream mode ("r|"): strictly forward reads, so no seeking and no re-reading of a gzip stream.
-        tar = tarfile.open(fileobj=capped, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
-    except _READ_ERRORS as exc:
-        raise _unreadable(archive_name, exc) from exc
-    try:
-        with tar:
-            yield tar
-    finally:
-        if isinstance(source, gzip.GzipFile):
-            source.close()  # does not close the caller's fileobj
-
-
-def _read_exactly(fileobj: BinaryIO, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = fileobj.read(size - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def _members(tar: tarfile.TarFile, archive_name: str) -> Iterator[tarfile.TarInfo]:
-    while True:
-        try:
-            member = tar.next()
-        except _READ_ERRORS as exc:
-            raise _unreadable(archive_name, exc) from exc
-        if member is None:
-            return
-        yield member
-
-
-def _unreadable(archive_name: str, exc: BaseException) -> UnsafeArchiveError:
-    return UnsafeArchiveError(archive_name, None, f"is not a readable tar or tar.gz archive: {exc}")
-
-
-def _checked_parts(
-    member: tarfile.TarInfo, root: Path, archive_name: str, reserved: Collection[str]
-) -> list[str]:
-    name = member.name
-
-    def refuse(reason: str) -> UnsafeArchiveError:
-        return UnsafeArchiveError(archive_name, name, reason)
-
-    if "\x00" in name:
-        raise refuse("has a NUL character in its name")
-    if not name:
-        raise refuse("has an empty name")
-    if name.startswith("/"):
-        raise refuse("is an absolute path")
-    components = name.split("/")
-    if ".." in components:
-        raise refuse("has a '..' path component")
-    parts = [part for part in components if part not in ("", ".")]
-    if not parts and not member.isdir():
-        raise refuse("names the destination directory itself")
-    for part in parts:
-        if len(part.encode("utf-8", "surrogateescape")) > _MAX_NAME_COMPONENT_BYTES:
-            raise refuse(f"has a path component longer than {_MAX_NAME_COMPONENT_BYTES} bytes")
-    target = os.path.normpath(os.path.join(root, *parts))
-    if os.path.commonpath([root, target]) != str(root):
-        raise refuse("resolves outside the destination directory")
-    if parts and parts[0] in reserved:
-        raise refuse(f"would overwrite the generated entry file {parts[0]!r}")
-    return parts
-
-
-def _check_type(member: tarfile.TarInfo, archive_name: str) -> None:
-    only = "only regular files and directories are accepted"
-    reason = None
-    if member.issym() or member.islnk():
-        kind = "symbolic" if member.issym() else "hard"
-        reason = (
-            f"is a {kind} link (to {member.linkname!r}); links are not accepted "
-            "(archive what they point to instead, e.g. with 'tar --dereference')"
-        )
-    elif member.ischr() or member.isblk():
-        reason = f"is a {'character' if member.ischr() else 'block'} device node; {only}"
-    elif member.isfifo():
-        reason = f"is a FIFO; {only}"
-    elif not (member.isreg() or member.isdir()):
-        reason = f"has the unsupported tar type {member.type!r}; {only}"
-    elif member.size < 0:
-        reason = f"declares a negative size ({member.size})"
-    if reason is not None:
-        raise UnsafeArchiveError(archive_name, member.name, reason)
-
-
-def _second_opinion(member: tarfile.TarInfo, root: Path, archive_name: str) -> None:
-    """Run Python's own ``data`` filter (3.11.4+) as well; our checks above should already refuse
-    everything it would."""
-    data_filter = getattr(tarfile, "data_filter", None)
-    if data_filter is None:
-        return
-    try:
-        data_filter(member, str(root))
-    except tarfile.TarError as exc:
-        raise UnsafeArchiveError(
-            archive_name, member.name, f"is refused by tarfile's data filter: {exc}"
-        ) from exc
-
-
-def _make_dirs(root: Path, parts: Sequence[str], created: list[Path], archive_name: str, member: str) -> None:
-    current = root
-    for part in parts:
-        current = current / part
-        try:
-            os.mkdir(current, 0o700)
-        except FileExistsError:
-            if not stat.S_ISDIR(os.lstat(current).st_mode):
-                raise UnsafeArchiveError(
-                    archive_name,
-                    member,
-                    f"needs the directory {current.relative_to(root).as_posix()!r}, "
-                    "but something else of that name already exists",
-                ) from None
-        else:
-            created.append(current)
-            os.chmod(current, 0o755)  # noqa: S103 - exactly this, whatever the umask
-
-
-def _write_file(
-    tar: tarfile.TarFile,
-    member: tarfile.TarInfo,
-    path: Path,
-    budget: int,
-    created: list[Path],
-    archive_name: str,
-) -> int:
-    try:
-        fd = os.open(path, _WRITE_FLAGS, 0o600)
-    except FileExistsError:
-        raise UnsafeArchiveError(
-            archive_name,
-            member.name,
-            "would overwrite a file that already exists (a duplicate member, a file from an earlier "
-            "archive, or a directory of that name)",
-        ) from None
-    except IsADirectoryError:
-        raise UnsafeArchiveError(
-            archive_name, member.name, "would overwrite a directory that already exists"
-        ) from None
-    created.append(path)
-    written = 0
-    with os.fdopen(fd, "wb") as out:
-        os.fchmod(out.fileno(), 0o755 if member.mode & 0o111 else 0o644)
-        try:
-            source = tar.extractfile(member)
-        except _READ_ERRORS as exc:
-            raise _unreadable(archive_name, exc) from exc
-        if source is None:  # pragma: no cover - only regular files get here
-            return 0
-        while True:
-            try:
-                chunk = source.read(_COPY_CHUNK)
-            except _READ_ERRORS as exc:
-                raise _unreadable(archive_name, exc) from exc
-            if not chunk:
-                break
-            written += len(chunk)
-            if written > budget:
-                raise UnsafeArchiveError(
-                    archive_name, member.name, "takes the archive's files past the size limit"
-                )
-            out.write(chunk)
-    return written
-
-
-def _remove(created: list[Path]) -> None:
-    for path in reversed(created):
-        with contextlib.suppress(OSError):
-            if stat.S_ISDIR(os.lstat(path).st_mode):
-                os.rmdir(path)
-            else:
-                os.unlink(path)
 
 
 def build_source_dir(
@@ -498,7 +73,7 @@ def build_source_dir(
     refuses); ``OutageError("disk")`` when the executor's own disk fails (no space, read-only, no
     permission); ``ValueError`` if ``dest`` is not empty or an entry file name is not a plain name.
     """
-    with _own_disk_failures(f"assembling the source dir {str(dest)!r}"):
+    with own_disk_failures(f"assembling the source dir {str(dest)!r}"):
         root, reserved = _prepare(dest, entry_files, scripts_dir)
         root_requirements, owners = _unpack_all(archives, root, max_total_bytes, reserved, bool(scripts_dir))
         nested = [
@@ -513,17 +88,6 @@ def build_source_dir(
         merged = _requirements_txt(root_requirements, nested, requirements)
         if merged is not None:
             _write_new_file(dest / REQUIREMENTS_TXT, merged, 0o644)
-
-
-@contextlib.contextmanager
-def _own_disk_failures(what: str) -> Iterator[None]:
-    """The executor's own disk failing while ``what`` is ``OutageError("disk")``; other errors pass."""
-    try:
-        yield
-    except OSError as error:
-        if error.errno not in _DISK_ERRNOS:
-            raise
-        raise temp_space_outage(error, what) from error
 
 
 def _prepare(dest: Path, entry_files: Mapping[str, str], scripts_dir: str) -> tuple[Path, frozenset[str]]:
@@ -608,7 +172,7 @@ def _write_entry_dir(dest: Path, name: str) -> Path:
 
 
 def _write_new_file(path: Path, content: bytes, mode: int) -> None:
-    fd = os.open(path, _WRITE_FLAGS, 0o600)
+    fd = os.open(path, NEW_FILE_FLAGS, 0o600)
     with os.fdopen(fd, "wb") as out:
         os.fchmod(out.fileno(), mode)
         out.write(content)
