@@ -1,6 +1,8 @@
 """One thin wrapper per external system; no business logic lives here.
 
-* ``kafka`` -- topics, the producer, the consumer-group member and its lag, the broker check.
+* ``kafka`` -- topics, the producer, the consumer-group member, the broker check;
+  ``kafka_connection`` -- how they all reach the brokers (TLS, SASL); ``kafka_group`` -- the member's
+  lag and rebalances.
 * ``aws`` -- boto3 sessions and clients, and the one mapping of botocore errors to error kinds.
 * ``sagemaker`` (and ``sagemaker_sdk``, the SDK 2.x path) -- creating, finding and stopping jobs;
   ``pacing`` -- the token bucket that paces CreateTrainingJob.

@@ -1,28 +1,26 @@
 """The Kafka wrapper (kafka-python 3.x): topic creation, an ``acks=all`` producer whose sends can be
-awaited, a manually committed consumer, and how every client reaches the brokers.
+awaited, a manually committed consumer, and the brokers' readiness check.
 
 Called by ``service.loop``, ``app``, ``startup`` and the ``submit``/``cancel`` client. Every KafkaConsumer,
-KafkaProducer and KafkaAdminClient the package creates takes its connection keywords (brokers, TLS,
-SASL, bootstrap bound) from :func:`connection_config`, so a secured cluster is configured in one
-place (:class:`KafkaSecurity`). Values go out as strict JSON (``domain.strictjson.encode``: no NaN or
-Infinity token, no lone surrogate) with the key the caller gives (``client_id``, CONTRACT §2); what
-comes in is handed over as raw bytes, because deciding what a record means (and what to do when it
-means nothing) is the service's job.
+KafkaProducer and KafkaAdminClient the package creates is made here, and takes its connection keywords
+(brokers, TLS, SASL, bootstrap bound) from ``kafka_connection.connection_config``, so a secured cluster
+is configured in one place (:class:`KafkaSecurity`); the group member's lag and rebalance bookkeeping
+is ``kafka_group``'s. The names of both stay importable from here. Values go out as strict JSON
+(``domain.strictjson.encode``: no NaN or Infinity token, no lone surrogate) with the key the caller
+gives (``client_id``, CONTRACT §2); what comes in is handed over as raw bytes, because deciding what a
+record means (and what to do when it means nothing) is the service's job.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import (
-    ConsumerRebalanceListener,
     KafkaAdminClient,
     KafkaConsumer,
     KafkaProducer,
@@ -37,6 +35,15 @@ from kafka.errors import (
     TopicAlreadyExistsError,
 )
 
+# How every client reaches the brokers, and the group member's bookkeeping: modules of their own,
+# their names still importable from here, where the clients are made.
+from sagemaker_executor.adapters.kafka_connection import PASSWORD_MECHANISMS as PASSWORD_MECHANISMS
+from sagemaker_executor.adapters.kafka_connection import BrokersUnreachable as BrokersUnreachable
+from sagemaker_executor.adapters.kafka_connection import KafkaOptions as KafkaOptions
+from sagemaker_executor.adapters.kafka_connection import KafkaSecurity as KafkaSecurity
+from sagemaker_executor.adapters.kafka_connection import bootstrapping as bootstrapping
+from sagemaker_executor.adapters.kafka_connection import connection_config as connection_config
+from sagemaker_executor.adapters.kafka_group import RebalanceListener, group_lag
 from sagemaker_executor.domain import strictjson
 
 # The broker's failures are the service's to handle, so they are declared with the other error kinds
@@ -46,7 +53,6 @@ from sagemaker_executor.domain.errors import CommitError as CommitError
 from sagemaker_executor.domain.errors import KafkaOutage as KafkaOutage
 from sagemaker_executor.domain.errors import PermanentError
 from sagemaker_executor.domain.errors import PublishError as PublishError
-from sagemaker_executor.domain.limits import DEFAULT_MAX_REQUEST_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -59,79 +65,6 @@ class InboundRecord:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int
-
-
-# The SASL mechanisms that take a user name and password; AWS_MSK_IAM signs with the AWS identity
-# botocore finds (IRSA, environment, profile) instead.
-PASSWORD_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-
-
-@dataclass(frozen=True)
-class KafkaSecurity:
-    """How the clients authenticate and encrypt: kafka-python's ``security_protocol`` and its
-    ``ssl_*``/``sasl_*`` settings. File names are PEM files; secrets are never in the repr.
-
-    ``protocol``: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; ``sasl_mechanism`` (with the ``SASL_*``
-    protocols): PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or AWS_MSK_IAM. ``ssl_cafile`` None means the
-    system's CAs. ``config.load_settings`` checks the combinations; this class only carries them.
-    """
-
-    protocol: str = "PLAINTEXT"
-    ssl_cafile: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
-    ssl_key_password: str | None = field(default=None, repr=False)
-    ssl_check_hostname: bool = True
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class KafkaOptions:
-    bootstrap_servers: Sequence[str]
-    client_id: str
-    group_id: str
-    auto_offset_reset: str = "latest"
-    session_timeout_ms: int = 10000
-    heartbeat_interval_ms: int = 3000
-    max_poll_interval_ms: int = 300000
-    request_timeout_ms: int = 30000
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # the producer's max.request.size
-    security: KafkaSecurity = KafkaSecurity()
-    # How long a new client waits for its first broker answer before raising KafkaTimeoutError.
-    bootstrap_timeout_ms: int = 30000
-
-
-def connection_config(options: KafkaOptions, client_id: str | None = None) -> dict[str, Any]:
-    """The kafka-python keywords that say how to reach the brokers, for any client type.
-
-    ``bootstrap_servers``, ``client_id`` (``options.client_id`` unless given), ``security_protocol``,
-    ``bootstrap_timeout_ms``, and the ``ssl_*`` keys when the protocol uses TLS and the ``sasl_*``
-    keys when it uses SASL (username and password only for the mechanisms that take them).
-    """
-    security = options.security
-    config: dict[str, Any] = {
-        "bootstrap_servers": list(options.bootstrap_servers),
-        "client_id": options.client_id if client_id is None else client_id,
-        "security_protocol": security.protocol,
-        "bootstrap_timeout_ms": options.bootstrap_timeout_ms,
-    }
-    if security.protocol in ("SSL", "SASL_SSL"):
-        config.update(
-            ssl_cafile=security.ssl_cafile,
-            ssl_certfile=security.ssl_certfile,
-            ssl_keyfile=security.ssl_keyfile,
-            ssl_password=security.ssl_key_password,
-            ssl_check_hostname=security.ssl_check_hostname,
-        )
-    if security.protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
-        config["sasl_mechanism"] = security.sasl_mechanism
-        if security.sasl_mechanism in PASSWORD_MECHANISMS:
-            config.update(
-                sasl_plain_username=security.sasl_username, sasl_plain_password=security.sasl_password
-            )
-    return config
 
 
 COMMIT_TIMEOUT_MS = 5000  # a commit the broker does not answer is retried on the next loop round
@@ -150,54 +83,6 @@ class RecordTooLarge(PermanentError):
 
     The service sizes what it sends beforehand (``domain.limits``), so this is the last guard only.
     """
-
-
-# The cause in kafka-python's log of a failed connection attempt: "Connection failed: KafkaConnectionError:
-# 111 ECONNREFUSED", "Bootstrap connection to bootstrap-0 failed: ... (backoff 0.37 secs)", or a TLS
-# handshake or SASL error in the same place (not the final "Bootstrap failed: KafkaTimeoutError").
-_CONNECTION_FAILURE = re.compile(
-    r"[Cc]onnection(?: to \S+)? failed: (?P<cause>\w+(?:Error|Exception)\b.*?)(?: \(backoff [^)]*\))?$"
-)
-
-
-class BrokersUnreachable(KafkaOutage):
-    """No broker answered while start-up connected; ``cause`` is why the last attempt failed
-    (``"KafkaConnectionError: 111 ECONNREFUSED"``, a TLS handshake error ...)."""
-
-    def __init__(self, cause: str) -> None:
-        super().__init__(f"no broker answered: {cause}")
-        self.cause = cause
-
-
-@contextmanager
-def bootstrapping() -> Iterator[None]:
-    """Connect at start-up quietly, and say why in one exception when no broker answers.
-
-    kafka-python logs two ERRORs and two WARNINGs per failed connection attempt, dozens of lines
-    before a bootstrap gives up. Inside the block its records at WARNING and above are held back (the
-    cause of each failed attempt is kept), and a ``KafkaError`` raised inside becomes
-    :class:`BrokersUnreachable` with the last cause. Other exceptions pass through unchanged.
-    """
-    causes: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            found = _CONNECTION_FAILURE.search(record.getMessage())
-            if found:
-                causes.append(found["cause"])
-
-    kafka_log = logging.getLogger("kafka")
-    handler = Collect(logging.WARNING)
-    propagate = kafka_log.propagate
-    kafka_log.addHandler(handler)
-    kafka_log.propagate = False
-    try:
-        yield
-    except KafkaError as error:
-        raise BrokersUnreachable(causes[-1] if causes else repr(error)) from error
-    finally:
-        kafka_log.removeHandler(handler)
-        kafka_log.propagate = propagate
 
 
 def ensure_topics(
@@ -365,7 +250,7 @@ class Subscriber:
         # The group's committed offset of each assigned partition, as far as this member knows it:
         # asked once after an assignment, then what this member commits. None: never committed.
         self._committed: dict[TopicPartition, int | None] = {}
-        self._listener = _Listener(None, None, self._forget_committed)
+        self._listener = RebalanceListener(None, None, self._forget_committed)
         self._consumer.subscribe(list(topics), listener=self._listener)
 
     def poll(self, timeout_ms: int, max_records: int) -> list[InboundRecord]:
@@ -422,46 +307,12 @@ class Subscriber:
             self._consumer.resume(*paused)
 
     def lag(self) -> dict[tuple[str, int], int]:
-        """The group's lag per assigned partition, ``{(topic, partition): records}``: end offset minus
-        the group's committed offset, as ``kafka-consumer-groups`` and KEDA count it. Records read
-        but not yet committed (in flight, waiting) count as lag.
-
-        The end offset is the high-water mark the consumer's last fetch brought back
-        (``KafkaConsumer.highwater``); the committed offset is the one this member last committed, or
-        asked once after the partition was assigned. The broker is asked for an end offset only for a
-        partition not fetched from yet or paused (backpressure stops its fetches, so its cached mark
-        would fall behind), at most ``COMMIT_TIMEOUT_MS`` in all; ``KafkaError`` when it does not
-        answer (the caller keeps the last values).
-
-        A partition the group never committed counts as KEDA's Kafka scaler counts it: from its first
-        offset with ``auto_offset_reset=earliest``, as 0 with ``latest``.
+        """The group's lag per assigned partition, ``{(topic, partition): records}``, as
+        ``kafka-consumer-groups`` and KEDA count it, from the high-water marks the consumer has and
+        what this member committed (``kafka_group.group_lag``, which asks the broker at most
+        ``COMMIT_TIMEOUT_MS`` in all); ``KafkaError`` when it does not answer.
         """
-        assigned = sorted(self._consumer.assignment())
-        if not assigned:
-            return {}
-        deadline = time.monotonic() + COMMIT_TIMEOUT_MS / 1000
-
-        def remaining_ms() -> int:
-            return max(1, int((deadline - time.monotonic()) * 1000))
-
-        paused = self._consumer.paused()
-        ends = {tp: self._consumer.highwater(tp) if tp not in paused else None for tp in assigned}
-        unknown = [tp for tp, end in ends.items() if end is None]
-        if unknown:
-            ends.update(self._consumer.end_offsets(unknown, timeout_ms=remaining_ms()))
-        for tp in assigned:
-            if tp not in self._committed:
-                self._committed[tp] = self._consumer.committed(tp, timeout_ms=remaining_ms())
-        never = [tp for tp in assigned if self._committed[tp] is None]
-        starts: dict[TopicPartition, int | None] = dict(ends)
-        if never and self._auto_offset_reset == "earliest":
-            starts.update(self._consumer.beginning_offsets(never, timeout_ms=remaining_ms()))
-        lag = {}
-        for tp in assigned:
-            end, committed = ends[tp], self._committed[tp]
-            start = committed if committed is not None else starts[tp]
-            lag[(tp.topic, tp.partition)] = max(0, (end or 0) - (start or 0))
-        return lag
+        return group_lag(self._consumer, self._committed, self._auto_offset_reset, COMMIT_TIMEOUT_MS)
 
     def _forget_committed(self, partitions: Iterable[TopicPartition]) -> None:
         """A rebalance moved ``partitions``: another member may have committed them since."""
@@ -507,27 +358,3 @@ class BrokerCheck:
                 admin.close()
             except Exception as error:  # closing a broken connection must not mask why it broke
                 log.debug("closing the broker probe's connection: %s", error)
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(
-        self,
-        on_assigned: Callable[[set[tuple[str, int]]], None] | None,
-        on_revoked: Callable[[set[tuple[str, int]]], None] | None,
-        moved: Callable[[Iterable[TopicPartition]], None] = lambda partitions: None,
-    ) -> None:
-        self.on_assigned = on_assigned
-        self.on_revoked = on_revoked
-        self._moved = moved
-
-    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        revoked = list(revoked)
-        self._moved(revoked)
-        if self.on_revoked is not None:
-            self.on_revoked({(tp.topic, tp.partition) for tp in revoked})
-
-    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        assigned = list(assigned)
-        self._moved(assigned)
-        if self.on_assigned is not None:
-            self.on_assigned({(tp.topic, tp.partition) for tp in assigned})
