@@ -1,6 +1,6 @@
 """What a CreateTrainingJob request asks the local job runner to do, and what SageMaker derives from it.
 
-Owns the pure half of the local SageMaker's run mode (``local.runner`` is its one caller): reading
+Owns the pure half of the local SageMaker's run mode (``local.runner`` and its modules): reading
 the request into a ``JobSpec``, refusing with a ``FailureReason`` what the runner cannot do on this
 machine (``Unsupported``); the three files SageMaker writes under ``/opt/ml/input/config`` of each
 host; where each S3 object of a channel lands under ``/opt/ml/input/data/<channel>/`` and which

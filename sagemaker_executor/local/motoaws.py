@@ -1,6 +1,6 @@
 """The local AWS as the job runner sees it: moto's in-process S3 and CloudWatch Logs backends.
 
-Owns the runner's only contact with the rest of the local AWS (``local.runner`` is its one caller):
+Owns the runner's only contact with the rest of the local AWS (``local.runningjob`` calls it):
 listing and reading the objects under an S3 prefix (a training job's input channels), writing an
 object (its ``model.tar.gz``), and appending events to a CloudWatch Logs stream (its log). It calls
 moto's backend objects directly, in the process that holds them (``moto.mock_aws()`` or the local
