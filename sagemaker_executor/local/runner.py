@@ -1,8 +1,9 @@
 """Local SageMaker, run mode: a CreateTrainingJob request executed as processes on this machine.
 
-Owns the execution of training jobs for ``local.sagemaker.LocalSageMaker(run_jobs=True)`` (its one
-caller, which reports each job's ``RunState`` through DescribeTrainingJob, ListTrainingJobs and
-Search, by ``local.runmode``): ``JobRunner`` starts per job a ``RunningJob`` (``local.runningjob``;
+Owns the execution of training jobs for ``local.sagemaker.LocalSageMaker(run_jobs=True)`` (which
+reports each job's ``RunState`` through DescribeTrainingJob, ListTrainingJobs and Search, by
+``local.runmode``; ``local.server`` builds the runner for it, and ``local.demo`` asks it whether this
+machine can isolate a job): ``JobRunner`` starts per job a ``RunningJob`` (``local.runningjob``;
 each of its hosts is a ``local.hosts.Host``) on a thread of its own that
 
 1. (Starting → Downloading) gives each host ``algo-1``..``algo-N`` a directory ``algo-<n>/`` under a
