@@ -9,7 +9,8 @@ Nothing here does I/O, reads the clock or imports from the layers above.
   requirement line), ``s3location`` (an S3 URI, a bucket name), ``instances`` (GPUs of an instance
   type), ``constraints`` (every SageMaker input limit), ``expansion`` (Kubernetes' ``$(VAR)``).
 * From a submission to a training job: ``translation`` (descriptor + event -> ``TrainingJobSpec``),
-  ``entrypoint`` (script mode's entry files), ``command`` and ``bootstrap`` (command mode),
+  ``entrypoint`` (script mode's entry files), ``command`` and ``bootstrap`` (command mode;
+  ``quoting``: how its ``$(VAR)`` values are quoted for the shell),
   ``request`` (the CreateTrainingJob request), ``preflight`` (that request checked, naming the source).
 * After: ``lifecycle`` (a job's state as an Anubis status), ``tracking`` (the durable record of a
   tracked job), ``joblog`` (a job's log as a failed status shows it).
