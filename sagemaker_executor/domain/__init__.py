@@ -7,7 +7,8 @@ Nothing here does I/O, reads the clock or imports from the layers above.
   ``errors`` (the few error kinds).
 * One rule each: ``shell`` (a variable name, benchmark code, ``ml.args``), ``requirements`` (a pip
   requirement line), ``s3location`` (an S3 URI, a bucket name), ``instances`` (GPUs of an instance
-  type), ``constraints`` (every SageMaker input limit), ``expansion`` (Kubernetes' ``$(VAR)``).
+  type), ``constraints`` (every SageMaker input limit; ``javaregex``: its patterns, ``violation``: what
+  breaks one, told to a user and as SageMaker says it), ``expansion`` (Kubernetes' ``$(VAR)``).
 * From a submission to a training job: ``translation`` (descriptor + event -> ``TrainingJobSpec``),
   ``entrypoint`` (script mode's entry files), ``command`` and ``bootstrap`` (command mode;
   ``quoting``: how its ``$(VAR)`` values are quoted for the shell),

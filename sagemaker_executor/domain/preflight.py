@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sagemaker_executor.domain import constraints
-from sagemaker_executor.domain.constraints import Rule, Violation
 from sagemaker_executor.domain.descriptor import Framework, field_path
 from sagemaker_executor.domain.errors import PermanentError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
@@ -34,6 +33,7 @@ from sagemaker_executor.domain.translation import (
     TrainingJobSpec,
     job_name_for,
 )
+from sagemaker_executor.domain.violation import Rule, Violation
 
 OPERATION = "CreateTrainingJob"
 _OWN_TAGS = {TAG_ACTION_ID: "action_id", TAG_CLIENT_ID: "client_id", TAG_PARENT_ACTION_ID: "parent_action_id"}
