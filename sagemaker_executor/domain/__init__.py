@@ -2,7 +2,8 @@
 
 Nothing here does I/O, reads the clock or imports from the layers above.
 
-* Anubis's side: ``events`` (the wire events), ``descriptor`` (the descriptor model and its checks),
+* Anubis's side: ``events`` (the wire events), ``descriptor`` (the descriptor's checks and their
+  errors; ``sections``: its model, one class per TOML table; ``fieldrules``: rules tables share),
   ``strictjson`` (values JSON cannot carry), ``limits`` (sizes of what the executor sends),
   ``errors`` (the few error kinds).
 * One rule each: ``shell`` (a variable name, benchmark code, ``ml.args``), ``requirements`` (a pip

@@ -2,11 +2,12 @@
 SageMaker applies it, plus the rules of the CreateTrainingJob API reference the model cannot express.
 
 Owns the one place where a SageMaker limit is known. ``domain.preflight`` checks the executor's final
-CreateTrainingJob request with :func:`validate` before any AWS call; ``domain.descriptor`` and
-``domain.translation`` ask :func:`violations` about job names and tag values (the job-name rule
-lives here and nowhere else); the local SageMaker (``local.sagemaker``) answers every request it serves
-with ``domain.violation``'s ``validation_exception_message`` when :func:`validate` finds something, so
-tests see what production sees. What is found is a ``domain.violation.Violation`` each.
+CreateTrainingJob request with :func:`validate` before any AWS call; the descriptor's checks
+(``domain.sections``, ``fieldrules``, ``descriptor``) and ``domain.translation`` ask :func:`violations`
+about job names, tag values and channel names (the job-name rule lives here and nowhere else); the
+local SageMaker (``local.sagemaker``) answers every request it serves with ``domain.violation``'s
+``validation_exception_message`` when :func:`validate` finds something, so tests see what production
+sees. What is found is a ``domain.violation.Violation`` each.
 
 The model is ``botocore/data/sagemaker/<version>/service-2.json``, the newest version botocore ships
 (the one boto3's client uses). It is read once, on first use (about 0.6 s), and kept as a compact

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sagemaker_executor.domain import constraints
-from sagemaker_executor.domain.descriptor import Framework, field_path
+from sagemaker_executor.domain.descriptor import field_path
 from sagemaker_executor.domain.errors import PermanentError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 from sagemaker_executor.domain.request import create_training_job_request, source_uri
+from sagemaker_executor.domain.sections import Framework
 from sagemaker_executor.domain.translation import (
     TAG_ACTION_ID,
     TAG_CLIENT_ID,
