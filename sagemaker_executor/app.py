@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from sagemaker_executor.adapters.s3 import ScriptStore
     from sagemaker_executor.adapters.sagemaker import SageMakerJobs
     from sagemaker_executor.service.emitter import StatusEmitter
-    from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings
+    from sagemaker_executor.service.loop import ExecutorLoop
+    from sagemaker_executor.service.loopconfig import LoopSettings
     from sagemaker_executor.service.observability import (
         DependencyProbe,
         Health,
@@ -319,7 +320,7 @@ def loop_of(
 
 
 def _loop_settings(settings: Settings) -> LoopSettings:
-    from sagemaker_executor.service.loop import LoopSettings, RetryPolicy
+    from sagemaker_executor.service.loopconfig import LoopSettings, RetryPolicy
 
     return LoopSettings(
         settings.consumer_topic,

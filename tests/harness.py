@@ -14,7 +14,8 @@ from sagemaker_executor.domain.errors import OutageError
 from sagemaker_executor.domain.limits import DEFAULT_MAX_REQUEST_BYTES
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import StatusEmitter
-from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings, NullObserver
+from sagemaker_executor.service.loop import ExecutorLoop
+from sagemaker_executor.service.loopconfig import LoopSettings, NullObserver
 from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
 from sagemaker_executor.service.tracker import JobTracker, TrackerSettings
 from tests.builders import SITE

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from sagemaker_executor.domain.descriptor import Framework
 from sagemaker_executor.domain.errors import PermanentError
 from sagemaker_executor.domain.request import RequestRefused, channels
+from sagemaker_executor.domain.sections import Framework
 from sagemaker_executor.domain.translation import TrainingJobSpec
 
 if TYPE_CHECKING:

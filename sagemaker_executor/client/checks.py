@@ -18,11 +18,11 @@ from typing import Any
 from sagemaker_executor.client.errors import ClientError, ExitCode
 from sagemaker_executor.client.events import DescriptorFile, tar_scripts
 from sagemaker_executor.config import Settings
-from sagemaker_executor.domain.descriptor import (
+from sagemaker_executor.domain.events import JSONDict
+from sagemaker_executor.domain.sections import (
     SAGEMAKER_ENGINE,
     SINGLE_RUN,
 )
-from sagemaker_executor.domain.events import JSONDict
 from sagemaker_executor.domain.translation import ExecutorSite, routing
 from sagemaker_executor.service.submission import preflight_errors
 

@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from sagemaker_executor import SERVICE_NAME
 from sagemaker_executor.domain.events import Status
+from sagemaker_executor.service.attempts import MSG_WAITING_FOR_CAPACITY
 from sagemaker_executor.service.commands import MSG_CANCELLED
-from sagemaker_executor.service.loop import MSG_WAITING_FOR_CAPACITY
 from sagemaker_executor.service.submission import MSG_PENDING
 
 Until = Literal["created", "ended"]

@@ -18,13 +18,14 @@ meets the request's 256-character limit on each entrypoint string (botocore's mo
   ``Environment``, set by SageMaker, not by the bootstrap;
 * **command**: :func:`command_text`: ``benchmark_code`` after Kubernetes' ``$(VAR)`` expansion
   (``domain.expansion``) from those variables, each value quoted for where it stands (unquoted, in
-  single or in double quotes) so that the shell reads it as the text Kubernetes gives the command, never
-  as code; a value with shell syntax where no quoting is sure (a comment, a here-document, backquotes,
-  after a command substitution) is refused; then each ``ml.args`` word, expanded the same way and
-  shell-quoted, appended as Kubernetes appends ``shlex.split(ml.args)`` to the command. It runs under
-  ``sh -c`` (``exec``'d, so the benchmark's exit status is the job's and its stdout/stderr are the
-  job's log), as the original SageMaker executor's entry script and the Kubernetes Horovod path did:
-  ``a && b`` and ``exit 3`` mean what a user expects;
+  single or in double quotes; ``domain.quoting`` finds where) so that the shell reads it as the text
+  Kubernetes gives the command, never as code; a value with shell syntax where no quoting is sure (a
+  comment, a here-document, backquotes, after a command substitution) is refused; then each
+  ``ml.args`` word, expanded the same way and shell-quoted, appended as Kubernetes appends
+  ``shlex.split(ml.args)`` to the command. It runs under ``sh -c`` (``exec``'d, so the benchmark's
+  exit status is the job's and its stdout/stderr are the job's log), as the original SageMaker
+  executor's entry script and the Kubernetes Horovod path did: ``a && b`` and ``exit 3`` mean what a
+  user expects;
 * **scripts**: the tarballs, unpacked safely by the executor, are files of the code channel under
   :data:`SCRIPTS_PATH` (a directory submitted as ``src`` is at ``$BAI_SCRIPTS_PATH/src/``), made
   mode 777 at start as the Kubernetes executor leaves them, so ``$(BAI_SCRIPTS_PATH)/src/run.sh``
@@ -50,13 +51,13 @@ from __future__ import annotations
 
 import json
 import posixpath
-import re
 import shlex
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sagemaker_executor.domain.errors import DescriptorError
 from sagemaker_executor.domain.expansion import expand
+from sagemaker_executor.domain.quoting import quoting, shell_renderer
 from sagemaker_executor.domain.shell import checked_benchmark_code, is_environment_variable_name, split_args
 
 ML_ROOT = "/opt/ml"
@@ -186,11 +187,11 @@ def command_text(benchmark_code: str, args: str | None, variables: Mapping[str, 
     # Windows line ends: the shell would read each line's last word with a "\r" ("train.py\r"), where
     # Kubernetes' shlex.split reads it as the space it is meant to be.
     code = checked_benchmark_code(benchmark_code).replace("\r\n", "\n").rstrip("\n")
-    command = expand(code, variables, _shell_renderer(code, variables))
+    command = expand(code, variables, shell_renderer(code, variables))
     words = split_args(args) if args else []
     if not words:
         return _fitting(command)
-    ending = _quoting(code, variables)[1]
+    ending = quoting(code, variables)[1]
     if ending is not None:
         raise DescriptorError(
             "ml.args",
@@ -216,218 +217,6 @@ def _fitting(command: str) -> str:
             "and run that",
         )
     return command
-
-
-# A value the shell reads as the same text wherever it is put (no quoting, globbing, splitting).
-_PLAIN = re.compile(r"[A-Za-z0-9_./:=,+@%-]*")
-_UNQUOTED, _SINGLE, _DOUBLE, _UNSURE = "unquoted", "single", "double", "unsure"
-_HEREDOC, _HEREDOC_LITERAL = "here-document", "quoted here-document"  # "<<EOF" and "<<'EOF'" bodies
-# A here-document's delimiter word as the scanner takes it: no blanks, operators, "$" or "`" in it.
-# Command substitutions and parameter expansions whose end is plain to see: nothing nested or quoted.
-_SIMPLE_SUBSTITUTION = re.compile(r"\$\([^()'\"`$\\#]*\)|`[^'\"`$\\#]*`|\$\{[^{}'\"`$\\]*\}")
-_HEREDOC_WORD = re.compile(r"[^\s;&|<>()$`]+")
-
-
-def _heredoc_word(code: str, start: int) -> tuple[str, bool, bool, int] | None:
-    """After ``<<`` at ``start``: the delimiter, whether quoted, whether ``<<-``, and where the word
-    ends; ``None`` for a word the scanner does not follow (it then treats the rest as unsure)."""
-    strip = code.startswith("-", start)
-    position = start + strip
-    while position < len(code) and code[position] in " \t":
-        position += 1
-    match = _HEREDOC_WORD.match(code, position)
-    if match is None or match.group().count("'") % 2 or match.group().count('"') % 2:
-        return None
-    word = match.group()
-    delimiter = word.replace("'", "").replace('"', "").replace("\\", "")
-    return delimiter, delimiter != word, strip, match.end()
-
-
-def _heredoc_bodies(
-    code: str,
-    start: int,
-    heredocs: list[tuple[str, bool, bool]],
-    variables: Mapping[str, str],
-    contexts: dict[int, str],
-    unsure: bool,
-) -> int:
-    """Records the references in the bodies of ``heredocs`` from ``start``; where the bodies end."""
-    position = start
-    for delimiter, quoted, strip in heredocs:
-        body_unsure = unsure
-        while position < len(code):
-            end = code.find("\n", position)
-            end = len(code) if end < 0 else end
-            line = code[position:end]
-            if (line.lstrip("\t") if strip else line) == delimiter:
-                position = end + 1
-                break
-            index = position
-            while index < end:
-                if code.startswith("$$", index):
-                    body_unsure = body_unsure or (not quoted and code.startswith("(", index + 2))
-                    index += 2
-                    continue
-                if code.startswith("$(", index):
-                    closer = code.find(")", index + 2)
-                    name = code[index + 2 : closer] if closer >= 0 else ""
-                    if name in variables:
-                        value = variables[name]
-                        ends_early = "\n" in value and delimiter in value  # a line of it may end the body
-                        kind = _HEREDOC_LITERAL if quoted else _HEREDOC
-                        contexts[index] = _UNSURE if body_unsure or ends_early else kind
-                        index = closer + 1
-                        continue
-                    body_unsure = body_unsure or not quoted
-                elif code[index] == "`" and not quoted:
-                    body_unsure = True
-                elif code[index] == "\\" and not quoted:
-                    index += 1
-                index += 1
-            position = end + 1
-    return min(position, len(code))
-
-
-def _quoting(code: str, variables: Mapping[str, str]) -> tuple[dict[int, str], str | None]:
-    """The shell quoting at each defined ``$(NAME)`` reference of ``code``, by the reference's index, and
-    what at the end of ``code`` would take in words appended to it (``None``: nothing).
-
-    Follows quotes and backslashes; from a comment, a here-document, backquotes, a command
-    substitution or a parameter expansion on it is :data:`_UNSURE` (to the end of the line for a comment,
-    to the end of the code otherwise), where no quoting of a value can be known to be right.
-    """
-    scanner = _QuotingScanner(code, variables)
-    scanner.scan()
-    return scanner.contexts, scanner.ending
-
-
-class _QuotingScanner:
-    """:func:`_quoting`'s walk over ``code``, one character (or construct) per step."""
-
-    def __init__(self, code: str, variables: Mapping[str, str]) -> None:
-        self.code = code
-        self.variables = variables
-        self.contexts: dict[int, str] = {}
-        self.state = _UNQUOTED
-        self.sticky = False
-        self.ending: str | None = None
-        self.heredocs: list[tuple[str, bool, bool]] = []  # opened on this line, bodies start at its end
-        self.index = 0
-
-    def scan(self) -> None:
-        while self.index < len(self.code):
-            self.index = self._step(self.code[self.index])
-        self._finish()
-
-    def _step(self, char: str) -> int:
-        """Reads the construct at ``self.index`` (first character ``char``); where the next one starts."""
-        code, index = self.code, self.index
-        following = code[index + 1] if index + 1 < len(code) else ""
-        if char == "$" and following in ("(", "$"):
-            return self._dollar(following)
-        if self.state == _SINGLE:
-            if char == "'":
-                self.state = _UNQUOTED
-        elif char == "\\":
-            return index + 2
-        elif char == "`" or (char == "$" and following == "{"):
-            simple = _SIMPLE_SUBSTITUTION.match(code, index)
-            if simple is not None:  # "`date`", "${HOME}", "${N:-1}": they end where they seem to
-                return simple.end()
-            self.sticky = True
-        elif self.state == _DOUBLE:
-            if char == '"':
-                self.state = _UNQUOTED
-        elif char in "'\"":
-            self.state = _SINGLE if char == "'" else _DOUBLE
-        elif char == "<" and following == "<":
-            return self._heredoc_start()
-        elif char == "\n" and self.heredocs:
-            next_index = _heredoc_bodies(
-                code, index + 1, self.heredocs, self.variables, self.contexts, self.sticky
-            )
-            self.heredocs = []
-            return next_index
-        elif char == "#" and (index == 0 or code[index - 1] in " \t\n;&|()"):
-            return self._comment()
-        return index + 1
-
-    def _dollar(self, following: str) -> int:
-        """``$(`` (a reference, or a command substitution) or ``$$`` (Kubernetes' escape)."""
-        code, index = self.code, self.index
-        if following == "$":
-            # Kubernetes' escape: the shell reads one "$"; "$$(" becomes a command substitution
-            self.sticky = self.sticky or (self.state != _SINGLE and code.startswith("(", index + 2))
-            return index + 2
-        closer = code.find(")", index + 2)
-        if closer >= 0 and code[index + 2 : closer] in self.variables:
-            self.contexts[index] = _UNSURE if self.sticky else self.state
-            return closer + 1
-        simple = _SIMPLE_SUBSTITUTION.match(code, index)
-        if simple is not None and self.state != _SINGLE:  # "$(date)": its end is the first ")"
-            return simple.end()
-        self.sticky = self.sticky or self.state != _SINGLE  # a command substitution: its own quoting
-        return index + 1
-
-    def _heredoc_start(self) -> int:
-        self.ending = "a here-document"
-        word = _heredoc_word(self.code, self.index + 2)
-        if word is None:
-            self.sticky = True
-            return self.index + 1
-        self.heredocs.append(word[:3])
-        return word[3]
-
-    def _comment(self) -> int:
-        code, index = self.code, self.index
-        end = code.find("\n", index)
-        end = len(code) if end < 0 else end
-        for position in range(index, end):
-            if code.startswith("$(", position):
-                self.contexts[position] = _UNSURE
-        if end == len(code):
-            self.ending = self.ending or "a comment"
-        return end
-
-    def _finish(self) -> None:
-        if self.index > len(self.code):
-            self.ending = self.ending or "a backslash"
-        elif self.state != _UNQUOTED:
-            self.ending = self.ending or "an unclosed quote"
-        else:
-            # "run;" or "run &": appended, the arguments would be a command of their own.
-            last = re.search(r"(\\*)([;&|])[ \t\n]*\Z", self.code)
-            if last is not None and len(last.group(1)) % 2 == 0:
-                self.ending = self.ending or f"an operator ({last.group(2)!r})"
-
-
-def _shell_renderer(code: str, variables: Mapping[str, str]) -> Callable[[str, str, int], str]:
-    """How each ``$(NAME)`` of ``code`` becomes shell text: its value, quoted where it is, so that the
-    shell reads exactly the value, as the command gets it on Kubernetes (which expands with no shell)."""
-    contexts = _quoting(code, variables)[0]
-
-    def render(name: str, value: str, index: int) -> str:
-        context = contexts.get(index, _UNSURE)
-        if context == _UNQUOTED:
-            return shlex.quote(value)
-        if context == _SINGLE:
-            return value.replace("'", "'\"'\"'")
-        if context == _DOUBLE:
-            return re.sub(r'([\\$`"])', r"\\\1", value)
-        if context == _HEREDOC:
-            return re.sub(r"([\\$`])", r"\\\1", value)
-        if context == _HEREDOC_LITERAL:
-            return value
-        if _PLAIN.fullmatch(value):
-            return value
-        raise DescriptorError(
-            "ml.benchmark_code",
-            f"$({name}) is in a comment, a here-document, backquotes or a command substitution, where "
-            f"its value (env.vars.{name}: {value!r}) cannot be put for a shell to read it as written: "
-            f'use "${name}" there (the variable is in the benchmark\'s environment)',
-        )
-
-    return render
 
 
 def _unless_set(name: str, quoted: str) -> str:

@@ -31,10 +31,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sagemaker_executor.domain import bootstrap
-from sagemaker_executor.domain.descriptor import Descriptor, Strategy
 from sagemaker_executor.domain.errors import DescriptorError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 from sagemaker_executor.domain.expansion import expand
+from sagemaker_executor.domain.sections import Descriptor, Strategy
 from sagemaker_executor.domain.shell import split_args
 
 HOROVOD_NEEDS_TOOLKIT = (

@@ -38,7 +38,7 @@ def expand(
     """``text`` with its ``$(NAME)`` references expanded from ``variables``, as Kubernetes does.
 
     ``render(name, value, index)``, when given, is what replaces the reference at ``text[index]`` to a
-    defined ``name`` (``domain.bootstrap`` quotes the value for the shell that reads the result).
+    defined ``name`` (``domain.quoting`` quotes the value for the shell that reads the result).
     """
     out: list[str] = []
     checkpoint = 0

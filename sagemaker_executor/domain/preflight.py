@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sagemaker_executor.domain import constraints
-from sagemaker_executor.domain.constraints import Rule, Violation
-from sagemaker_executor.domain.descriptor import Framework, field_path
+from sagemaker_executor.domain.descriptor import field_path
 from sagemaker_executor.domain.errors import PermanentError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 from sagemaker_executor.domain.request import create_training_job_request, source_uri
+from sagemaker_executor.domain.sections import Framework
 from sagemaker_executor.domain.translation import (
     TAG_ACTION_ID,
     TAG_CLIENT_ID,
@@ -34,6 +34,7 @@ from sagemaker_executor.domain.translation import (
     TrainingJobSpec,
     job_name_for,
 )
+from sagemaker_executor.domain.violation import Rule, Violation
 
 OPERATION = "CreateTrainingJob"
 _OWN_TAGS = {TAG_ACTION_ID: "action_id", TAG_CLIENT_ID: "client_id", TAG_PARENT_ACTION_ID: "parent_action_id"}

@@ -65,9 +65,9 @@ from typing import Any, Final
 
 from packaging.version import InvalidVersion, Version
 
-from sagemaker_executor.domain.descriptor import Framework
 from sagemaker_executor.domain.errors import PermanentError
 from sagemaker_executor.domain.s3location import parse_s3_uri
+from sagemaker_executor.domain.sections import Framework
 from sagemaker_executor.domain.translation import MpiDistribution, TrainingJobSpec
 
 DEFAULT_MAX_RUN_SECONDS: Final = 24 * 60 * 60  # EstimatorBase(max_run=24 * 60 * 60)

@@ -1,6 +1,6 @@
 """What one extra pip requirement line (``custom_params.requirements[i]``) may be: the one rule.
 
-``domain.descriptor`` applies it when the descriptor is parsed, the only time it is checked; the
+``domain.sections`` applies it when the descriptor is parsed, the only time it is checked; the
 source dir builder (``adapters.sourcedir``) later writes the lines into ``requirements.txt`` as they
 are. Each line is one requirement specifier: it starts with a letter or digit (a project name or a
 URL), holds no control character or line break (which would start another line), no pip option

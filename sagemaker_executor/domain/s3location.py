@@ -1,6 +1,6 @@
 """What an S3 location is: the one parser of ``s3://<bucket>[/<key>]`` and the one bucket-name rule.
 
-Callers: ``domain.descriptor`` (``custom_params.checkpoint_s3_uri``), ``domain.translation`` (where the
+Callers: ``domain.sections`` (``custom_params.checkpoint_s3_uri``), ``domain.translation`` (where the
 fetcher put a dataset), ``domain.request`` (where a job's sources go under its output path),
 ``adapters.s3`` (a benchmark script's object), ``local.jobspec`` (the local SageMaker's channels and
 output path) and the settings (``SAGEMAKER_OUTPUT_BUCKET``, ``SAGEMAKER_NODATASET``). Pure.

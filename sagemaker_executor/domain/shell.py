@@ -1,7 +1,7 @@
 """What a POSIX shell can take from a descriptor: the one rule for each of an environment variable
 name, ``ml.benchmark_code`` and ``ml.args``.
 
-``domain.descriptor`` refuses an ``env.vars`` name that breaks :func:`is_environment_variable_name`;
+``domain.fieldrules`` refuses an ``env.vars`` name that breaks :func:`is_environment_variable_name`;
 ``domain.entrypoint`` (script mode) and ``domain.bootstrap`` (command mode) write only such names into
 ``export`` lines and run only code that :func:`checked_benchmark_code` passes; ``domain.bootstrap`` and
 ``domain.command`` split ``ml.args`` with :func:`split_args`, as the Kubernetes executor does. Pure.

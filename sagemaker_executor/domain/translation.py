@@ -37,18 +37,13 @@ from typing import Any
 
 from sagemaker_executor.domain import bootstrap, constraints
 from sagemaker_executor.domain.command import CommandMode, command_mode
-from sagemaker_executor.domain.descriptor import (
-    CustomParams,
-    Descriptor,
-    Framework,
-    Strategy,
-    channel_name,
-)
+from sagemaker_executor.domain.descriptor import channel_name
 from sagemaker_executor.domain.entrypoint import ENTRY_POINT, render_entry_files
 from sagemaker_executor.domain.errors import DescriptorError
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 from sagemaker_executor.domain.instances import gpus_per_instance
 from sagemaker_executor.domain.s3location import SCHEME as S3_SCHEME
+from sagemaker_executor.domain.sections import CustomParams, Descriptor, Framework, Strategy
 
 GIB = 1024**3
 MIN_VOLUME_GB = 30

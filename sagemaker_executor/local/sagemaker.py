@@ -60,7 +60,7 @@ from moto.sagemaker.exceptions import AWSValidationException, ResourceInUseExcep
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 
-from sagemaker_executor.domain import constraints
+from sagemaker_executor.domain import constraints, violation
 from sagemaker_executor.local.motoaws import MotoAws
 from sagemaker_executor.local.queries import JobSnapshot as JobSnapshot
 from sagemaker_executor.local.queries import list_page, search_predicate
@@ -376,4 +376,4 @@ def validation_refusal(operation: str, body: bytes | str | None) -> AWSValidatio
     if not isinstance(params, dict):
         return AWSValidationException("Start of structure or map found where not expected.")
     found = constraints.validate(operation, params)
-    return AWSValidationException(constraints.validation_exception_message(found)) if found else None
+    return AWSValidationException(violation.validation_exception_message(found)) if found else None

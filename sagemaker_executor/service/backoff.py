@@ -1,7 +1,7 @@
 """The one backoff rule of the service: a delay that doubles with each consecutive failure, capped.
 
-``service.loop.RetryPolicy`` draws a parked record's wait uniformly below it (full jitter: many records
-fail together, and should not all come back together); ``service.tracker.JobTracker`` waits it
+``service.loopconfig.RetryPolicy`` draws a parked record's wait uniformly below it (full jitter: many
+records fail together, and should not all come back together); ``service.tracker.JobTracker`` waits it
 exactly between polls after failed ones (one poller: nothing to spread). Pure.
 """
 

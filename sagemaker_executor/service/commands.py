@@ -1,6 +1,6 @@
 """Handling ``CMD_SUBMIT`` commands; ``cancel`` is the only one an executor answers (CONTRACT §5.2).
 
-Called by ``service.loop`` for records of ``CMD_SUBMIT_TOPIC``. The job is found by
+Called by ``service.attempts`` for records of ``CMD_SUBMIT_TOPIC``. The job is found by
 :func:`find_action_job`, the one rule for an action's job (the ``logs`` client command uses it too):
 by the name derived from the target action (the default name), else by the ``anubis-action-id`` tag
 every job of ours carries -- so a job with a custom ``sagemaker_job_name`` is found too (the original

@@ -35,6 +35,7 @@ Owned here: what "done" means for a record, how many run at once, and what happe
   committed and is redelivered to whoever owns the partition next.
 
 The composition root (``app``) builds it; the job tracker, if any, is ticked from this loop's thread.
+One attempt at a record is ``service.attempts``'; the loop's ports and settings are ``service.loopconfig``.
 """
 
 from __future__ import annotations
@@ -43,31 +44,19 @@ import heapq
 import itertools
 import logging
 import queue
-import random
 import threading
 import time
-import traceback
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-from sagemaker_executor.domain import strictjson
-from sagemaker_executor.domain.errors import (
-    CapacityError,
-    CommitError,
-    OutageError,
-    PublishError,
-    TransientError,
-)
-from sagemaker_executor.domain.events import Status
-from sagemaker_executor.domain.limits import DEFAULT_MAX_REQUEST_BYTES, record_size
-from sagemaker_executor.logs import log_context
+from sagemaker_executor.domain.errors import CommitError, OutageError, PublishError
 from sagemaker_executor.service import records
-from sagemaker_executor.service.backoff import capped_exponential
+from sagemaker_executor.service.attempts import RecordAttempts, Task, TaskResult
 from sagemaker_executor.service.commands import CommandHandler
-from sagemaker_executor.service.emitter import RecordSink, StatusEmitter
+from sagemaker_executor.service.emitter import StatusEmitter
+from sagemaker_executor.service.loopconfig import LoopSettings, NullObserver, Observer, Sink, Source
 from sagemaker_executor.service.offsets import OffsetLedger, Partition
 from sagemaker_executor.service.outcomes import Unroutable
 from sagemaker_executor.service.records import InboundRecord as InboundRecord
@@ -77,132 +66,7 @@ from sagemaker_executor.service.tracker import JobTracker
 log = logging.getLogger(__name__)
 
 LAG_REPORT_INTERVAL_S = 15.0
-LOGGED_ID_CHARS = 200  # an action id in the logs; longer ones are not answered anyway (domain.limits)
 BUSY_POLL_MS = 50  # commits and tracking may lag this much; shorter polls cost CPU for nothing
-MSG_WAITING_FOR_CAPACITY = "Waiting for SageMaker capacity (an account limit is reached); will retry: {}"
-
-
-class Source(Protocol):
-    """The consumer the loop polls and commits through (``adapters.kafka.Subscriber``)."""
-
-    def poll(self, timeout_ms: int, max_records: int) -> Sequence[InboundRecord]: ...
-    def commit_offsets(self, offsets: Mapping[tuple[str, int], int]) -> None: ...
-    def pause_all(self) -> None: ...
-    def resume_all(self) -> None: ...
-
-
-class Sink(RecordSink, Protocol):
-    def flush(self, timeout_s: float = 60.0) -> None: ...
-
-
-class Observer(Protocol):
-    """What the loop reports for metrics and health (``service.observability.LoopObserver``)."""
-
-    def heartbeat(self) -> None: ...
-    def joined(self, joined: bool) -> None: ...
-    def consumed(self, outcome: str, latency_s: float | None) -> None: ...
-    def failure(self, kind: str) -> None: ...
-    def set_in_flight(self, count: int) -> None: ...
-    def set_tracked(self, count: int) -> None: ...
-    def report_lag(self, lag: dict[tuple[str, int], int]) -> None: ...
-    def forget_lag(self, partitions: set[tuple[str, int]]) -> None: ...
-    def outage(self, error: OutageError | None) -> None: ...
-
-
-class NullObserver:
-    def heartbeat(self) -> None:
-        pass
-
-    def joined(self, joined: bool) -> None:
-        pass
-
-    def consumed(self, outcome: str, latency_s: float | None) -> None:
-        pass
-
-    def failure(self, kind: str) -> None:
-        pass
-
-    def set_in_flight(self, count: int) -> None:
-        pass
-
-    def set_tracked(self, count: int) -> None:
-        pass
-
-    def report_lag(self, lag: dict[tuple[str, int], int]) -> None:
-        pass
-
-    def forget_lag(self, partitions: set[tuple[str, int]]) -> None:
-        pass
-
-    def outage(self, error: OutageError | None) -> None:
-        pass
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Capped exponential backoff with full jitter; giving up turns a transient failure into an ERROR.
-
-    Times in seconds. Outages use ``cap_s`` and never give up; quotas use ``capacity_cap_s``.
-    """
-
-    base_s: float = 1.0
-    cap_s: float = 60.0
-    capacity_cap_s: float = 300.0
-    give_up_s: float = 3600.0
-
-    def delay(self, attempt: int, *, capacity: bool = False) -> float:
-        cap = self.capacity_cap_s if capacity else self.cap_s
-        return random.uniform(0, capped_exponential(self.base_s, cap, attempt))  # noqa: S311 -- jitter
-
-
-@dataclass(frozen=True)
-class LoopSettings:
-    consumer_topic: str
-    cmd_submit_topic: str
-    dead_letter_topic: str
-    max_in_flight: int = 16
-    max_held: int = 0  # records held at once (running, waiting, parked); 0: 16 x max_in_flight
-    poll_timeout_ms: int = 200
-    max_records: int = 100
-    shutdown_grace_s: float = 30.0
-    retry: RetryPolicy = RetryPolicy()
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES  # a dead letter over this goes out minimal
-
-    @property
-    def held_limit(self) -> int:
-        return self.max_held or 16 * self.max_in_flight
-
-
-@dataclass
-class Task:
-    """One record on its way to an end: decoded once, attempted until it ends."""
-
-    record: InboundRecord
-    raw: Mapping[str, Any] | None  # None: not routable, ``unroutable`` says why
-    unroutable: str = ""
-    action: str | None = None  # records about the same action run one after the other
-    first_attempt_s: float = 0.0
-    attempts: int = 0
-    told_capacity: bool = False
-    outage: OutageError | None = None  # the last attempt waited on an outage
-
-    @property
-    def partition(self) -> Partition:
-        return (self.record.topic, self.record.partition)
-
-
-@dataclass
-class TaskResult:
-    """An attempt's result: ended (``outcome`` set) or to be tried again in ``retry_in_s``."""
-
-    task: Task
-    outcome: str | None
-    executor_event: dict[str, Any] | None = None
-    retry_in_s: float = 0.0
-
-    @property
-    def ended(self) -> bool:
-        return self.outcome is not None
 
 
 @dataclass(order=True)
@@ -238,9 +102,6 @@ class ExecutorLoop:
     ) -> None:
         self._source = source
         self._sink = sink
-        self._emitter = emitter
-        self._submissions = submissions
-        self._commands = commands
         self._settings = settings
         self._tracker = tracker
         self._observer = observer or NullObserver()
@@ -264,6 +125,9 @@ class ExecutorLoop:
         self._paused = False
         self._next_lag_report = 0.0
         self.counts: dict[str, int] = {}
+        self._attempts = RecordAttempts(
+            sink, emitter, submissions, commands, settings, self._observer, monotonic, self._done
+        )
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -408,7 +272,7 @@ class ExecutorLoop:
 
     def _run(self, task: Task) -> None:
         self._active[task.partition] = self._active.get(task.partition, 0) + 1
-        self._pool.submit(self._work, task)
+        self._pool.submit(self._attempts.work, task)
 
     def _start_due(self) -> None:
         now = self._monotonic()
@@ -525,137 +389,6 @@ class ExecutorLoop:
             self._observer.outage(current)
         self._outage_shown = current
 
-    # --- one record ---------------------------------------------------------------------------------
-
-    def _work(self, task: Task) -> TaskResult:
-        """On a pool thread: one attempt at the record. Never raises; always reports a result."""
-        try:
-            result = self._attempt(task)
-        except BaseException as error:
-            result = self._last_resort(task, error)
-        self._done.put(result)
-        return result
-
-    def _attempt(self, task: Task) -> TaskResult:
-        retry = task.attempts > 0
-        task.attempts += 1
-        try:
-            outcome, executor_event = self._dispatch(task, retry=retry)
-            self._sink.flush()
-        except OutageError as error:
-            self._settle_sends()
-            return self._wait_for_outage(task, error)
-        except TransientError as error:
-            self._settle_sends()
-            return self._wait_transient(task, error)
-        task.outage = None
-        return TaskResult(task, outcome, executor_event)
-
-    def _settle_sends(self) -> None:
-        """Before a record waits: what its attempt sent (its PENDING) goes out, and is not left for
-        the thread's next record to wait on."""
-        try:
-            self._sink.flush()
-        except OutageError as error:
-            log.debug("sends of a waiting record not acknowledged: %s", error)
-
-    def _wait_for_outage(self, task: Task, error: OutageError) -> TaskResult:
-        self._observer.failure("publish" if isinstance(error, PublishError) else "outage")
-        task.outage = error
-        delay = self._settings.retry.delay(task.attempts)
-        log.info("%s waits %.1fs for the %s outage to end: %s", _where(task), delay, error.dependency, error)
-        return TaskResult(task, None, retry_in_s=delay)
-
-    def _wait_transient(self, task: Task, error: TransientError) -> TaskResult:
-        task.outage = None
-        capacity = isinstance(error, CapacityError)
-        self._observer.failure("capacity" if capacity else "transient")
-        if self._monotonic() - task.first_attempt_s > self._settings.retry.give_up_s:
-            return self._give_up(task, error)
-        if capacity and not task.told_capacity:
-            task.told_capacity = self._tell(task, MSG_WAITING_FOR_CAPACITY.format(error))
-        delay = self._settings.retry.delay(task.attempts, capacity=capacity)
-        log.warning("retrying %s in %.1fs after a transient failure: %s", _where(task), delay, error)
-        return TaskResult(task, None, retry_in_s=delay)
-
-    def _tell(self, task: Task, message: str) -> bool:
-        if task.raw is None:
-            return False
-        try:
-            self._emitter.status(task.raw, Status.PENDING, message)
-            self._sink.flush()
-        except OutageError:
-            return False  # said on a later attempt
-        return True
-
-    def _give_up(self, task: Task, error: Exception) -> TaskResult:
-        waited = self._settings.retry.give_up_s
-        message = f"Benchmark creation failed. SageMaker kept failing for {waited:.0f}s: {error}"
-        try:
-            if task.raw is not None:
-                self._emitter.status(task.raw, Status.ERROR, message)
-            self._dead_letter(task.record, message)
-            self._sink.flush()
-        except OutageError as outage:
-            return self._wait_for_outage(task, outage)
-        return TaskResult(task, "gave-up")
-
-    def _last_resort(self, task: Task, error: BaseException) -> TaskResult:
-        """The record's handling, error path included, raised: end it with a dead letter that fits."""
-        reason = f"could not be handled: {type(error).__name__}: {error}"
-        try:
-            log.error("%s %s", _where(task), reason, exc_info=error)
-            self._observer.failure("internal")
-            self._sink.send(
-                self._settings.dead_letter_topic, None, records.minimal_dead_letter(task.record, reason)
-            )
-            self._sink.flush()
-        except BaseException as second:  # not even that went out: the broker is what fails
-            outage = PublishError(f"the dead letter for {_where(task)} was not acknowledged: {second!r}")
-            return self._wait_for_outage(task, outage)
-        return TaskResult(task, "dead-letter")
-
-    def _dispatch(self, task: Task, *, retry: bool) -> tuple[str, dict[str, Any] | None]:
-        if task.raw is None:
-            self._dead_letter(task.record, task.unroutable)
-            return "dead-letter", None
-        with log_context(action_id=str(task.raw["action_id"])[:LOGGED_ID_CHARS]):
-            return self._route(task.record, task.raw, retry=retry)
-
-    def _route(
-        self, record: InboundRecord, raw: Mapping[str, Any], *, retry: bool
-    ) -> tuple[str, dict[str, Any] | None]:
-        try:
-            if record.topic == self._settings.cmd_submit_topic:
-                return "command-" + self._commands.handle(raw), None
-            result = self._submissions.handle(raw, retry=retry)
-            return "submission-" + result.value, result.executor_event
-        except Unroutable as error:
-            self._dead_letter(record, str(error))
-            return "dead-letter", None
-        except TransientError:
-            raise
-        except Exception as error:  # a bug: say so to the user and keep the record, then carry on
-            log.exception("unexpected error handling %s", records.where(record))
-            self._observer.failure("internal")
-            self._emitter.status(
-                raw,
-                Status.ERROR,
-                f"Internal error in the SageMaker executor ({type(error).__name__}); the request was "
-                "kept for the operators to replay",
-            )
-            self._dead_letter(record, "unexpected error: " + "".join(traceback.format_exception(error)))
-            return "internal-error", None
-
-    def _dead_letter(self, record: InboundRecord, reason: str) -> None:
-        log.warning("dead-lettering %s: %s", records.where(record), (reason.splitlines() or [""])[0])
-        self._observer.failure("dead_letter")
-        key = record.key.decode("utf-8", "replace")[:1024] if record.key is not None else None
-        letter = strictjson.encode(records.dead_letter_record(record, reason))
-        if record_size(key, letter) > self._settings.max_request_bytes:  # escapes can grow it 6-fold
-            letter = records.minimal_dead_letter(record, reason)
-        self._sink.send(self._settings.dead_letter_topic, key, letter)
-
 
 def _take_all(results: queue.Queue[TaskResult], wait_s: float) -> list[TaskResult]:
     taken = []
@@ -666,7 +399,3 @@ def _take_all(results: queue.Queue[TaskResult], wait_s: float) -> list[TaskResul
     except queue.Empty:
         pass
     return taken
-
-
-def _where(task: Task) -> str:
-    return records.where(task.record)

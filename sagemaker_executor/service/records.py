@@ -6,7 +6,7 @@ Owned here: the record's shape as the loop reads it (:class:`InboundRecord`, whi
 a person reads in the dead letter), the action it is about (:func:`action_of`: records of one action
 run one after the other), and the two dead letters: :func:`dead_letter_record` (bounded, the record
 kept) and :func:`minimal_dead_letter` (the last resort, which cannot fail). Pure; ``service.loop``
-calls it. The dead-letter shape is CONTRACT's (README, "Delivery guarantees").
+and ``service.attempts`` call it. The dead-letter shape is CONTRACT's (README, "Delivery guarantees").
 """
 
 from __future__ import annotations

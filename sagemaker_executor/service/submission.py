@@ -1,6 +1,6 @@
 """Handling one ``FetcherBenchmarkEvent``: PENDING, create the training job, SUCCEEDED, executor event.
 
-Called by ``service.loop`` for records of ``CONSUMER_TOPIC`` whose envelope names an action and a
+Called by ``service.attempts`` for records of ``CONSUMER_TOPIC`` whose envelope names an action and a
 client. The sequence follows CONTRACT §5.1; what differs from the original is that every expected
 failure ends as an ERROR status with a reason (never an escaped exception), and that a job which
 already exists *for this action* counts as the success of an earlier attempt (Kafka redelivers after

@@ -34,7 +34,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from sagemaker_executor.domain import bootstrap, constraints
+from sagemaker_executor.domain import bootstrap, constraints, javaregex, violation
 from sagemaker_executor.domain.descriptor import check_sagemaker_support, parse_descriptor
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 from sagemaker_executor.domain.request import create_training_job_request, source_uri
@@ -233,7 +233,7 @@ class Case:
 
 
 def _matches(pattern: str | None, text: str) -> bool:
-    return pattern is None or constraints.java_regex(pattern).fullmatch(text) is not None
+    return pattern is None or javaregex.java_regex(pattern).fullmatch(text) is not None
 
 
 def _of_length(base: str, length: int, pattern: str | None) -> str | None:
@@ -689,7 +689,7 @@ def test_the_request_check_and_the_local_sagemaker_agree_with_the_model(sagemake
     assert bool(at_member) is not case.inside, (case, found)
     answer = local_answer(sagemaker, request, case.member)
     if found:
-        assert answer == constraints.validation_exception_message(found)
+        assert answer == violation.validation_exception_message(found)
     else:
         assert answer is None
 

@@ -58,11 +58,11 @@ def exported() -> Iterator[dict[str, dict[str, set[str]]]]:
 
 
 def known_outcomes() -> set[str]:
-    """The ``outcome`` label values the consumer loop reports (service/loop.py and its handlers)."""
-    loop = (ROOT / "sagemaker_executor" / "service" / "loop.py").read_text()
+    """The ``outcome`` label values the consumer loop reports (service/attempts.py and its handlers)."""
+    attempts = (ROOT / "sagemaker_executor" / "service" / "attempts.py").read_text()
     literals = {"dead-letter", "internal-error", "gave-up"}
     for literal in literals:
-        assert f'"{literal}"' in loop, f"service/loop.py no longer reports the outcome {literal!r}"
+        assert f'"{literal}"' in attempts, f"service/attempts.py no longer reports the outcome {literal!r}"
     return {f"submission-{o.value}" for o in SubmissionOutcome} | literals
 
 

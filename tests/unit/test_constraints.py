@@ -11,8 +11,9 @@ from botocore.loaders import create_loader
 from botocore.model import StructureShape
 from botocore.session import get_session
 
-from sagemaker_executor.domain import constraints
-from sagemaker_executor.domain.constraints import Rule, validate, violations
+from sagemaker_executor.domain import constraints, javaregex, violation
+from sagemaker_executor.domain.constraints import validate, violations
+from sagemaker_executor.domain.violation import Rule
 
 MODEL = create_loader().load_service_model("sagemaker", "service-2")
 
@@ -46,7 +47,7 @@ def test_a_valid_request_has_no_violation() -> None:
     sorted({shape["pattern"] for shape in MODEL["shapes"].values() if "pattern" in shape}),
 )
 def test_every_pattern_of_the_model_is_read(pattern: str) -> None:
-    constraints.java_regex(pattern)
+    javaregex.java_regex(pattern)
 
 
 @pytest.mark.parametrize(
@@ -79,8 +80,8 @@ def test_patterns_are_applied_as_java_does(shape: str, text: str, accepted: bool
 
 def test_surrogate_pair_escapes_mean_the_code_points_beyond_the_bmp() -> None:
     pattern = r"[\u0020-\uD7FF\uE000-\uFFFD\uD800\uDC00-\uDBFF\uDFFF\t]*"
-    assert constraints.java_regex(pattern).fullmatch("emoji \U0001f600 ok")
-    assert not constraints.java_regex(pattern).fullmatch("bell \x07")
+    assert javaregex.java_regex(pattern).fullmatch("emoji \U0001f600 ok")
+    assert not javaregex.java_regex(pattern).fullmatch("bell \x07")
 
 
 def test_integers_are_32_bit_whatever_the_shape_says() -> None:
@@ -205,7 +206,7 @@ def test_messages_in_sagemakers_words() -> None:
         Tags=[{"Key": "k", "Value": "ok"}, {"Key": "anubis-action-id", "Value": "nightly run #42 (retry!)"}],
         HyperParameters={"classes": "x" * 2501},
     )
-    message = constraints.validation_exception_message(validate("CreateTrainingJob", request))
+    message = violation.validation_exception_message(validate("CreateTrainingJob", request))
     assert message == (
         "3 validation errors detected: "
         f"Value '{request['TrainingJobName']}' at 'trainingJobName' failed to satisfy constraint: "

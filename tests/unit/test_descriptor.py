@@ -10,15 +10,13 @@ from typing import Any
 import pytest
 
 from sagemaker_executor.domain.descriptor import (
-    Descriptor,
-    Framework,
-    Strategy,
     check_sagemaker_support,
     field_path,
     parse_descriptor,
     parse_descriptor_toml,
 )
 from sagemaker_executor.domain.errors import DescriptorError, PermanentError
+from sagemaker_executor.domain.sections import Descriptor, Framework, Strategy
 from sagemaker_executor.domain.strictjson import first_unfit
 from tests.conftest import SAMPLES
 

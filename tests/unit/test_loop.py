@@ -17,7 +17,8 @@ from sagemaker_executor.adapters import sourcedir
 from sagemaker_executor.domain.errors import CapacityError, OutageError, PublishError, TransientError
 from sagemaker_executor.service.commands import CommandHandler
 from sagemaker_executor.service.emitter import StatusEmitter
-from sagemaker_executor.service.loop import ExecutorLoop, LoopSettings, RetryPolicy, describe_partitions
+from sagemaker_executor.service.loop import ExecutorLoop, describe_partitions
+from sagemaker_executor.service.loopconfig import LoopSettings, RetryPolicy
 from sagemaker_executor.service.observability import FAILURE_KINDS, Health, LoopObserver, ServiceMetrics
 from sagemaker_executor.service.offsets import OffsetLedger
 from sagemaker_executor.service.submission import SubmissionHandler, SubmissionSettings
@@ -227,7 +228,7 @@ def test_a_record_whose_partition_was_revoked_while_it_ran_is_not_retried_here(t
     loop, _, _ = _loop(tmp_path, [record(FETCHER, event, 0)], pool)
     loop.run_once()
     assert len(pool.tasks) == 1
-    loop._submissions.handle = lambda raw, retry=False: (_ for _ in ()).throw(  # type: ignore[method-assign]
+    loop._attempts._submissions.handle = lambda raw, retry=False: (_ for _ in ()).throw(  # type: ignore[method-assign]
         TransientError("ThrottlingException")
     )
     loop._settings = LoopSettings(FETCHER, "CMD", "DLQ", shutdown_grace_s=0)  # do not wait for it

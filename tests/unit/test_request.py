@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from sagemaker_executor.domain.descriptor import Framework, parse_descriptor
+from sagemaker_executor.domain.descriptor import parse_descriptor
 from sagemaker_executor.domain.events import FetcherBenchmarkEvent
 from sagemaker_executor.domain.request import RequestRefused, create_training_job_request
+from sagemaker_executor.domain.sections import Framework
 from sagemaker_executor.domain.translation import MpiDistribution, TrainingJobSpec, translate
 from tests.builders import SITE, fetcher_event, minimal_contents
 
