@@ -20,6 +20,11 @@ never be expanded, regardless of whether the variable exists or not."):
 * ``$$``: one ``$`` (so ``$$(NAME)`` is the literal ``$(NAME)``, and ``$$$(A)`` is ``$`` + A's value);
 * ``$(`` with no closing ``)``, ``$`` before any other character, and a ``$`` at the end: as written.
 
+Kubernetes expands each word of the command on its own (Anubis's executor makes the words with
+``shlex.split``), so a reference never reaches past its word: ``'$(' $(X)`` is the word ``$(``, as
+written, and then X's value. :func:`expand` reads one text; ``word_end`` tells it where the word
+holding an index ends, for a text that is a whole command line (``domain.quoting`` knows the words).
+
 A value is inserted as text and never expanded again. Called by ``domain.translation``.
 """
 
@@ -33,12 +38,17 @@ _CLOSER = ")"
 
 
 def expand(
-    text: str, variables: Mapping[str, str], render: Callable[[str, str, int], str] | None = None
+    text: str,
+    variables: Mapping[str, str],
+    render: Callable[[str, str, int], str] | None = None,
+    word_end: Callable[[int], int] | None = None,
 ) -> str:
     """``text`` with its ``$(NAME)`` references expanded from ``variables``, as Kubernetes does.
 
     ``render(name, value, index)``, when given, is what replaces the reference at ``text[index]`` to a
     defined ``name`` (``domain.quoting`` quotes the value for the shell that reads the result).
+    ``word_end(index)``, when given, is where the word holding ``text[index]`` ends: a ``)`` past it
+    does not close the reference (without it, ``text`` is one word).
     """
     out: list[str] = []
     checkpoint = 0
@@ -51,7 +61,7 @@ def expand(
                 out.append(_OPERATOR)
                 cursor += 1
             elif following == _OPENER:
-                closer = text.find(_CLOSER, cursor + 2)
+                closer = text.find(_CLOSER, cursor + 2, len(text) if word_end is None else word_end(cursor))
                 if closer < 0:  # an incomplete reference stays as written
                     out.append(_OPERATOR + _OPENER)
                     cursor += 1

@@ -7,7 +7,9 @@ scans the code once: for each defined ``$(NAME)``, by the reference's index, one
 ``single`` or ``double`` (quotes), ``here-document`` or ``quoted here-document`` (a ``<<EOF`` or
 ``<<'EOF'`` body), or ``unsure``; and what at the end of the code would take in words appended to it
 (a here-document, a comment, a backslash, an unclosed quote, an operator), or ``None``.
-:func:`shell_renderer` turns that into the renderer ``domain.expansion.expand`` calls. The quoting
+:func:`_shell_renderer` turns that into the renderer ``domain.expansion.expand`` calls, and
+:func:`shell_expansion` expands a command with it, word by word as Kubernetes does (the scan also
+finds the words: ``shlex.split`` ends one at each unquoted blank). The quoting
 rules are POSIX ``sh``'s (Shell Command Language, 2.2 Quoting, 2.7.4 Here-Document); a reference in a
 comment, a here-document whose end is unsure, backquotes, or after a command substitution or a
 parameter expansion the scanner does not follow is ``unsure``, where only a value with no shell syntax
@@ -17,11 +19,13 @@ parameter expansion the scanner does not follow is ``unsure``, where only a valu
 
 from __future__ import annotations
 
+import bisect
 import re
 import shlex
 from collections.abc import Callable, Mapping
 
 from sagemaker_executor.domain.errors import DescriptorError
+from sagemaker_executor.domain.expansion import expand
 
 # A value the shell reads as the same text wherever it is put (no quoting, globbing, splitting).
 _PLAIN = re.compile(r"[A-Za-z0-9_./:=,+@%-]*")
@@ -117,6 +121,7 @@ class _QuotingScanner:
         self.sticky = False
         self.ending: str | None = None
         self.heredocs: list[tuple[str, bool, bool]] = []  # opened on this line, bodies start at its end
+        self.blanks: list[int] = []  # unquoted blanks, in order: where shlex.split ends a word
         self.index = 0
 
     def scan(self) -> None:
@@ -128,6 +133,8 @@ class _QuotingScanner:
         """Reads the construct at ``self.index`` (first character ``char``); where the next one starts."""
         code, index = self.code, self.index
         following = code[index + 1] if index + 1 < len(code) else ""
+        if self.state == _UNQUOTED and char in " \t\n":
+            self.blanks.append(index)
         if char == "$" and following in ("(", "$"):
             return self._dollar(following)
         if self.state == _SINGLE:
@@ -206,10 +213,24 @@ class _QuotingScanner:
                 self.ending = self.ending or f"an operator ({last.group(2)!r})"
 
 
-def shell_renderer(code: str, variables: Mapping[str, str]) -> Callable[[str, str, int], str]:
-    """How each ``$(NAME)`` of ``code`` becomes shell text: its value, quoted where it is, so that the
-    shell reads exactly the value, as the command gets it on Kubernetes (which expands with no shell)."""
-    contexts = quoting(code, variables)[0]
+def shell_expansion(code: str, variables: Mapping[str, str]) -> str:
+    """``code`` with its ``$(NAME)`` references expanded as Kubernetes expands a command's words, each
+    value quoted where it stands (:func:`_shell_renderer`). Raises :class:`DescriptorError` as that does."""
+    scanner = _QuotingScanner(code, variables)
+    scanner.scan()
+    blanks = scanner.blanks
+
+    def word_end(index: int) -> int:
+        after = bisect.bisect_right(blanks, index)
+        return blanks[after] if after < len(blanks) else len(code)
+
+    return expand(code, variables, _shell_renderer(scanner.contexts), word_end)
+
+
+def _shell_renderer(contexts: Mapping[int, str]) -> Callable[[str, str, int], str]:
+    """How each ``$(NAME)`` of a code whose quoting :func:`quoting` found (``contexts``) becomes shell
+    text: its value, quoted where it is, so that the shell reads exactly the value, as the command gets
+    it on Kubernetes (which expands with no shell)."""
 
     def render(name: str, value: str, index: int) -> str:
         context = contexts.get(index, _UNSURE)

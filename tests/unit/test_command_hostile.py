@@ -15,7 +15,7 @@ import subprocess
 import tomllib
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sagemaker_executor.domain import bootstrap
@@ -286,12 +286,22 @@ def _word(draw: st.DrawFn) -> str:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(words=st.lists(_word(), min_size=1, max_size=5), x=VALUES, y=VALUES)
+@example(words=["'$('", "$(X)"], x="", y="")  # found by this property: "$(" read on into the next word
 def test_the_benchmark_gets_the_arguments_kubernetes_would_give_it(words: list[str], x: str, y: str) -> None:
     # Kubernetes: shlex.split(benchmark_code), then $(VAR) in each word; here: the shell reads the code.
     code = " ".join(words)
     env = {"X": x, "Y": y}
     expected = [expand(word, env) for word in shlex.split(code)]
     assert run(command_text(f"{PROBE} {code}", None, env), env) == printed(*expected)
+
+
+def test_a_reference_never_reaches_past_its_word() -> None:
+    # Kubernetes expands each word alone: "$(" with its ")" in a later word is "$(" as written.
+    env = {"X": "a b; echo INJECTED", "Y": "y"}
+    code = f"{PROBE} '$(' $(X) '$(Y' $(Y) '$(Y)'"
+    expected = [expand(word, env) for word in shlex.split(code)][2:]
+    assert expected == ["$(", env["X"], "$(Y", "y", "y"]
+    assert run(command_text(code, None, env), env) == printed(*expected)
 
 
 def test_sm_variables_that_env_vars_set_keep_their_values(job: Job) -> None:

@@ -65,3 +65,12 @@ def test_expand_as_kubernetes_does(text: str, expected: str) -> None:
 
 def test_nothing_is_defined_without_variables() -> None:
     assert expand("$(VAR_A) $$(VAR_A)", {}) == "$(VAR_A) $(VAR_A)"
+
+
+def test_a_reference_ends_with_its_word_when_the_words_are_known() -> None:
+    # "$(A" is a word of its own: its ")" belongs to the next word, as in Kubernetes' per-word expansion.
+    text = "$(A $(VAR_A)"
+    assert expand(text, VARIABLES) == text  # one word: the name is "A $(VAR_A"
+    assert expand(text, VARIABLES, word_end=lambda index: 3 if index < 3 else len(text)) == (
+        "$(A " + VARIABLES["VAR_A"]
+    )
