@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sagemaker_executor.domain.constraints import validate, validation_exception_message, violations
+from sagemaker_executor.domain.constraints import (
+    member_shape,
+    validate,
+    validation_exception_message,
+    violations,
+)
 from tests.unit.test_constraints import valid_request
 
 
@@ -45,6 +50,15 @@ def test_map_keys_and_values_show_the_whole_map_as_java_writes_it() -> None:
     )
 
 
+def test_a_map_below_the_top_is_named_by_its_whole_path() -> None:
+    hook = {"S3OutputPath": "s3://b/k", "HookParameters": {"k" * 257: "v"}}
+    assert message(DebugHookConfig=hook) == (
+        "1 validation error detected: "
+        f"Value '{{{'k' * 257}=v}}' at 'debugHookConfig.hookParameters' failed to satisfy constraint: "
+        "Map keys must satisfy constraint: [Member must have length less than or equal to 256]"
+    )
+
+
 def test_lists_booleans_and_numbers_as_java_writes_them() -> None:
     arguments = ["a", "b" * 257]
     spec = {"TrainingImage": "img:1", "TrainingInputMode": "File", "ContainerArguments": arguments}
@@ -76,3 +90,12 @@ def test_the_28_days_in_sagemakers_words_and_spots_own_words_after_the_rest() ->
         "CreateTrainingJob", valid_request(StoppingCondition={"MaxRuntimeInSeconds": 10**7})
     )
     assert too_long.limit_text() == "SageMaker accepts at most 2419200 seconds (28 days), got 10000000"
+
+
+def test_the_shapes_of_members_items_keys_and_values() -> None:
+    """``member_shape`` walks the model (the component tests generate a request per constrained member)."""
+    assert member_shape("CreateTrainingJobRequest", "Tags") == "TagList"
+    assert member_shape("TagList", "member") == "Tag"
+    assert member_shape("HyperParameters", "key") == "HyperParameterKey"
+    assert member_shape("HyperParameters", "value") == "HyperParameterValue"
+    assert member_shape("Tag", "Value") == "TagValue"

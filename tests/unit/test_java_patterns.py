@@ -104,6 +104,8 @@ SYNTHETIC: dict[str, tuple[str, ...]] = {
     r"a\p{L}b\P{L}c": ("axb1c",),
     r"\uD83D\uDE00+": ("\U0001f600",),
     r"x\uD83D\uDE00": ("x\U0001f600",),
+    r"x\ud83d\ude00y": ("x\U0001f600y",),  # Java reads the hexadecimal digits in either case
+    r"x\uD83D\ude00y": ("x\U0001f600y",),
     r"[\uD83D\uDE00-\uD83D\uDE4F]+": ("\U0001f600",),
     r"[\u0020-\uD7FF\uE000-\uFFFD\uD800\uDC00-\uDBFF\uDFFF\t]*": ("emoji \U0001f600 ok",),
     r"[a\uD800\uDC00]": ("a",),
@@ -116,6 +118,8 @@ SYNTHETIC: dict[str, tuple[str, ...]] = {
     r"[^^]+": ("ab",),
     r"[^a]+": ("bc",),
     r"[a[b-d]]+": ("abd",),
+    r"[a[b]c.]+": ("ab.c",),  # "." and \d after a nested class are still in the outer one
+    r"[a[b]\d]+x.": ("ab1x.",),
     r"[a-z&&[^aeiou]]+": ("xyz",),
     r"(a|b)[^\]x]*\.": ("ab.",),
     r"[\[a]+": ("[a",),
