@@ -99,3 +99,17 @@ def test_the_shapes_of_members_items_keys_and_values() -> None:
     assert member_shape("HyperParameters", "key") == "HyperParameterKey"
     assert member_shape("HyperParameters", "value") == "HyperParameterValue"
     assert member_shape("Tag", "Value") == "TagValue"
+
+
+def test_what_a_user_reads_of_each_kind_of_limit() -> None:
+    short, _ = violations("RoleArn", "arn:aws:iam::1")  # then its pattern
+    assert short.limit_text() == "SageMaker needs at least 20 characters, got 14"
+    (no_subnet,) = violations("VpcConfig", {"Subnets": [], "SecurityGroupIds": ["sg-1"]})
+    assert no_subnet.limit_text() == "SageMaker needs at least 1 entries, got 0"
+    assert no_subnet.limit_text("subnets") == "SageMaker needs at least 1 subnets, got 0"
+    (no_run,) = validate("CreateTrainingJob", valid_request(StoppingCondition={"MaxRuntimeInSeconds": 0}))
+    assert no_run.limit_text() == "SageMaker accepts at least 1, got 0"
+    request = valid_request()
+    del request["RoleArn"]
+    (no_role,) = validate("CreateTrainingJob", request)
+    assert no_role.limit_text() == "SageMaker requires it"

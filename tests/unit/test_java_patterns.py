@@ -117,6 +117,9 @@ SYNTHETIC: dict[str, tuple[str, ...]] = {
     r"[^.]+": ("ab",),
     r"[^^]+": ("ab",),
     r"[^a]+": ("bc",),
+    r"[a^b]+": ("a^b",),
+    r"^[ab]+$": ("ab",),
+    r"a\Xb": ("a\u0300b", "axb"),  # a grapheme cluster
     r"[a[b-d]]+": ("abd",),
     r"[a[b]c.]+": ("ab.c",),  # "." and \d after a nested class are still in the outer one
     r"[a[b]\d]+x.": ("ab1x.",),

@@ -79,14 +79,14 @@ def _append_tag(key: str, value: str) -> Callable[[dict[str, Any]], None]:
     [
         pytest.param(
             minimal_contents(data=_sources(2)),
-            {"datasets": [_dataset(0), _dataset(1, "s3://x/" + "y" * 1100)]},
-            "event field 'payload.datasets[1].dst': SageMaker accepts at most 1024 characters, got 1107",
+            {"datasets": [_dataset(0, "s3://x/" + "y" * 1100), _dataset(1)]},
+            "event field 'payload.datasets[0].dst': SageMaker accepts at most 1024 characters, got 1107",
             id="a dataset's destination, behind the code channel",
         ),
         pytest.param(
             minimal_contents(ml=None, env=BYOC, data=_sources(2)),
-            {"datasets": [_dataset(0, "s3://x/" + "y" * 1100), _dataset(1)]},
-            "event field 'payload.datasets[0].dst': SageMaker accepts at most 1024 characters, got 1107",
+            {"datasets": [_dataset(0), _dataset(1, "s3://x/" + "y" * 1100)]},
+            "event field 'payload.datasets[1].dst': SageMaker accepts at most 1024 characters, got 1107",
             id="a dataset's destination, no code channel",
         ),
         pytest.param(
@@ -283,6 +283,20 @@ OWN_TAGS = " (the executor's own 2 included: anubis-action-id, anubis-client-id)
             id="a member no descriptor field gives",
         ),
         pytest.param(
+            _set("AlgorithmSpecification", "ContainerEntrypoint", value=["sh"] * 101),
+            None,
+            "the executor's own request field 'algorithmSpecification.containerEntrypoint': "
+            "SageMaker accepts at most 100 entries, got 101",
+            id="a list the executor fills",
+        ),
+        pytest.param(
+            _set("ProfilerConfig", "ProfilingParameters", value={"k" * 257: "v"}),
+            None,
+            "the executor's own request field 'profilerConfig.profilingParameters': "
+            "SageMaker accepts at most 256 characters, got 257",
+            id="a member no tracer knows",
+        ),
+        pytest.param(
             _set("CheckpointConfig", "S3Uri", value="s3://b/" + "k" * 1100),
             None,
             "descriptor field 'custom_params.checkpoint_s3_uri': SageMaker accepts at most 1024 characters, "
@@ -390,16 +404,15 @@ def test_hyperparameters_counted_with_and_without_the_executors_own() -> None:
     ]
 
 
-def test_a_channel_name_behind_the_code_channel() -> None:
+def test_a_channel_name_with_and_without_the_code_channel() -> None:
     datasets = [_dataset(0), _dataset(1)]
-    found = problems(
-        _set("InputDataConfig", 2, "ChannelName", value="c" * 65),
-        minimal_contents(data=_sources(2)),
-        datasets=datasets,
-    )
-    assert found == [
-        "descriptor field 'data.sources[1].id': becomes a channel name: SageMaker accepts at most "
-        "64 characters, got 65"
+    bad_name = _set("InputDataConfig", 1, "ChannelName", value="c" * 65)
+    reason = "becomes a channel name: SageMaker accepts at most 64 characters, got 65"
+    behind_code = problems(bad_name, minimal_contents(data=_sources(2)), datasets=datasets)
+    assert behind_code == [f"descriptor field 'data.sources[0].id': {reason}"]
+    own_image = minimal_contents(ml=None, env=BYOC, data=_sources(2))
+    assert problems(bad_name, own_image, datasets=datasets) == [
+        f"descriptor field 'data.sources[1].id': {reason}"
     ]
 
 
