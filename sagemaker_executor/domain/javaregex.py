@@ -90,9 +90,11 @@ def _escape(pattern: str, i: int, in_class: bool) -> tuple[str, int]:
     if code in "DWS":
         return f"[^{_JAVA_CLASSES[code.lower()]}]", i + 2
     if code in "pP" and pattern.startswith("{", i + 2):
-        end = pattern.index("}", i + 2)
+        end = pattern.find("}", i + 2)
+        if end < 0:
+            raise regex.error("missing } of \\p{...}", pattern, i)
         name = pattern[i + 3 : end]
-        posix = _JAVA_POSIX.get(name.removeprefix("Is"))
+        posix = _JAVA_POSIX.get(name)  # \p{IsAlnum} is Unicode's Alnum in Java, not POSIX's: as it is
         if posix is None:
             return pattern[i : end + 1], end + 1
         if code == "P":
