@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -117,7 +118,8 @@ class JobTracker:
         self._clock = clock
         self._tracked: dict[str, TrackedJob] = {}
         self._owned: set[int] = set()
-        self._cursor: float | None = None  # list jobs modified after this time (epoch seconds)
+        # List jobs modified after this time (epoch seconds); the first poll, a resync, sets it.
+        self._cursor = math.inf
         self._next_poll = 0.0
         self._next_resync = 0.0
         self._failed_polls = 0  # in a row: each doubles the interval, up to max_interval_s
@@ -196,12 +198,16 @@ class JobTracker:
             # Now and then list everything still tracked, in case a change slipped past a cursor.
             self._rewind_cursor(min(job.created_ms for job in self._tracked.values()) / 1000)
             self._next_resync = now + self._settings.resync_s
-        since = self._cursor if self._cursor is not None else now - self._settings.overlap_s
-        summaries = self._jobs.list_changed(datetime.fromtimestamp(since, UTC))
+        # A listing's pages are read one after the other while jobs change, so a job can be on two of
+        # them: it is reported once, as the page read last saw it.
+        latest = {
+            str(summary.get("TrainingJobName")): summary
+            for summary in self._jobs.list_changed(datetime.fromtimestamp(self._cursor, UTC))
+        }
         reported: list[tuple[TrackedJob, JobState | None]] = []
         listed: set[str] = set()
-        for summary in summaries:
-            job = self._tracked.get(str(summary.get("TrainingJobName")))
+        for name, summary in latest.items():
+            job = self._tracked.get(name)
             if job is None:
                 continue
             listed.add(job.job_name)
@@ -316,7 +322,7 @@ class JobTracker:
 
     def _rewind_cursor(self, moment: float) -> None:
         moment -= self._settings.overlap_s
-        self._cursor = moment if self._cursor is None else min(self._cursor, moment)
+        self._cursor = min(self._cursor, moment)
 
 
 class KafkaStateStore:

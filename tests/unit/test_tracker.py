@@ -642,3 +642,39 @@ def test_assignments_of_other_topics_load_nothing(other_topic_only: bool) -> Non
     partitions = {("CMD_SUBMIT", 0)} if other_topic_only else set()
     rig.tracker.on_assigned(partitions)
     assert rig.reads == []
+
+
+class RepeatingJobs(FakeJobs):
+    """A listing whose pages were read while the jobs changed: each job is on two pages, the second
+    (read later) seeing it as it is by then."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.earlier: dict[str, dict[str, Any]] = {}
+
+    def list_changed(self, since: datetime) -> list[dict[str, Any]]:
+        listing = super().list_changed(since)
+        return [*[self.earlier.get(s["TrainingJobName"], s) for s in listing], *listing]
+
+
+def test_a_job_on_two_pages_of_one_listing_is_reported_once_as_last_seen() -> None:
+    jobs = RepeatingJobs(FakeClock(START))
+    rig = Rig(jobs.clock, jobs)
+    rig.tracker.track(job_event("twice"), partition=0)
+    jobs.set("twice", "InProgress", "Training")
+    rig.run(0)
+    assert rig.statuses("twice") == ["RUNNING"]
+    jobs.earlier["twice"] = {
+        "TrainingJobName": "twice",
+        "TrainingJobStatus": "InProgress",
+        "SecondaryStatus": "Training",
+    }
+    jobs.set("twice", "InProgress", "Uploading")
+    rig.run(10)
+    assert rig.statuses("twice") == ["RUNNING", "RUNNING"]
+    assert "Uploading" in rig.messages("twice")[-1]
+    assert reported(rig, "twice") == {"status": "InProgress", "secondary": "Uploading"}
+    assert [value["reported"]["secondary"] for _, value in rig.records("twice")[1:]] == [
+        "Training",
+        "Uploading",
+    ]
