@@ -111,6 +111,7 @@ def test_a_body_after_a_function_definition_is_scanned_from_its_own_start() -> N
         # A command substitution in a <<EOF body: the value would be in its quotes, not the body's.
         "cat <<EOF\n$(date) [$(X)]\nEOF",
         "cat <<EOF\n$$(printf '%s' '[$(X)]')\nEOF",  # written with Kubernetes' escape
+        "cat <<EOF\n$$(X)\n[$(X)]\nEOF",  # the shell runs a command "X" there
         "cat <<EOF\n`printf '%s' '[$(X)]'`\nEOF",
         # "\$" is a "$" of text: the value's own "$(" would follow a backslash that is not there.
         "cat <<EOF\n\\$(X)\nEOF",
