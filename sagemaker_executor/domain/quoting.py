@@ -59,8 +59,10 @@ def _heredoc_bodies(
     variables: Mapping[str, str],
     contexts: dict[int, str],
     unsure: bool,
+    blanks: list[int],
 ) -> int:
-    """Records the references in the bodies of ``heredocs`` from ``start``; where the bodies end."""
+    """Records the references in the bodies of ``heredocs`` from ``start``, and their blanks (word ends
+    for ``shlex.split``, which knows no here-documents) in ``blanks``; where the bodies end."""
     position = start
     for delimiter, quoted, strip in heredocs:
         body_unsure = unsure
@@ -68,6 +70,9 @@ def _heredoc_bodies(
             end = code.find("\n", position)
             end = len(code) if end < 0 else end
             line = code[position:end]
+            blanks.extend(position + i for i, char in enumerate(line) if char in " \t")
+            if end < len(code):
+                blanks.append(end)
             if (line.lstrip("\t") if strip else line) == delimiter:
                 position = end + 1
                 break
@@ -156,7 +161,7 @@ class _QuotingScanner:
             return self._heredoc_start()
         elif char == "\n" and self.heredocs:
             next_index = _heredoc_bodies(
-                code, index + 1, self.heredocs, self.variables, self.contexts, self.sticky
+                code, index + 1, self.heredocs, self.variables, self.contexts, self.sticky, self.blanks
             )
             self.heredocs = []
             return next_index
