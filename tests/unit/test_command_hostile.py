@@ -304,6 +304,21 @@ def test_a_reference_never_reaches_past_its_word() -> None:
     assert run(command_text(code, None, env), env) == printed(*expected)
 
 
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("'$(' $(X)", ["$(", "x"]),
+        ("'$('\t$(X)", ["$(", "x"]),  # a tab ends a word as a space does
+        ("'$(a $(X))'", ["$(a $(X))"]),  # a quoted blank does not: one word, "a $(X" is no name
+        ("'$(a b)'$(X)", ["$(a b)x"]),  # a reference after a quoted blank is still in the word
+    ],
+)
+def test_only_an_unquoted_blank_ends_a_reference_word(code: str, expected: list[str]) -> None:
+    env = {"X": "x"}
+    assert [expand(word, env) for word in shlex.split(code)] == expected  # Kubernetes' reading
+    assert run(command_text(f"{PROBE} {code}", None, env), env) == printed(*expected)
+
+
 def test_sm_variables_that_env_vars_set_keep_their_values(job: Job) -> None:
     # On Kubernetes the benchmark sees its env.vars; the bootstrap's SM_* overwrote them.
     env = {"SM_MODEL_DIR": "/mine", "SM_HOSTS": '["h"]', "SM_CHANNEL_TRAIN": "/t", "SM_CHANNELS": "[]"}
