@@ -94,6 +94,16 @@ ERRORS: list[tuple[str, Any, str]] = [
         "descriptor field 'info.labels[7]': key must be a string, got 7 (int)",
     ),
     (
+        "a None label key is shown as None, not as the text 'None'",
+        minimal_contents(info={**ENGINE, "labels": {None: "x"}}),
+        "descriptor field 'info.labels.None': key must be a string, got None (NoneType)",
+    ),
+    (
+        "a bytes key is shown as bytes",
+        minimal_contents(custom_params={"hyper_params": {b"lr": 1}}),
+        "descriptor field 'custom_params.hyper_params[\"b'lr'\"]': key must be a string, got b'lr' (bytes)",
+    ),
+    (
         "missing key",
         minimal_contents(hardware={"strategy": "single_node"}),
         "descriptor field 'hardware.instance_type': is required",
