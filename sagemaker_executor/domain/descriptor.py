@@ -93,7 +93,8 @@ def _reason(error: Mapping[str, Any]) -> tuple[tuple[str | int, ...], str]:
     if kind == "invalid_key":
         return loc, f"keys must be strings, got {show(value)}"
     if loc and loc[-1] == "[key]":
-        return loc[:-1], f"key must be a string, got {show(loc[-2] if len(loc) > 1 else value)}"
+        # The input is the key itself; loc[-2] is pydantic's text for it (None becomes 'None').
+        return loc[:-1], f"key must be a string, got {show(value)}"
     if kind == "missing":
         return loc, "is required"
     if kind == "extra_forbidden":
