@@ -18,7 +18,6 @@ class OffsetLedger:
     def __init__(self) -> None:
         self._started: dict[Partition, list[int]] = {}  # offsets in the order they were started
         self._finished: dict[Partition, set[int]] = {}
-        self._committed: dict[Partition, int] = {}  # next offset to read, as committed
 
     def started(self, partition: Partition, offset: int) -> None:
         self._started.setdefault(partition, []).append(offset)
@@ -31,9 +30,6 @@ class OffsetLedger:
         return sum(len(offsets) for offsets in self._started.values()) - sum(
             len(done) for done in self._finished.values()
         )
-
-    def in_flight_on(self, partitions: Iterable[Partition]) -> int:
-        return sum(len(self._started.get(p, ())) - len(self._finished.get(p, ())) for p in set(partitions))
 
     def committable(self) -> dict[Partition, int]:
         """Per partition, the offset to commit now (one past the last finished prefix), if it moved."""
@@ -49,8 +45,6 @@ class OffsetLedger:
             for offset in offsets[:prefix]:
                 done.discard(offset)
             del offsets[:prefix]
-        for partition, offset in moves.items():
-            self._committed[partition] = offset
         return moves
 
     def forget(self, partitions: Iterable[Partition]) -> None:
@@ -58,4 +52,3 @@ class OffsetLedger:
         for partition in set(partitions):
             self._started.pop(partition, None)
             self._finished.pop(partition, None)
-            self._committed.pop(partition, None)
