@@ -353,3 +353,14 @@ def test_max_held_counts_parked_records_and_pauses_fetching_at_the_limit(tmp_pat
     h.jobs.transient_failures = 0
     h.drain()
     assert h.source.committed == {(FETCHER, 0): 3} and len(h.jobs.jobs) == 3
+
+
+def test_a_record_that_finishes_after_its_partition_was_forgotten_is_ignored() -> None:
+    # A record still running when its partition was revoked finishes later: nothing to commit, no error.
+    ledger = OffsetLedger()
+    ledger.started(("t", 0), 5)
+    ledger.forget([("t", 0)])
+    ledger.finished(("t", 0), 5)
+    ledger.finished(("t", 1), 7)  # never started here
+    assert ledger.committable() == {}
+    assert ledger.in_flight() == 0
