@@ -57,7 +57,7 @@ from dataclasses import dataclass
 
 from sagemaker_executor.domain.errors import DescriptorError
 from sagemaker_executor.domain.expansion import expand
-from sagemaker_executor.domain.quoting import quoting, shell_expansion
+from sagemaker_executor.domain.quoting import shell_expansion
 from sagemaker_executor.domain.shell import checked_benchmark_code, is_environment_variable_name, split_args
 
 ML_ROOT = "/opt/ml"
@@ -187,11 +187,10 @@ def command_text(benchmark_code: str, args: str | None, variables: Mapping[str, 
     # Windows line ends: the shell would read each line's last word with a "\r" ("train.py\r"), where
     # Kubernetes' shlex.split reads it as the space it is meant to be.
     code = checked_benchmark_code(benchmark_code).replace("\r\n", "\n").rstrip("\n")
-    command = shell_expansion(code, variables)
+    command, ending = shell_expansion(code, variables)
     words = split_args(args) if args else []
     if not words:
         return _fitting(command)
-    ending = quoting(code, variables)[1]
     if ending is not None:
         raise DescriptorError(
             "ml.args",

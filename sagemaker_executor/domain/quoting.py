@@ -2,14 +2,14 @@
 
 ``domain.bootstrap`` runs ``benchmark_code`` under ``sh -c`` after Kubernetes' ``$(VAR)`` expansion
 (``domain.expansion``), which substitutes values with no shell. For the shell to read each value as
-that text and never as code, the value is quoted for where its reference stands. :func:`quoting`
+that text and never as code, the value is quoted for where its reference stands. :func:`shell_expansion`
 scans the code once: for each defined ``$(NAME)``, by the reference's index, one of ``unquoted``,
 ``single`` or ``double`` (quotes), ``here-document`` or ``quoted here-document`` (a ``<<EOF`` or
 ``<<'EOF'`` body), or ``unsure``; and what at the end of the code would take in words appended to it
 (a here-document, a comment, a backslash, an unclosed quote, an operator), or ``None``.
-:func:`_shell_renderer` turns that into the renderer ``domain.expansion.expand`` calls, and
-:func:`shell_expansion` expands a command with it, word by word as Kubernetes does (the scan also
-finds the words: ``shlex.split`` ends one at each unquoted blank). The quoting
+:func:`_shell_renderer` turns that into the renderer ``domain.expansion.expand`` calls, and the
+command is expanded with it, word by word as Kubernetes does (the scan also finds the words:
+``shlex.split`` ends one at each unquoted blank). The quoting
 rules are POSIX ``sh``'s (Shell Command Language, 2.2 Quoting, 2.7.4 Here-Document); a reference in a
 comment, a here-document whose end is unsure, backquotes, or after a command substitution or a
 parameter expansion the scanner does not follow is ``unsure``, where only a value with no shell syntax
@@ -102,21 +102,12 @@ def _heredoc_bodies(
     return min(position, len(code))
 
 
-def quoting(code: str, variables: Mapping[str, str]) -> tuple[dict[int, str], str | None]:
-    """The shell quoting at each defined ``$(NAME)`` reference of ``code``, by the reference's index, and
-    what at the end of ``code`` would take in words appended to it (``None``: nothing).
-
-    Follows quotes and backslashes; from a comment, a here-document, backquotes, a command
-    substitution or a parameter expansion on it is :data:`_UNSURE` (to the end of the line for a comment,
-    to the end of the code otherwise), where no quoting of a value can be known to be right.
-    """
-    scanner = _QuotingScanner(code, variables)
-    scanner.scan()
-    return scanner.contexts, scanner.ending
-
-
 class _QuotingScanner:
-    """:func:`quoting`'s walk over ``code``, one character (or construct) per step."""
+    """The walk over ``code``, one character (or construct) per step: :attr:`contexts`, the quoting at
+    each defined ``$(NAME)`` by the reference's index (from a comment, a here-document, backquotes, a
+    command substitution or a parameter expansion on it :data:`_UNSURE`: to the end of the line for a
+    comment, to the end of the code otherwise); :attr:`ending`, what at the end of ``code`` would take
+    in words appended to it (``None``: nothing); :attr:`blanks`, the word ends."""
 
     def __init__(self, code: str, variables: Mapping[str, str]) -> None:
         self.code = code
@@ -218,9 +209,10 @@ class _QuotingScanner:
                 self.ending = self.ending or f"an operator ({last.group(2)!r})"
 
 
-def shell_expansion(code: str, variables: Mapping[str, str]) -> str:
+def shell_expansion(code: str, variables: Mapping[str, str]) -> tuple[str, str | None]:
     """``code`` with its ``$(NAME)`` references expanded as Kubernetes expands a command's words, each
-    value quoted where it stands (:func:`_shell_renderer`). Raises :class:`DescriptorError` as that does."""
+    value quoted where it stands (:func:`_shell_renderer`), and what at the end of ``code`` would take in
+    words appended to it (``None``: nothing). Raises :class:`DescriptorError` as the renderer does."""
     scanner = _QuotingScanner(code, variables)
     scanner.scan()
     blanks = scanner.blanks
@@ -229,11 +221,11 @@ def shell_expansion(code: str, variables: Mapping[str, str]) -> str:
         after = bisect.bisect_right(blanks, index)
         return blanks[after] if after < len(blanks) else len(code)
 
-    return expand(code, variables, _shell_renderer(scanner.contexts), word_end)
+    return expand(code, variables, _shell_renderer(scanner.contexts), word_end), scanner.ending
 
 
 def _shell_renderer(contexts: Mapping[int, str]) -> Callable[[str, str, int], str]:
-    """How each ``$(NAME)`` of a code whose quoting :func:`quoting` found (``contexts``) becomes shell
+    """How each ``$(NAME)`` of a code whose quoting the scan found (``contexts``) becomes shell
     text: its value, quoted where it is, so that the shell reads exactly the value, as the command gets
     it on Kubernetes (which expands with no shell)."""
 
