@@ -205,19 +205,17 @@ class JobTracker:
             for summary in self._jobs.list_changed(datetime.fromtimestamp(self._cursor, UTC))
         }
         reported: list[tuple[TrackedJob, JobState | None]] = []
-        listed: set[str] = set()
         for name, summary in latest.items():
             job = self._tracked.get(name)
             if job is None:
                 continue
-            listed.add(job.job_name)
             state = JobState.of(summary)
             if job.reported != state:
                 reported.append((job, self._report(job, state)))
         if resync:
             # A resync lists every job modified since the oldest tracked one was created, so a
             # tracked job missing from it is gone (deleted) or was never created: ask once.
-            for job in [j for name, j in self._tracked.items() if name not in listed]:
+            for job in [j for name, j in self._tracked.items() if name not in latest]:
                 reported.append((job, self._report_described(job)))
         # Statuses first, acknowledged; only then the records that say they were sent. A failure
         # in between repeats a status on the next poll, and never loses one.
