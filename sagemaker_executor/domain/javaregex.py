@@ -66,10 +66,7 @@ def _translate(pattern: str) -> str:
             continue
         if char == "[":
             depth += 1
-            out.append(char)
-            if pattern.startswith("^", i + 1):
-                out.append("^")
-                i += 1
+            out.append(char)  # a "^" after it is copied as any other character
         elif char == "]" and depth:
             depth -= 1
             out.append(char)
